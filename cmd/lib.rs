@@ -1,0 +1,21 @@
+//! The `annex` command line and the set of extensions compiled into this binary.
+//!
+//! `main.rs` only calls [`run`]; everything else lives here so tests can reach it.
+
+use std::sync::Arc;
+
+use annex_core::{Extension, RegistrationError};
+
+mod cli;
+mod extensions_cmd;
+mod logging;
+mod serve;
+
+pub use cli::run;
+
+include!(concat!(env!("OUT_DIR"), "/extensions.rs"));
+
+/// Every extension compiled into this binary, checked against the enabled `ext-<name>` features.
+pub fn compiled_in() -> Result<Vec<Arc<dyn Extension>>, RegistrationError> {
+    annex_core::compiled_in(EXPECTED_EXTENSION_CRATES)
+}

@@ -1,0 +1,105 @@
+//! `annex.extensions`: the stored state of each extension.
+
+use sqlx::PgPool;
+
+/// One row of `annex.extensions`.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredExtension {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) enabled: bool,
+    pub(crate) config: serde_json::Value,
+    pub(crate) state: String,
+    pub(crate) last_error: Option<String>,
+}
+
+/// Records a compiled-in extension (new ones start enabled unless `enabled` says otherwise) and
+/// returns its stored row. `enabled` is the config file's override, if any.
+pub(crate) async fn register(
+    pool: &PgPool,
+    name: &str,
+    version: &str,
+    enabled: Option<bool>,
+) -> Result<StoredExtension, sqlx::Error> {
+    let row: (
+        String,
+        String,
+        bool,
+        serde_json::Value,
+        String,
+        Option<String>,
+    ) = sqlx::query_as(
+        r#"
+        insert into annex.extensions (name, version, enabled)
+        values ($1, $2, coalesce($3, true))
+        on conflict (name) do update
+            set version = excluded.version,
+                enabled = coalesce($3, annex.extensions.enabled),
+                updated_at = now()
+        returning name, version, enabled, config, state, last_error
+        "#,
+    )
+    .bind(name)
+    .bind(version)
+    .bind(enabled)
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// Records the lifecycle state (`running`, `failed`, …) and the last error.
+pub(crate) async fn set_state(
+    pool: &PgPool,
+    name: &str,
+    state: &str,
+    error: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update annex.extensions set state = $2, last_error = $3, updated_at = now() where name = $1")
+        .bind(name)
+        .bind(state)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Every stored extension, by name.
+pub(crate) async fn all(pool: &PgPool) -> Result<Vec<StoredExtension>, sqlx::Error> {
+    let rows: Vec<(String, String, bool, serde_json::Value, String, Option<String>)> = sqlx::query_as(
+        "select name, version, enabled, config, state, last_error from annex.extensions order by name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+impl
+    From<(
+        String,
+        String,
+        bool,
+        serde_json::Value,
+        String,
+        Option<String>,
+    )> for StoredExtension
+{
+    fn from(
+        r: (
+            String,
+            String,
+            bool,
+            serde_json::Value,
+            String,
+            Option<String>,
+        ),
+    ) -> Self {
+        Self {
+            name: r.0,
+            version: r.1,
+            enabled: r.2,
+            config: r.3,
+            state: r.4,
+            last_error: r.5,
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! [`Host`]: validates the compiled-in set, opens the database, starts extensions in
+//! dependency order, serves them, and stops them in reverse order.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::db::database::Database;
+use crate::db::state;
+use crate::error::HostError;
+use crate::extension::{Extension, ExtensionResult};
+use crate::gate::{ExtensionState, Slot};
+use crate::metadata::Metadata;
+use crate::panic;
+use crate::plan::Plan;
+use crate::registrar::RouteSpec;
+use crate::stats::{Counters, ExtensionStats};
+
+/// Builds a [`Host`] from a config and a set of extensions.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), annex_core::HostError> {
+/// use annex_core::{Config, Host};
+/// let host = Host::builder(Config::default())
+///     .extensions(annex_core::compiled_in(&[])?)
+///     .start()
+///     .await?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+/// host.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// host.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct HostBuilder {
+    config: Config,
+    extensions: Vec<Arc<dyn Extension>>,
+}
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.extensions.iter().map(|e| e.metadata().name).collect();
+        f.debug_struct("HostBuilder")
+            .field("extensions", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started annex host. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct HostInner {
+    pub(crate) config: Config,
+    pub(crate) pool: PgPool,
+    database: Mutex<Option<Database>>,
+    pub(crate) extensions: Vec<Managed>,
+    pub(crate) ready: AtomicBool,
+}
+
+/// One extension under the host's management.
+pub(crate) struct Managed {
+    pub(crate) metadata: Metadata,
+    pub(crate) extension: Arc<dyn Extension>,
+    pub(crate) cx: Context,
+    pub(crate) slot: Arc<Slot>,
+    pub(crate) routes: Vec<RouteSpec>,
+}
+
+impl std::fmt::Debug for Managed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Managed")
+            .field("name", &self.metadata.name)
+            .field("state", &self.slot.state())
+            .finish()
+    }
+}
+
+/// One extension's name, version and state, as the host sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtensionStatus {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// One-line description.
+    pub description: String,
+    /// Lifecycle state.
+    #[serde(flatten)]
+    pub state: ExtensionState,
+}
+
+impl Host {
+    /// Starts building a host.
+    pub fn builder(config: Config) -> HostBuilder {
+        HostBuilder {
+            config,
+            extensions: Vec::new(),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// Adds one extension.
+    pub fn extension(mut self, extension: impl Extension) -> Self {
+        self.extensions.push(Arc::new(extension));
+        self
+    }
+
+    /// Adds several, such as [`compiled_in`](crate::compiled_in)'s result.
+    pub fn extensions(mut self, extensions: Vec<Arc<dyn Extension>>) -> Self {
+        self.extensions.extend(extensions);
+        self
+    }
+
+    /// Validates the set, opens the database, and starts every enabled extension.
+    ///
+    /// Problems with the set itself (names, versions, dependencies, routes) fail the whole
+    /// start. An extension whose own `init`/`start` fails or panics is marked failed and the
+    /// others start normally.
+    pub async fn start(self) -> Result<Host, HostError> {
+        let plan = Plan::new(self.extensions)?;
+        let config = self.config;
+        let database = Database::open(&config).await?;
+        let pool = database.pool.clone();
+        let mut extensions = Vec::with_capacity(plan.extensions.len());
+        for p in plan.extensions {
+            let name = p.metadata.name.clone();
+            let ext_config = config.extension(&name);
+            let stored =
+                state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
+            let settings = ext_config.config.unwrap_or(stored.config);
+            let cx = Context::new(&name, settings, config.data_dir.join("ext").join(&name));
+            let slot = Arc::new(Slot::new());
+            if !stored.enabled {
+                slot.set(ExtensionState::Disabled);
+            }
+            extensions.push(Managed {
+                metadata: p.metadata,
+                extension: p.extension,
+                cx,
+                slot,
+                routes: p.routes,
+            });
+        }
+        let inner = Arc::new(HostInner {
+            config,
+            pool,
+            database: Mutex::new(Some(database)),
+            extensions,
+            ready: AtomicBool::new(false),
+        });
+        inner.start_all().await;
+        inner.ready.store(true, Ordering::Release);
+        Ok(Host { inner })
+    }
+}
+
+impl HostInner {
+    pub(crate) fn find(&self, name: &str) -> Option<&Managed> {
+        self.extensions.iter().find(|m| m.metadata.name == name)
+    }
+
+    fn lifecycle_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.server.lifecycle_timeout_ms)
+    }
+
+    async fn start_all(&self) {
+        for m in &self.extensions {
+            if m.slot.state() == ExtensionState::Disabled {
+                tracing::info!(extension = %m.metadata.name, "disabled; not started");
+                let _ = state::set_state(&self.pool, &m.metadata.name, "disabled", None).await;
+                continue;
+            }
+            if let Err(reason) = self.start_one(m).await {
+                tracing::error!(extension = %m.metadata.name, %reason, "extension failed to start; the others go on");
+                m.slot.set(ExtensionState::Failed(reason.clone()));
+                let _ =
+                    state::set_state(&self.pool, &m.metadata.name, "failed", Some(&reason)).await;
+            }
+        }
+    }
+
+    async fn start_one(&self, m: &Managed) -> Result<(), String> {
+        for dep in &m.metadata.dependencies {
+            let dep_state = self.find(&dep.name).map(|d| d.slot.state());
+            if dep_state != Some(ExtensionState::Running) {
+                let shown = dep_state
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "missing".into());
+                return Err(format!(
+                    "dependency `{}` is not running ({shown})",
+                    dep.name
+                ));
+            }
+        }
+        m.slot.set(ExtensionState::Starting);
+        let timeout = self.lifecycle_timeout();
+        lifecycle(m, "init", timeout, m.extension.init(&m.cx)).await?;
+        lifecycle(m, "start", timeout, m.extension.start(&m.cx)).await?;
+        m.slot.set(ExtensionState::Running);
+        let _ = state::set_state(&self.pool, &m.metadata.name, "running", None).await;
+        tracing::info!(extension = %m.metadata.name, version = %m.metadata.version, "extension started");
+        Ok(())
+    }
+
+    async fn stop_all(&self) {
+        for m in self.extensions.iter().rev() {
+            if m.slot.state() != ExtensionState::Running {
+                continue;
+            }
+            // Close the gate first so no new request reaches a stopping extension.
+            m.slot.set(ExtensionState::Stopped);
+            let result =
+                lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await;
+            m.cx.abort_tasks();
+            if let Err(reason) = &result {
+                tracing::error!(extension = %m.metadata.name, %reason, "extension did not stop cleanly");
+            }
+            let _ = state::set_state(
+                &self.pool,
+                &m.metadata.name,
+                "stopped",
+                result.err().as_deref(),
+            )
+            .await;
+            tracing::info!(extension = %m.metadata.name, "extension stopped");
+        }
+    }
+}
+
+/// Runs one lifecycle call with a time limit, inside the extension's span, catching panics.
+async fn lifecycle(
+    m: &Managed,
+    step: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = ExtensionResult>,
+) -> Result<(), String> {
+    let call = panic::catch(call).instrument(m.cx.span().clone());
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(format!(
+            "{step}() timed out after {} ms",
+            timeout.as_millis()
+        )),
+        Ok(Err(panic)) => {
+            Counters::bump(&m.cx.counters().lifecycle_panics);
+            Err(format!("{step}() panicked: {panic}"))
+        }
+        Ok(Ok(Err(e))) => Err(format!("{step}() failed: {e}")),
+        Ok(Ok(Ok(()))) => Ok(()),
+    }
+}
+
+impl Host {
+    /// The HTTP application: host endpoints and every extension's routes.
+    pub fn router(&self) -> Result<Router, HostError> {
+        crate::router::build(&self.inner)
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish for
+    /// at most `server.shutdown_timeout_ms`. Call [`Host::shutdown`] afterwards.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), HostError> {
+        let app = self.router()?;
+        let inner = self.inner.clone();
+        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            inner.ready.store(false, Ordering::Release);
+            tracing::info!("shutting down: no new connections, finishing in-flight requests");
+            let _ = signalled_tx.send(());
+        };
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .into_future();
+        let grace = Duration::from_millis(self.inner.config.server.shutdown_timeout_ms);
+        let deadline = async move {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.map_err(|e| HostError::Internal(format!("server failed: {e}"))),
+            () = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops every running extension in reverse start order, closes the database and stops the
+    /// private PostgreSQL if this was the last annex process using it. Safe to call twice.
+    pub async fn shutdown(&self) {
+        self.inner.ready.store(false, Ordering::Release);
+        self.inner.stop_all().await;
+        let database = self
+            .inner
+            .database
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(db) = database {
+            db.close().await;
+        }
+    }
+
+    /// Whether startup finished and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Every extension, in start order.
+    pub fn extensions(&self) -> Vec<ExtensionStatus> {
+        self.inner
+            .extensions
+            .iter()
+            .map(|m| ExtensionStatus {
+                name: m.metadata.name.clone(),
+                version: m.metadata.version.clone(),
+                description: m.metadata.description.clone(),
+                state: m.slot.state(),
+            })
+            .collect()
+    }
+
+    /// One extension's state.
+    pub fn state(&self, name: &str) -> Option<ExtensionState> {
+        self.inner.find(name).map(|m| m.slot.state())
+    }
+
+    /// One extension's counters (panics caught, tasks started).
+    pub fn stats(&self, name: &str) -> Option<ExtensionStats> {
+        self.inner.find(name).map(|m| m.cx.stats())
+    }
+
+    /// The configuration the host runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}

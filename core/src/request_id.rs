@@ -1,0 +1,97 @@
+//! The request id: taken from `x-request-id` when the client sent a sane one, else generated;
+//! echoed on every response and put into every JSON error body.
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+
+/// The header that carries the request id.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: RequestId;
+}
+
+/// The id of the request being served. Extract it in a handler to log or return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(Arc<str>);
+
+impl RequestId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string().into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id of the request the current task is serving, if any.
+    pub fn current() -> Option<RequestId> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// Accepts a client's id if it is short, visible ASCII; anything else is replaced.
+    fn from_client(value: &HeaderValue) -> Option<Self> {
+        let s = value.to_str().ok()?;
+        let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| Self(s.into()))
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(RequestId::generate))
+    }
+}
+
+/// Host middleware, outermost: assigns the id and echoes it on the response.
+pub(crate) async fn assign(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(RequestId::from_client)
+        .unwrap_or_else(RequestId::generate);
+    req.extensions_mut().insert(id.clone());
+    let mut res = CURRENT.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_kept_only_when_sane() {
+        let ok = HeaderValue::from_static("abc-123");
+        assert_eq!(
+            RequestId::from_client(&ok).map(|r| r.to_string()),
+            Some("abc-123".into())
+        );
+        assert!(RequestId::from_client(&HeaderValue::from_static("has space")).is_none());
+        assert!(RequestId::from_client(&HeaderValue::from_static("")).is_none());
+        let long = HeaderValue::from_str(&"x".repeat(129)).expect("ascii");
+        assert!(RequestId::from_client(&long).is_none());
+    }
+}

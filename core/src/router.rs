@@ -1,0 +1,168 @@
+//! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
+//!
+//! Layers, outermost first: request id → (per extension) gate + panic catch → handler.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::api_error::ApiError;
+use crate::context::Context;
+use crate::error::HostError;
+use crate::gate::Slot;
+use crate::host::{HostInner, Managed};
+use crate::panic;
+use crate::request_id::{self, RequestId};
+use crate::stats::Counters;
+
+pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
+    // Validation already rejected conflicts; this catch is the last line against a router panic.
+    std::panic::catch_unwind(AssertUnwindSafe(|| build_unchecked(host))).map_err(|p| {
+        HostError::Internal(format!(
+            "building the router failed: {}",
+            panic::panic_message(&*p)
+        ))
+    })
+}
+
+fn build_unchecked(host: &Arc<HostInner>) -> Router {
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(host.clone());
+    for m in &host.extensions {
+        if let Some(routes) = extension_router(m) {
+            app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
+        }
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_id::assign))
+}
+
+fn extension_router(m: &Managed) -> Option<Router> {
+    if m.routes.is_empty() {
+        return None;
+    }
+    let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
+    for spec in &m.routes {
+        let merged = match by_path.remove(spec.path.as_str()) {
+            Some(existing) => existing.merge(spec.handler.clone()),
+            None => spec.handler.clone(),
+        };
+        by_path.insert(&spec.path, merged);
+    }
+    let router = by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, h)| r.route(path, h));
+    let guard = Guard {
+        name: m.metadata.name.clone().into(),
+        slot: m.slot.clone(),
+        cx: m.cx.clone(),
+    };
+    Some(router.layer(middleware::from_fn_with_state(guard, guarded)))
+}
+
+#[derive(Clone)]
+struct Guard {
+    name: Arc<str>,
+    slot: Arc<Slot>,
+    cx: Context,
+}
+
+/// The gate (503 unless running), the extension's `Context` for extractors, and the panic catch.
+async fn guarded(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+    if !g.slot.is_open() {
+        let state = g.slot.state();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "extension_disabled",
+            format!("extension `{}` is not serving ({state})", g.name),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(g.cx.clone());
+    match panic::catch(next.run(req)).await {
+        Ok(res) => res,
+        Err(message) => {
+            Counters::bump(&g.cx.counters().handler_panics);
+            let id = RequestId::current()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            tracing::error!(extension = %g.name, request_id = %id, panic = %message, "handler panicked");
+            ApiError::internal(format!(
+                "extension `{}` failed while handling this request; details are logged under request id {id}",
+                g.name
+            ))
+            .into_response()
+        }
+    }
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn ready(State(host): State<Arc<HostInner>>) -> Response {
+    if !host.ready.load(Ordering::Acquire) {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "annex is starting or shutting down",
+        )
+        .into_response();
+    }
+    let ping = sqlx::query("select 1").execute(&host.pool);
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is unreachable",
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database did not answer within 2 s",
+            )
+            .into_response();
+        }
+    }
+    let extensions: serde_json::Map<String, serde_json::Value> = host
+        .extensions
+        .iter()
+        .map(|m| (m.metadata.name.clone(), json!(m.slot.state().as_str())))
+        .collect();
+    Json(json!({ "status": "ready", "extensions": extensions })).into_response()
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}

@@ -1,0 +1,41 @@
+//! Per-extension counters the host keeps on the hot path (plain atomics, no locks).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) handler_panics: AtomicU64,
+    pub(crate) task_panics: AtomicU64,
+    pub(crate) lifecycle_panics: AtomicU64,
+    pub(crate) tasks_spawned: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> ExtensionStats {
+        ExtensionStats {
+            handler_panics: self.handler_panics.load(Ordering::Relaxed),
+            task_panics: self.task_panics.load(Ordering::Relaxed),
+            lifecycle_panics: self.lifecycle_panics.load(Ordering::Relaxed),
+            tasks_spawned: self.tasks_spawned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of one extension's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExtensionStats {
+    /// Panics caught in its route handlers.
+    pub handler_panics: u64,
+    /// Panics caught in tasks started with [`Context::spawn`](crate::Context::spawn).
+    pub task_panics: u64,
+    /// Panics caught in `init`, `start`, `stop` and `health`.
+    pub lifecycle_panics: u64,
+    /// Background tasks started with [`Context::spawn`](crate::Context::spawn).
+    pub tasks_spawned: u64,
+}

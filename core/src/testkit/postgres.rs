@@ -1,0 +1,123 @@
+//! One throwaway PostgreSQL per test process; one database per test.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
+use crate::error::HostError;
+
+/// The server the tests of this process share.
+#[derive(Debug)]
+pub enum TestPostgres {
+    /// A private server started for this process.
+    Private {
+        /// The server.
+        server: PrivatePostgres,
+        /// Its temporary directory, removed when the process exits.
+        root: PathBuf,
+    },
+    /// `DATABASE_URL` pointed at an existing server.
+    External {
+        /// The admin URL.
+        url: String,
+    },
+}
+
+static SHARED: OnceLock<Result<TestPostgres, String>> = OnceLock::new();
+
+impl TestPostgres {
+    /// The process-wide server, started on first use. Blocking on first call.
+    pub fn shared() -> Result<&'static TestPostgres, HostError> {
+        SHARED
+            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| HostError::Internal(format!("test PostgreSQL could not start: {e}")))
+    }
+
+    fn start() -> Result<TestPostgres, PostgresError> {
+        if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            return Ok(TestPostgres::External { url });
+        }
+        let io = |source| PostgresError::Io {
+            context: "cannot create the test directory".into(),
+            source,
+        };
+        let root = tempfile::Builder::new()
+            .prefix("annex-test-")
+            .tempdir_in("/tmp")
+            .map_err(io)?
+            .keep();
+        // The server may run as another user, who must be able to reach its directory.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+        let server = PrivatePostgres::ensure(&root, Durability { throwaway: true })?;
+        spawn_watchdog(&server, &root);
+        Ok(TestPostgres::Private { server, root })
+    }
+
+    /// Creates a fresh, empty database and returns its URL.
+    pub async fn create_database(&self) -> Result<String, HostError> {
+        let name = format!("annex_test_{}", uuid::Uuid::new_v4().simple());
+        let (admin, url) = match self {
+            TestPostgres::Private { server, .. } => {
+                (server.connect_options("postgres"), server.url(&name))
+            }
+            TestPostgres::External { url } => {
+                let admin = PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?;
+                let mut target =
+                    url::Url::parse(url).map_err(|e| HostError::Internal(e.to_string()))?;
+                target.set_path(&name);
+                (admin, target.to_string())
+            }
+        };
+        let mut conn = admin.connect().await.map_err(HostError::Connect)?;
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(url)
+    }
+}
+
+/// A fresh database on the process-wide test server.
+pub async fn test_database_url() -> Result<String, HostError> {
+    let pg = tokio::task::spawn_blocking(TestPostgres::shared)
+        .await
+        .map_err(|e| HostError::Internal(e.to_string()))??;
+    pg.create_database().await
+}
+
+/// A detached shell that waits for this process to end, however it ends, then stops the server
+/// immediately and removes its directory. Test processes never run destructors for statics.
+fn spawn_watchdog(server: &PrivatePostgres, root: &std::path::Path) {
+    let script = r#"
+        while [ -d "/proc/$1" ]; do sleep 0.2; done
+        pid=$(head -n 1 "$2/postmaster.pid" 2>/dev/null)
+        if [ -n "$pid" ]; then
+            kill -QUIT "$pid" 2>/dev/null
+            while [ -d "/proc/$pid" ]; do sleep 0.1; done
+        fi
+        rm -rf "$3"
+    "#;
+    let spawned = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("annex-test-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(server.cluster_dir())
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the test PostgreSQL watchdog; the server will outlive the tests");
+    }
+}
