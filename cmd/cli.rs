@@ -64,9 +64,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         };
     }
     logging::init(&config.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { bind } => serve::serve(config, bind).await,

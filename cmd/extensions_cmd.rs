@@ -41,13 +41,7 @@ fn table(records: &[ExtensionRecord]) -> String {
             if !r.compiled_in {
                 state.push_str(" (not compiled in)");
             }
-            [
-                r.name.clone(),
-                r.version.clone(),
-                r.enabled.to_string(),
-                state,
-                r.description.clone(),
-            ]
+            [r.name.clone(), r.version.clone(), r.enabled.to_string(), state, r.description.clone()]
         })
         .collect();
     let header = ["NAME", "VERSION", "ENABLED", "STATE", "DESCRIPTION"].map(String::from);
@@ -59,11 +53,7 @@ fn table(records: &[ExtensionRecord]) -> String {
     }
     let mut out = String::new();
     for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }

@@ -11,12 +11,7 @@ pub(crate) async fn serve(mut config: Config, bind: Option<String>) -> anyhow::R
     // Bind first: a taken port fails fast, before any database work.
     let listener = TcpListener::bind(&config.server.bind)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}; choose another with --bind",
-                config.server.bind
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {}; choose another with --bind", config.server.bind))?;
     let extensions = crate::compiled_in()?;
     let host = Host::builder(config).extensions(extensions).start().await?;
     let addr = listener.local_addr()?;

@@ -42,20 +42,11 @@ pub struct ExtensionRecord {
 impl Admin {
     /// Opens the database (starting the private PostgreSQL if that is the configured default)
     /// and records any compiled-in extension it has not seen yet.
-    pub async fn connect(
-        config: &Config,
-        extensions: &[Arc<dyn Extension>],
-    ) -> Result<Admin, HostError> {
+    pub async fn connect(config: &Config, extensions: &[Arc<dyn Extension>]) -> Result<Admin, HostError> {
         let db = Database::open(config).await?;
         let compiled: Vec<Metadata> = extensions.iter().map(|e| e.metadata()).collect();
         for m in &compiled {
-            state::register(
-                &db.pool,
-                &m.name,
-                &m.version,
-                config.extension(&m.name).enabled,
-            )
-            .await?;
+            state::register(&db.pool, &m.name, &m.version, config.extension(&m.name).enabled).await?;
         }
         Ok(Admin { db, compiled })
     }

@@ -67,11 +67,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: None,
-            isolation: Isolation::Role,
-            max_connections: 10,
-        }
+        Self { url: None, isolation: Isolation::Role, max_connections: 10 }
     }
 }
 
@@ -98,10 +94,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            format: LogFormat::Human,
-            filter: "info".into(),
-        }
+        Self { format: LogFormat::Human, filter: "info".into() }
     }
 }
 
@@ -202,10 +195,8 @@ impl Config {
     }
 
     fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
         if config.data_dir.as_os_str().is_empty() {
             config.data_dir = PathBuf::from("data");
         }
@@ -215,10 +206,7 @@ impl Config {
     /// Loads `path` (or `./annex.toml` if it exists, or defaults), then applies overrides from
     /// `env`: `ANNEX_DATA_DIR`, `ANNEX_BIND`, `ANNEX_ADMIN_TOKEN`, `DATABASE_URL` (or
     /// `ANNEX_DATABASE_URL`), `ANNEX_DATABASE_ISOLATION`, `ANNEX_LOG_FORMAT`, `ANNEX_LOG`.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let default_path = Path::new("annex.toml");
         let file = match path {
             Some(p) => Some(p),
@@ -226,10 +214,8 @@ impl Config {
         };
         let mut config = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
                 Self::parse(&text, &p.display().to_string())?
             }
             None => Self::parse("", "defaults")?,
@@ -353,8 +339,8 @@ mod tests {
 
     #[test]
     fn a_missing_config_file_is_an_error_naming_it() {
-        let err = Config::load(Some(Path::new("/nonexistent/annex.toml")), |_| None)
-            .expect_err("missing file");
+        let err =
+            Config::load(Some(Path::new("/nonexistent/annex.toml")), |_| None).expect_err("missing file");
         assert!(err.to_string().contains("/nonexistent/annex.toml"));
     }
 }

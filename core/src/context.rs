@@ -10,6 +10,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
+use crate::audit::{self, AuditEntry};
+use crate::events::{Event, EventBus};
 use crate::stats::{Counters, ExtensionStats};
 use crate::tasks::Tasks;
 
@@ -36,6 +38,15 @@ struct Inner {
     storage_dir: PathBuf,
     tasks: Tasks,
     counters: Arc<Counters>,
+    services: Arc<Services>,
+}
+
+/// Host services shared by every context; never handed to extensions directly.
+#[derive(Debug, Default)]
+pub(crate) struct Services {
+    pub(crate) bus: Arc<EventBus>,
+    /// The host's pool, used only by the host on the extension's behalf (audit writes).
+    pub(crate) pool: Option<sqlx::PgPool>,
 }
 
 /// The extension's config did not have the shape the extension asked for.
@@ -48,7 +59,12 @@ pub struct ConfigShapeError {
 }
 
 impl Context {
-    pub(crate) fn new(name: &str, config: serde_json::Value, storage_dir: PathBuf) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        config: serde_json::Value,
+        storage_dir: PathBuf,
+        services: Arc<Services>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -57,6 +73,7 @@ impl Context {
                 storage_dir,
                 tasks: Tasks::default(),
                 counters: Arc::new(Counters::default()),
+                services,
             }),
         }
     }
@@ -68,6 +85,7 @@ impl Context {
             name,
             serde_json::Value::Object(Default::default()),
             std::env::temp_dir(),
+            Arc::new(Services::default()),
         )
     }
 
@@ -83,10 +101,8 @@ impl Context {
 
     /// The current config deserialized into `T`.
     pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, ConfigShapeError> {
-        T::deserialize(&*self.config()).map_err(|source| ConfigShapeError {
-            extension: self.inner.name.clone(),
-            source,
-        })
+        T::deserialize(&*self.config())
+            .map_err(|source| ConfigShapeError { extension: self.inner.name.clone(), source })
     }
 
     /// A tracing span carrying `extension=<name>`; the host enters it around every call.
@@ -105,12 +121,7 @@ impl Context {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.inner.tasks.spawn(
-            &self.inner.name,
-            self.inner.span.clone(),
-            self.inner.counters.clone(),
-            fut,
-        );
+        self.inner.tasks.spawn(&self.inner.name, self.inner.span.clone(), self.inner.counters.clone(), fut);
     }
 
     /// Background tasks still running.
@@ -125,6 +136,30 @@ impl Context {
 
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.inner.counters
+    }
+
+    /// Publishes `<name>.<event>` on the event bus. Never waits; see the bus's queue policy.
+    pub fn publish(&self, event: &str, data: serde_json::Value) {
+        let name = format!("{}.{event}", self.inner.name);
+        self.inner.services.bus.publish(Event::new(name, &self.inner.name, data));
+    }
+
+    /// Appends `<name>.<action>` on `target` to the audit log, as actor `extension:<name>`.
+    /// In a test context without a database this does nothing.
+    pub async fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) -> Result<(), sqlx::Error> {
+        let Some(pool) = &self.inner.services.pool else { return Ok(()) };
+        let entry = AuditEntry::new(
+            format!("extension:{}", self.inner.name),
+            format!("{}.{action}", self.inner.name),
+            target,
+        )
+        .details(details);
+        audit::record(pool, &entry).await
     }
 
     pub(crate) fn abort_tasks(&self) {

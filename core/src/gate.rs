@@ -56,10 +56,7 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) fn new() -> Self {
-        Self {
-            open: AtomicBool::new(false),
-            state: Mutex::new(ExtensionState::Registered),
-        }
+        Self { open: AtomicBool::new(false), state: Mutex::new(ExtensionState::Registered) }
     }
 
     pub(crate) fn is_open(&self) -> bool {

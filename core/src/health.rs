@@ -32,25 +32,16 @@ pub struct Health {
 impl Health {
     /// All is well.
     pub fn healthy() -> Self {
-        Self {
-            status: HealthStatus::Healthy,
-            message: None,
-        }
+        Self { status: HealthStatus::Healthy, message: None }
     }
 
     /// Working with reduced function.
     pub fn degraded(message: impl Into<String>) -> Self {
-        Self {
-            status: HealthStatus::Degraded,
-            message: Some(message.into()),
-        }
+        Self { status: HealthStatus::Degraded, message: Some(message.into()) }
     }
 
     /// Not working.
     pub fn down(message: impl Into<String>) -> Self {
-        Self {
-            status: HealthStatus::Down,
-            message: Some(message.into()),
-        }
+        Self { status: HealthStatus::Down, message: Some(message.into()) }
     }
 }

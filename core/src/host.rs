@@ -11,11 +11,13 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::audit::{self, AuditEntry};
 use crate::config::Config;
-use crate::context::Context;
+use crate::context::{Context, Services};
 use crate::db::database::Database;
 use crate::db::state;
 use crate::error::HostError;
+use crate::events::{Event, EventBus};
 use crate::extension::{Extension, ExtensionResult};
 use crate::gate::{ExtensionState, Slot};
 use crate::metadata::Metadata;
@@ -46,9 +48,7 @@ pub struct HostBuilder {
 impl std::fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<String> = self.extensions.iter().map(|e| e.metadata().name).collect();
-        f.debug_struct("HostBuilder")
-            .field("extensions", &names)
-            .finish_non_exhaustive()
+        f.debug_struct("HostBuilder").field("extensions", &names).finish_non_exhaustive()
     }
 }
 
@@ -65,6 +65,7 @@ pub(crate) struct HostInner {
     database: Mutex<Option<Database>>,
     pub(crate) extensions: Vec<Managed>,
     pub(crate) ready: AtomicBool,
+    pub(crate) services: Arc<Services>,
 }
 
 /// One extension under the host's management.
@@ -102,10 +103,7 @@ pub struct ExtensionStatus {
 impl Host {
     /// Starts building a host.
     pub fn builder(config: Config) -> HostBuilder {
-        HostBuilder {
-            config,
-            extensions: Vec::new(),
-        }
+        HostBuilder { config, extensions: Vec::new() }
     }
 }
 
@@ -132,15 +130,18 @@ impl HostBuilder {
         let config = self.config;
         let database = Database::open(&config).await?;
         let pool = database.pool.clone();
+        let services = Arc::new(Services { bus: Arc::new(EventBus::default()), pool: Some(pool.clone()) });
         let mut extensions = Vec::with_capacity(plan.extensions.len());
         for p in plan.extensions {
             let name = p.metadata.name.clone();
             let ext_config = config.extension(&name);
-            let stored =
-                state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
+            let stored = state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
             let settings = ext_config.config.unwrap_or(stored.config);
-            let cx = Context::new(&name, settings, config.data_dir.join("ext").join(&name));
+            let cx = Context::new(&name, settings, config.data_dir.join("ext").join(&name), services.clone());
             let slot = Arc::new(Slot::new());
+            for (pattern, handler) in p.subscriptions {
+                services.bus.subscribe(cx.clone(), slot.clone(), pattern, handler);
+            }
             if !stored.enabled {
                 slot.set(ExtensionState::Disabled);
             }
@@ -158,6 +159,7 @@ impl HostBuilder {
             database: Mutex::new(Some(database)),
             extensions,
             ready: AtomicBool::new(false),
+            services,
         });
         inner.start_all().await;
         inner.ready.store(true, Ordering::Release);
@@ -168,6 +170,16 @@ impl HostBuilder {
 impl HostInner {
     pub(crate) fn find(&self, name: &str) -> Option<&Managed> {
         self.extensions.iter().find(|m| m.metadata.name == name)
+    }
+
+    /// Publishes a host event (`source` = `host`).
+    pub(crate) fn publish(&self, name: &str, data: serde_json::Value) {
+        self.services.bus.publish(Event::new(name.to_owned(), "host", data));
+    }
+
+    /// Appends an audit entry, logging if the write fails.
+    pub(crate) async fn audit(&self, entry: AuditEntry) {
+        audit::record_or_log(&self.pool, entry).await;
     }
 
     fn lifecycle_timeout(&self) -> Duration {
@@ -184,8 +196,10 @@ impl HostInner {
             if let Err(reason) = self.start_one(m).await {
                 tracing::error!(extension = %m.metadata.name, %reason, "extension failed to start; the others go on");
                 m.slot.set(ExtensionState::Failed(reason.clone()));
-                let _ =
-                    state::set_state(&self.pool, &m.metadata.name, "failed", Some(&reason)).await;
+                let _ = state::set_state(&self.pool, &m.metadata.name, "failed", Some(&reason)).await;
+                let entry = AuditEntry::new("host", "extension.start_failed", &m.metadata.name)
+                    .details(serde_json::json!({ "reason": reason }));
+                self.audit(entry).await;
             }
         }
     }
@@ -194,13 +208,8 @@ impl HostInner {
         for dep in &m.metadata.dependencies {
             let dep_state = self.find(&dep.name).map(|d| d.slot.state());
             if dep_state != Some(ExtensionState::Running) {
-                let shown = dep_state
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "missing".into());
-                return Err(format!(
-                    "dependency `{}` is not running ({shown})",
-                    dep.name
-                ));
+                let shown = dep_state.map(|s| s.to_string()).unwrap_or_else(|| "missing".into());
+                return Err(format!("dependency `{}` is not running ({shown})", dep.name));
             }
         }
         m.slot.set(ExtensionState::Starting);
@@ -220,19 +229,12 @@ impl HostInner {
             }
             // Close the gate first so no new request reaches a stopping extension.
             m.slot.set(ExtensionState::Stopped);
-            let result =
-                lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await;
+            let result = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await;
             m.cx.abort_tasks();
             if let Err(reason) = &result {
                 tracing::error!(extension = %m.metadata.name, %reason, "extension did not stop cleanly");
             }
-            let _ = state::set_state(
-                &self.pool,
-                &m.metadata.name,
-                "stopped",
-                result.err().as_deref(),
-            )
-            .await;
+            let _ = state::set_state(&self.pool, &m.metadata.name, "stopped", result.err().as_deref()).await;
             tracing::info!(extension = %m.metadata.name, "extension stopped");
         }
     }
@@ -247,10 +249,7 @@ async fn lifecycle(
 ) -> Result<(), String> {
     let call = panic::catch(call).instrument(m.cx.span().clone());
     match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(format!(
-            "{step}() timed out after {} ms",
-            timeout.as_millis()
-        )),
+        Err(_) => Err(format!("{step}() timed out after {} ms", timeout.as_millis())),
         Ok(Err(panic)) => {
             Counters::bump(&m.cx.counters().lifecycle_panics);
             Err(format!("{step}() panicked: {panic}"))
@@ -282,12 +281,9 @@ impl Host {
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
             let _ = signalled_tx.send(());
         };
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal)
-        .into_future();
+        let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future();
         let grace = Duration::from_millis(self.inner.config.server.shutdown_timeout_ms);
         let deadline = async move {
             if signalled_rx.await.is_ok() {
@@ -310,15 +306,20 @@ impl Host {
     pub async fn shutdown(&self) {
         self.inner.ready.store(false, Ordering::Release);
         self.inner.stop_all().await;
-        let database = self
-            .inner
-            .database
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let database = self.inner.database.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(db) = database {
             db.close().await;
         }
+    }
+
+    /// Publishes a host event (source `host`) to every matching subscriber.
+    pub fn publish(&self, name: &str, data: serde_json::Value) {
+        self.inner.publish(name, data);
+    }
+
+    /// Events dropped because a subscriber's queue was full: (extension, pattern, count).
+    pub fn events_dropped(&self) -> Vec<(String, String, u64)> {
+        self.inner.services.bus.dropped()
     }
 
     /// Whether startup finished and shutdown has not begun.

@@ -41,10 +41,12 @@ compile_error!(
 
 mod admin;
 mod api_error;
+mod audit;
 mod config;
 mod context;
 mod db;
 mod error;
+mod events;
 mod extension;
 mod gate;
 mod health;
@@ -64,14 +66,16 @@ pub mod testkit;
 
 pub use admin::{Admin, ExtensionRecord};
 pub use api_error::ApiError;
+pub use audit::AuditEntry;
 pub use config::{
-    Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat,
-    QuotaConfig, RateLimitConfig, ServerConfig,
+    Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat, QuotaConfig,
+    RateLimitConfig, ServerConfig,
 };
 pub use context::{ConfigShapeError, Context};
 pub use db::migrate::MigrationError;
 pub use db::private_postgres::{PostgresError, PrivatePostgres};
 pub use error::HostError;
+pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use extension::{BoxError, Extension, ExtensionResult};
 pub use gate::ExtensionState;
 pub use health::{Health, HealthStatus};

@@ -59,10 +59,7 @@ impl Metadata {
 
     /// Adds a dependency on extension `name` matching the semver `requirement`.
     pub fn depends_on(mut self, name: impl Into<String>, requirement: impl Into<String>) -> Self {
-        self.dependencies.push(Dependency {
-            name: name.into(),
-            requirement: requirement.into(),
-        });
+        self.dependencies.push(Dependency { name: name.into(), requirement: requirement.into() });
         self
     }
 

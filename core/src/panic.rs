@@ -22,8 +22,5 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// `AssertUnwindSafe` is sound here because after a panic the host drops whatever the future
 /// held and only reports the message; it never observes the broken state.
 pub(crate) async fn catch<F: Future>(fut: F) -> Result<F::Output, String> {
-    AssertUnwindSafe(fut)
-        .catch_unwind()
-        .await
-        .map_err(|p| panic_message(&*p))
+    AssertUnwindSafe(fut).catch_unwind().await.map_err(|p| panic_message(&*p))
 }

@@ -125,11 +125,7 @@ impl fmt::Display for PlanErrors {
         match self.0.as_slice() {
             [one] => write!(f, "{one}"),
             many => {
-                write!(
-                    f,
-                    "{} problems with the compiled-in extensions:",
-                    many.len()
-                )?;
+                write!(f, "{} problems with the compiled-in extensions:", many.len())?;
                 for e in many {
                     write!(f, "\n  - {e}")?;
                 }
@@ -146,6 +142,7 @@ pub(crate) struct Planned {
     pub(crate) extension: Arc<dyn Extension>,
     pub(crate) metadata: Metadata,
     pub(crate) routes: Vec<RouteSpec>,
+    pub(crate) subscriptions: Vec<(String, crate::events::EventHandler)>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -184,6 +181,7 @@ impl Plan {
                     extension,
                     metadata,
                     routes: registrar.routes,
+                    subscriptions: registrar.subscriptions,
                 }
             })
             .collect();
@@ -197,9 +195,7 @@ impl Plan {
         for p in &planned {
             let m = &p.metadata;
             if !valid_name(&m.name) {
-                errors.push(PlanError::InvalidName {
-                    name: m.name.clone(),
-                });
+                errors.push(PlanError::InvalidName { name: m.name.clone() });
             }
             match semver::Version::parse(&m.version) {
                 Ok(v) => {
@@ -214,10 +210,7 @@ impl Plan {
         }
         for (name, count) in &counts {
             if *count > 1 {
-                errors.push(PlanError::DuplicateName {
-                    name: (*name).to_owned(),
-                    count: *count,
-                });
+                errors.push(PlanError::DuplicateName { name: (*name).to_owned(), count: *count });
             }
         }
         for p in &planned {
@@ -229,10 +222,8 @@ impl Plan {
         if errors.is_empty() {
             match start_order(&planned) {
                 Ok(order) => {
-                    let mut by_name: BTreeMap<String, Planned> = planned
-                        .into_iter()
-                        .map(|p| (p.metadata.name.clone(), p))
-                        .collect();
+                    let mut by_name: BTreeMap<String, Planned> =
+                        planned.into_iter().map(|p| (p.metadata.name.clone(), p)).collect();
                     let extensions = order.iter().filter_map(|n| by_name.remove(n)).collect();
                     return Ok(Plan { extensions });
                 }
@@ -292,13 +283,11 @@ fn check_dependencies(
 /// The path with parameter names erased, so `/a/{id}` and `/a/{key}` compare equal.
 fn route_shape(path: &str) -> String {
     path.split('/')
-        .map(
-            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(inner) if inner.starts_with('*') => "{*}",
-                Some(_) => "{}",
-                None => seg,
-            },
-        )
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(inner) if inner.starts_with('*') => "{*}",
+            Some(_) => "{}",
+            None => seg,
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -323,10 +312,7 @@ fn check_routes(extension: &str, routes: &[RouteSpec], errors: &mut Vec<PlanErro
             continue;
         }
         let shape = route_shape(&route.path);
-        if seen
-            .insert((route.method.to_string(), shape.clone()), ())
-            .is_some()
-        {
+        if seen.insert((route.method.to_string(), shape.clone()), ()).is_some() {
             errors.push(PlanError::RouteConflict {
                 method: route.method.to_string(),
                 route: format!("/ext/{extension}{}", route.path),
@@ -349,22 +335,14 @@ fn start_order(planned: &[Planned]) -> Result<Vec<String>, Vec<String>> {
     let deps: BTreeMap<&str, BTreeSet<&str>> = planned
         .iter()
         .map(|p| {
-            let d = p
-                .metadata
-                .dependencies
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect();
+            let d = p.metadata.dependencies.iter().map(|d| d.name.as_str()).collect();
             (p.metadata.name.as_str(), d)
         })
         .collect();
     let mut remaining = deps.clone();
     let mut order = Vec::new();
     loop {
-        let ready: Option<&str> = remaining
-            .iter()
-            .find(|(_, d)| d.is_empty())
-            .map(|(name, _)| *name);
+        let ready: Option<&str> = remaining.iter().find(|(_, d)| d.is_empty()).map(|(name, _)| *name);
         let Some(name) = ready else { break };
         remaining.remove(name);
         for d in remaining.values_mut() {
@@ -372,11 +350,7 @@ fn start_order(planned: &[Planned]) -> Result<Vec<String>, Vec<String>> {
         }
         order.push(name.to_owned());
     }
-    if remaining.is_empty() {
-        Ok(order)
-    } else {
-        Err(find_cycle(&remaining))
-    }
+    if remaining.is_empty() { Ok(order) } else { Err(find_cycle(&remaining)) }
 }
 
 fn find_cycle(remaining: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
@@ -402,9 +376,7 @@ fn find_cycle(remaining: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
 
 impl fmt::Debug for Planned {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Planned")
-            .field("metadata", &self.metadata)
-            .finish_non_exhaustive()
+        f.debug_struct("Planned").field("metadata", &self.metadata).finish_non_exhaustive()
     }
 }
 

@@ -3,6 +3,10 @@
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use std::future::Future;
+
+use crate::context::Context;
+use crate::events::{self, Event, EventHandler};
 
 /// One route an extension declared, relative to its `/ext/<name>` prefix.
 #[derive(Debug)]
@@ -20,18 +24,25 @@ pub(crate) struct RouteSpec {
 ///
 /// Handlers are ordinary axum handlers; take a [`Context`](crate::Context) argument to reach the
 /// extension's own services.
-#[derive(Debug)]
 pub struct Registrar {
     extension: String,
     pub(crate) routes: Vec<RouteSpec>,
+    pub(crate) subscriptions: Vec<(String, EventHandler)>,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar")
+            .field("extension", &self.extension)
+            .field("routes", &self.routes.len())
+            .field("subscriptions", &self.subscriptions.len())
+            .finish()
+    }
 }
 
 impl Registrar {
     pub(crate) fn new(extension: &str) -> Self {
-        Self {
-            extension: extension.to_owned(),
-            routes: Vec::new(),
-        }
+        Self { extension: extension.to_owned(), routes: Vec::new(), subscriptions: Vec::new() }
     }
 
     /// The name of the extension being registered.
@@ -52,11 +63,18 @@ impl Registrar {
             // Kept so validation can name the route; it is never mounted.
             Err(_) => MethodRouter::new(),
         };
-        self.routes.push(RouteSpec {
-            method,
-            path: path.to_owned(),
-            handler,
-        });
+        self.routes.push(RouteSpec { method, path: path.to_owned(), handler });
+        self
+    }
+
+    /// Subscribes to events whose name matches `pattern` (`*`, `extension.*`, `shop.created`).
+    /// Delivery is asynchronous, in order per subscription, and only while this extension runs.
+    pub fn subscribe<F, Fut>(&mut self, pattern: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.subscriptions.push((pattern.to_owned(), events::handler(handler)));
         self
     }
 

@@ -110,9 +110,7 @@ mod tests {
 
     #[test]
     fn an_expected_crate_that_registered_nothing_is_an_error_naming_it() {
-        let err = compiled_in(&["annex-core", "annex-ext-ghost"])
-            .err()
-            .expect("ghost is missing");
+        let err = compiled_in(&["annex-core", "annex-ext-ghost"]).err().expect("ghost is missing");
         assert_eq!(
             err,
             RegistrationError::Missing {

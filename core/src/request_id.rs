@@ -55,11 +55,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestId>()
-            .cloned()
-            .unwrap_or_else(RequestId::generate))
+        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::generate))
     }
 }
 
@@ -85,10 +81,7 @@ mod tests {
     #[test]
     fn client_ids_are_kept_only_when_sane() {
         let ok = HeaderValue::from_static("abc-123");
-        assert_eq!(
-            RequestId::from_client(&ok).map(|r| r.to_string()),
-            Some("abc-123".into())
-        );
+        assert_eq!(RequestId::from_client(&ok).map(|r| r.to_string()), Some("abc-123".into()));
         assert!(RequestId::from_client(&HeaderValue::from_static("has space")).is_none());
         assert!(RequestId::from_client(&HeaderValue::from_static("")).is_none());
         let long = HeaderValue::from_str(&"x".repeat(129)).expect("ascii");

@@ -28,18 +28,13 @@ use crate::stats::Counters;
 pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
     // Validation already rejected conflicts; this catch is the last line against a router panic.
     std::panic::catch_unwind(AssertUnwindSafe(|| build_unchecked(host))).map_err(|p| {
-        HostError::Internal(format!(
-            "building the router failed: {}",
-            panic::panic_message(&*p)
-        ))
+        HostError::Internal(format!("building the router failed: {}", panic::panic_message(&*p)))
     })
 }
 
 fn build_unchecked(host: &Arc<HostInner>) -> Router {
-    let mut app = Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .with_state(host.clone());
+    let mut app =
+        Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(host.clone());
     for m in &host.extensions {
         if let Some(routes) = extension_router(m) {
             app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
@@ -62,14 +57,8 @@ fn extension_router(m: &Managed) -> Option<Router> {
         };
         by_path.insert(&spec.path, merged);
     }
-    let router = by_path
-        .into_iter()
-        .fold(Router::new(), |r, (path, h)| r.route(path, h));
-    let guard = Guard {
-        name: m.metadata.name.clone().into(),
-        slot: m.slot.clone(),
-        cx: m.cx.clone(),
-    };
+    let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
+    let guard = Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone() };
     Some(router.layer(middleware::from_fn_with_state(guard, guarded)))
 }
 
@@ -96,9 +85,7 @@ async fn guarded(State(g): State<Guard>, mut req: Request, next: Next) -> Respon
         Ok(res) => res,
         Err(message) => {
             Counters::bump(&g.cx.counters().handler_panics);
-            let id = RequestId::current()
-                .map(|r| r.to_string())
-                .unwrap_or_default();
+            let id = RequestId::current().map(|r| r.to_string()).unwrap_or_default();
             tracing::error!(extension = %g.name, request_id = %id, panic = %message, "handler panicked");
             ApiError::internal(format!(
                 "extension `{}` failed while handling this request; details are logged under request id {id}",
@@ -143,20 +130,13 @@ async fn ready(State(host): State<Arc<HostInner>>) -> Response {
             .into_response();
         }
     }
-    let extensions: serde_json::Map<String, serde_json::Value> = host
-        .extensions
-        .iter()
-        .map(|m| (m.metadata.name.clone(), json!(m.slot.state().as_str())))
-        .collect();
+    let extensions: serde_json::Map<String, serde_json::Value> =
+        host.extensions.iter().map(|m| (m.metadata.name.clone(), json!(m.slot.state().as_str()))).collect();
     Json(json!({ "status": "ready", "extensions": extensions })).into_response()
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.uri().path()
-    ))
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {

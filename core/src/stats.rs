@@ -10,6 +10,7 @@ pub(crate) struct Counters {
     pub(crate) task_panics: AtomicU64,
     pub(crate) lifecycle_panics: AtomicU64,
     pub(crate) tasks_spawned: AtomicU64,
+    pub(crate) hook_panics: AtomicU64,
 }
 
 impl Counters {
@@ -23,6 +24,7 @@ impl Counters {
             task_panics: self.task_panics.load(Ordering::Relaxed),
             lifecycle_panics: self.lifecycle_panics.load(Ordering::Relaxed),
             tasks_spawned: self.tasks_spawned.load(Ordering::Relaxed),
+            hook_panics: self.hook_panics.load(Ordering::Relaxed),
         }
     }
 }
@@ -38,4 +40,6 @@ pub struct ExtensionStats {
     pub lifecycle_panics: u64,
     /// Background tasks started with [`Context::spawn`](crate::Context::spawn).
     pub tasks_spawned: u64,
+    /// Panics caught in its hooks and event handlers.
+    pub hook_panics: u64,
 }

@@ -15,13 +15,8 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
-    pub(crate) fn spawn<F>(
-        &self,
-        extension: &str,
-        span: tracing::Span,
-        counters: Arc<Counters>,
-        fut: F,
-    ) where
+    pub(crate) fn spawn<F>(&self, extension: &str, span: tracing::Span, counters: Arc<Counters>, fut: F)
+    where
         F: Future<Output = ()> + Send + 'static,
     {
         Counters::bump(&counters.tasks_spawned);

@@ -29,24 +29,19 @@ impl Database {
     /// own migrations.
     pub(crate) async fn open(config: &Config) -> Result<Self, HostError> {
         let (options, private) = match &config.database.url {
-            Some(url) => (
-                PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?,
-                None,
-            ),
+            Some(url) => (PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?, None),
             None => {
                 let dir = config.data_dir.clone();
-                let pg = tokio::task::spawn_blocking(move || {
-                    PrivatePostgres::ensure(&dir, Durability::default())
-                })
-                .await
-                .map_err(|e| HostError::Internal(e.to_string()))??;
+                let pg =
+                    tokio::task::spawn_blocking(move || PrivatePostgres::ensure(&dir, Durability::default()))
+                        .await
+                        .map_err(|e| HostError::Internal(e.to_string()))??;
                 (pg.connect_options("postgres"), Some(pg))
             }
         };
         // NOTICEs such as "schema already exists, skipping" are noise in operators' logs.
-        let options = options
-            .application_name(&application_name())
-            .options([("client_min_messages", "warning")]);
+        let options =
+            options.application_name(&application_name()).options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -69,10 +64,7 @@ impl Database {
         self.pool.close().await;
         let Some(pg) = self.private else { return };
         if others > 0 {
-            tracing::info!(
-                others,
-                "private PostgreSQL left running: other annex processes use it"
-            );
+            tracing::info!(others, "private PostgreSQL left running: other annex processes use it");
             return;
         }
         match tokio::task::spawn_blocking(move || pg.stop()).await {

@@ -5,13 +5,23 @@ use crate::migrations::{Migration, Migrations};
 /// The scope under which the host's own steps are tracked.
 pub(crate) const HOST_SCOPE: &str = "annex";
 
+macro_rules! host_migration {
+    ($version:literal, $name:literal) => {
+        Migration::new(
+            $version,
+            $name,
+            include_str!(concat!("../../../migrations/", stringify!($version), "_", $name, ".up.sql")),
+            Some(include_str!(concat!(
+                "../../../migrations/",
+                stringify!($version),
+                "_",
+                $name,
+                ".down.sql"
+            ))),
+        )
+    };
+}
+
 pub(crate) fn host_migrations() -> Migrations {
-    Migrations::new(vec![Migration::new(
-        1,
-        "extension_state",
-        include_str!("../../../migrations/0001_extension_state.up.sql"),
-        Some(include_str!(
-            "../../../migrations/0001_extension_state.down.sql"
-        )),
-    )])
+    Migrations::new(vec![host_migration!(0001, "extension_state"), host_migration!(0002, "audit_log")])
 }

@@ -51,10 +51,7 @@ const LOCK_KEY: i64 = 0x616e_6e65_78;
 /// Creates the `annex` schema and the tracking table if absent.
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
     sqlx::raw_sql(
         r#"
         create schema if not exists annex;
@@ -86,17 +83,13 @@ pub(crate) async fn apply(
     for m in migrations.iter() {
         let mut tx = conn.begin().await?;
         // Taken per step and re-checked under the lock: a replica that lost the race skips.
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
-        let recorded: Option<String> = sqlx::query_scalar(
-            "select checksum from annex.migrations where scope = $1 and version = $2",
-        )
-        .bind(scope)
-        .bind(m.version)
-        .fetch_optional(&mut *tx)
-        .await?;
+        sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+        let recorded: Option<String> =
+            sqlx::query_scalar("select checksum from annex.migrations where scope = $1 and version = $2")
+                .bind(scope)
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
         let checksum = m.checksum();
         if let Some(recorded) = recorded {
             if recorded != checksum {

@@ -93,28 +93,19 @@ impl PrivatePostgres {
     pub(crate) fn ensure(data_dir: &Path, durability: Durability) -> Result<Self, PostgresError> {
         let bin = find_binaries()?;
         let owner = unprivileged_owner()?;
-        fs::create_dir_all(data_dir)
-            .map_err(io(format!("cannot create {}", data_dir.display())))?;
-        let data_dir = fs::canonicalize(data_dir)
-            .map_err(io(format!("cannot resolve {}", data_dir.display())))?;
+        fs::create_dir_all(data_dir).map_err(io(format!("cannot create {}", data_dir.display())))?;
+        let data_dir =
+            fs::canonicalize(data_dir).map_err(io(format!("cannot resolve {}", data_dir.display())))?;
         let cluster = data_dir.join("postgres");
         if cluster.as_os_str().len() > MAX_SOCKET_DIR {
             return Err(PostgresError::PathTooLong { path: cluster });
         }
         let lock_path = data_dir.join("postgres.lock");
-        let lock = File::create(&lock_path)
-            .map_err(io(format!("cannot create {}", lock_path.display())))?;
-        lock.lock()
-            .map_err(io(format!("cannot lock {}", lock_path.display())))?;
+        let lock = File::create(&lock_path).map_err(io(format!("cannot create {}", lock_path.display())))?;
+        lock.lock().map_err(io(format!("cannot lock {}", lock_path.display())))?;
 
         let password = read_or_create_password(&data_dir.join("postgres.password"))?;
-        let mut pg = Self {
-            cluster,
-            bin,
-            owner,
-            password,
-            started_here: false,
-        };
+        let mut pg = Self { cluster, bin, owner, password, started_here: false };
         if !pg.cluster.join("PG_VERSION").exists() {
             tracing::info!(dir = %pg.cluster.display(), "initialising private PostgreSQL (first run)");
             pg.initdb(&data_dir, durability)?;
@@ -174,16 +165,14 @@ impl PrivatePostgres {
 
     fn chown(&self, path: &Path) -> Result<(), PostgresError> {
         if let Some((uid, gid)) = self.owner {
-            std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw())).map_err(io(
-                format!("cannot hand {} to the postgres user", path.display()),
-            ))?;
+            std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw()))
+                .map_err(io(format!("cannot hand {} to the postgres user", path.display())))?;
         }
         Ok(())
     }
 
     fn initdb(&self, data_dir: &Path, durability: Durability) -> Result<(), PostgresError> {
-        fs::create_dir_all(&self.cluster)
-            .map_err(io(format!("cannot create {}", self.cluster.display())))?;
+        fs::create_dir_all(&self.cluster).map_err(io(format!("cannot create {}", self.cluster.display())))?;
         fs::set_permissions(&self.cluster, fs::Permissions::from_mode(0o700))
             .map_err(io("cannot restrict the cluster directory"))?;
         self.chown(&self.cluster)?;
@@ -212,15 +201,14 @@ impl PrivatePostgres {
             "\n# written by annex: private server, Unix socket only\nlisten_addresses = ''\nunix_socket_permissions = 0700\n",
         );
         if durability.throwaway {
-            conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 400\n");
+            conf.push_str(
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 400\n",
+            );
         }
         let conf_path = self.cluster.join("postgresql.conf");
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(&conf_path)
-            .map_err(io("cannot open postgresql.conf"))?;
-        f.write_all(conf.as_bytes())
-            .map_err(io("cannot write postgresql.conf"))?;
+        let mut f =
+            OpenOptions::new().append(true).open(&conf_path).map_err(io("cannot open postgresql.conf"))?;
+        f.write_all(conf.as_bytes()).map_err(io("cannot write postgresql.conf"))?;
         Ok(())
     }
 
@@ -262,10 +250,7 @@ impl PrivatePostgres {
             // Another annex process won the race to start it.
             return Ok(());
         }
-        Err(PostgresError::Command {
-            step: "pg_ctl start".into(),
-            detail: tail(&log),
-        })
+        Err(PostgresError::Command { step: "pg_ctl start".into(), detail: tail(&log) })
     }
 
     /// Stops the server (fast shutdown: open sessions are ended). Blocking.
@@ -291,21 +276,14 @@ fn check(step: &str, out: Output) -> Result<(), PostgresError> {
     if detail.is_empty() {
         detail = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     }
-    Err(PostgresError::Command {
-        step: step.to_owned(),
-        detail,
-    })
+    Err(PostgresError::Command { step: step.to_owned(), detail })
 }
 
 fn tail(log: &Path) -> String {
     let text = fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(15);
-    format!(
-        "server log {}:\n{}",
-        log.display(),
-        lines[start..].join("\n")
-    )
+    format!("server log {}:\n{}", log.display(), lines[start..].join("\n"))
 }
 
 fn unprivileged_owner() -> Result<Option<(Uid, Gid)>, PostgresError> {
@@ -326,25 +304,19 @@ fn write_private(path: &Path, text: &str) -> Result<(), PostgresError> {
         .mode(0o600)
         .open(path)
         .map_err(io(format!("cannot write {}", path.display())))?;
-    f.write_all(text.as_bytes())
-        .map_err(io(format!("cannot write {}", path.display())))
+    f.write_all(text.as_bytes()).map_err(io(format!("cannot write {}", path.display())))
 }
 
 fn read_or_create_password(path: &Path) -> Result<String, PostgresError> {
     if let Ok(mut f) = File::open(path) {
         let mut s = String::new();
-        f.read_to_string(&mut s)
-            .map_err(io(format!("cannot read {}", path.display())))?;
+        f.read_to_string(&mut s).map_err(io(format!("cannot read {}", path.display())))?;
         let s = s.trim().to_owned();
         if !s.is_empty() {
             return Ok(s);
         }
     }
-    let password = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let password = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     write_private(path, &password)?;
     Ok(password)
 }
@@ -375,8 +347,5 @@ pub(crate) fn find_binaries() -> Result<PathBuf, PostgresError> {
         })
         .collect();
     versions.sort();
-    versions
-        .pop()
-        .map(|(_, dir)| dir)
-        .ok_or(PostgresError::BinariesNotFound)
+    versions.pop().map(|(_, dir)| dir).ok_or(PostgresError::BinariesNotFound)
 }

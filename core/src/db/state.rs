@@ -21,14 +21,7 @@ pub(crate) async fn register(
     version: &str,
     enabled: Option<bool>,
 ) -> Result<StoredExtension, sqlx::Error> {
-    let row: (
-        String,
-        String,
-        bool,
-        serde_json::Value,
-        String,
-        Option<String>,
-    ) = sqlx::query_as(
+    let row: (String, String, bool, serde_json::Value, String, Option<String>) = sqlx::query_as(
         r#"
         insert into annex.extensions (name, version, enabled)
         values ($1, $2, coalesce($3, true))
@@ -54,12 +47,14 @@ pub(crate) async fn set_state(
     state: &str,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("update annex.extensions set state = $2, last_error = $3, updated_at = now() where name = $1")
-        .bind(name)
-        .bind(state)
-        .bind(error)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "update annex.extensions set state = $2, last_error = $3, updated_at = now() where name = $1",
+    )
+    .bind(name)
+    .bind(state)
+    .bind(error)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -73,33 +68,8 @@ pub(crate) async fn all(pool: &PgPool) -> Result<Vec<StoredExtension>, sqlx::Err
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-impl
-    From<(
-        String,
-        String,
-        bool,
-        serde_json::Value,
-        String,
-        Option<String>,
-    )> for StoredExtension
-{
-    fn from(
-        r: (
-            String,
-            String,
-            bool,
-            serde_json::Value,
-            String,
-            Option<String>,
-        ),
-    ) -> Self {
-        Self {
-            name: r.0,
-            version: r.1,
-            enabled: r.2,
-            config: r.3,
-            state: r.4,
-            last_error: r.5,
-        }
+impl From<(String, String, bool, serde_json::Value, String, Option<String>)> for StoredExtension {
+    fn from(r: (String, String, bool, serde_json::Value, String, Option<String>)) -> Self {
+        Self { name: r.0, version: r.1, enabled: r.2, config: r.3, state: r.4, last_error: r.5 }
     }
 }

@@ -19,9 +19,7 @@ pub struct TestHostBuilder {
 
 impl std::fmt::Debug for TestHostBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestHostBuilder")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("TestHostBuilder").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -40,10 +38,7 @@ pub struct TestHost {
 impl TestHost {
     /// Starts building a test host with default config and no extensions.
     pub fn builder() -> TestHostBuilder {
-        TestHostBuilder {
-            config: Config::default(),
-            extensions: Vec::new(),
-        }
+        TestHostBuilder { config: Config::default(), extensions: Vec::new() }
     }
 }
 
@@ -84,19 +79,11 @@ impl TestHostBuilder {
         config.data_dir = data_dir.path().to_owned();
         config.server.shutdown_timeout_ms = config.server.shutdown_timeout_ms.min(2_000);
 
-        let host = Host::builder(config)
-            .extensions(self.extensions)
-            .start()
-            .await?;
+        let host = Host::builder(config).extensions(self.extensions).start().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|source| HostError::Bind {
-                addr: "127.0.0.1:0".into(),
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| HostError::Internal(e.to_string()))?;
+            .map_err(|source| HostError::Bind { addr: "127.0.0.1:0".into(), source })?;
+        let addr = listener.local_addr().map_err(|e| HostError::Internal(e.to_string()))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = host.clone();
         let server = tokio::spawn(async move {

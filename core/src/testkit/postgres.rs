@@ -45,15 +45,8 @@ impl TestPostgres {
         if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
             return Ok(TestPostgres::External { url });
         }
-        let io = |source| PostgresError::Io {
-            context: "cannot create the test directory".into(),
-            source,
-        };
-        let root = tempfile::Builder::new()
-            .prefix("annex-test-")
-            .tempdir_in("/tmp")
-            .map_err(io)?
-            .keep();
+        let io = |source| PostgresError::Io { context: "cannot create the test directory".into(), source };
+        let root = tempfile::Builder::new().prefix("annex-test-").tempdir_in("/tmp").map_err(io)?.keep();
         // The server may run as another user, who must be able to reach its directory.
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
         let server = PrivatePostgres::ensure(&root, Durability { throwaway: true })?;
@@ -65,21 +58,16 @@ impl TestPostgres {
     pub async fn create_database(&self) -> Result<String, HostError> {
         let name = format!("annex_test_{}", uuid::Uuid::new_v4().simple());
         let (admin, url) = match self {
-            TestPostgres::Private { server, .. } => {
-                (server.connect_options("postgres"), server.url(&name))
-            }
+            TestPostgres::Private { server, .. } => (server.connect_options("postgres"), server.url(&name)),
             TestPostgres::External { url } => {
                 let admin = PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?;
-                let mut target =
-                    url::Url::parse(url).map_err(|e| HostError::Internal(e.to_string()))?;
+                let mut target = url::Url::parse(url).map_err(|e| HostError::Internal(e.to_string()))?;
                 target.set_path(&name);
                 (admin, target.to_string())
             }
         };
         let mut conn = admin.connect().await.map_err(HostError::Connect)?;
-        sqlx::query(&format!("create database {name}"))
-            .execute(&mut conn)
-            .await?;
+        sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
         conn.close().await?;
         Ok(url)
     }

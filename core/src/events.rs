@@ -1,0 +1,164 @@
+//! The event bus: host events (`extension.enabled`, …) and extension events (`<name>.<event>`),
+//! delivered asynchronously to subscribers that registered a pattern.
+//!
+//! Each subscription has its own bounded queue ([`QUEUE_CAPACITY`] events) drained by its own
+//! task. Publishing never waits: when a subscriber's queue is full the new event is dropped for
+//! that subscriber only, counted, and logged (first drop, then every 1000th). A slow subscriber
+//! therefore costs at most its queue's memory and never slows the publisher or the others.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::context::Context;
+use crate::gate::Slot;
+use crate::panic;
+
+/// Events a subscriber's queue holds before new ones are dropped for it.
+pub const QUEUE_CAPACITY: usize = 1024;
+
+/// One event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// Unique id.
+    pub id: String,
+    /// `extension.enabled`, `<ext>.<event>`, …
+    pub name: String,
+    /// `host` or the publishing extension's name.
+    pub source: String,
+    /// RFC 3339 time of publication.
+    pub occurred_at: String,
+    /// The event's data.
+    pub data: serde_json::Value,
+}
+
+impl Event {
+    pub(crate) fn new(name: String, source: &str, data: serde_json::Value) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            name,
+            source: source.to_owned(),
+            occurred_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            data,
+        }
+    }
+}
+
+/// A subscriber's handler, as stored.
+pub(crate) type EventHandler = Arc<dyn Fn(Context, Event) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Boxes an async closure into an [`EventHandler`].
+pub(crate) fn handler<F, Fut>(f: F) -> EventHandler
+where
+    F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |cx, ev| Box::pin(f(cx, ev)))
+}
+
+/// `*` matches everything; a `*` segment matches one segment, or every remaining segment when it
+/// is last (`extension.*` matches `extension.enabled`); other segments match exactly.
+pub fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let mut pat = pattern.split('.').peekable();
+    let mut segs = name.split('.');
+    while let Some(p) = pat.next() {
+        let last = pat.peek().is_none();
+        match (p, segs.next()) {
+            ("*", Some(_)) if last => return true,
+            ("*", Some(_)) => {}
+            (p, Some(s)) if p == s => {}
+            _ => return false,
+        }
+    }
+    segs.next().is_none()
+}
+
+struct Subscriber {
+    extension: String,
+    pattern: String,
+    tx: mpsc::Sender<Event>,
+    dropped: AtomicU64,
+}
+
+/// The bus. One per host.
+#[derive(Default)]
+pub(crate) struct EventBus {
+    subscribers: RwLock<Vec<Subscriber>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let subs = self.subscribers.read().map(|s| s.len()).unwrap_or(0);
+        f.debug_struct("EventBus").field("subscribers", &subs).finish()
+    }
+}
+
+impl EventBus {
+    /// Adds a subscription and starts the task that drains its queue. Events arrive only while
+    /// the subscriber's gate is open (it is running); a panic in the handler is caught, counted
+    /// and logged, and the next event is delivered as usual.
+    pub(crate) fn subscribe(&self, cx: Context, slot: Arc<Slot>, pattern: String, handler: EventHandler) {
+        let (tx, mut rx) = mpsc::channel::<Event>(QUEUE_CAPACITY);
+        let extension = cx.name().to_owned();
+        let task = async move {
+            while let Some(event) = rx.recv().await {
+                if !slot.is_open() {
+                    continue;
+                }
+                let name = event.name.clone();
+                if let Err(message) = panic::catch(handler(cx.clone(), event)).await {
+                    crate::stats::Counters::bump(&cx.counters().hook_panics);
+                    tracing::error!(extension = %cx.name(), event = %name, panic = %message, "event handler panicked");
+                }
+            }
+        };
+        tokio::spawn(task);
+        let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
+        subs.push(Subscriber { extension, pattern, tx, dropped: AtomicU64::new(0) });
+    }
+
+    /// Delivers `event` to every matching subscriber without waiting.
+    pub(crate) fn publish(&self, event: Event) {
+        let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+        for s in subs.iter().filter(|s| pattern_matches(&s.pattern, &event.name)) {
+            if s.tx.try_send(event.clone()).is_err() {
+                let n = s.dropped.fetch_add(1, Ordering::Relaxed);
+                if n % 1000 == 0 {
+                    tracing::warn!(subscriber = %s.extension, pattern = %s.pattern, event = %event.name, dropped = n + 1,
+                        "subscriber queue full; event dropped for this subscriber");
+                }
+            }
+        }
+    }
+
+    /// Events dropped so far for each subscriber, by extension name and pattern.
+    pub(crate) fn dropped(&self) -> Vec<(String, String, u64)> {
+        let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+        subs.iter()
+            .map(|s| (s.extension.clone(), s.pattern.clone(), s.dropped.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn patterns_match_by_segment() {
+        assert!(pattern_matches("*", "extension.enabled"));
+        assert!(pattern_matches("extension.*", "extension.enabled"));
+        assert!(pattern_matches("extension.*", "extension.config.changed"));
+        assert!(!pattern_matches("extension.*", "extension"));
+        assert!(!pattern_matches("extension.*", "extensions.enabled"));
+        assert!(pattern_matches("*.created", "shop.created"));
+        assert!(!pattern_matches("*.created", "shop.deleted"));
+        assert!(pattern_matches("shop.created", "shop.created"));
+        assert!(!pattern_matches("shop.created", "shop.created.late"));
+    }
+}
