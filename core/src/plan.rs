@@ -267,15 +267,15 @@ fn check_dependencies(
                 dependency: dep.name.clone(),
                 requirement: dep.requirement.clone(),
             });
-        } else if let Some(found) = versions.get(dep.name.as_str()) {
-            if !req.matches(found) {
-                errors.push(PlanError::IncompatibleDependency {
-                    extension: m.name.clone(),
-                    dependency: dep.name.clone(),
-                    requirement: dep.requirement.clone(),
-                    found: found.to_string(),
-                });
-            }
+        } else if let Some(found) = versions.get(dep.name.as_str())
+            && !req.matches(found)
+        {
+            errors.push(PlanError::IncompatibleDependency {
+                extension: m.name.clone(),
+                dependency: dep.name.clone(),
+                requirement: dep.requirement.clone(),
+                found: found.to_string(),
+            });
         }
     }
 }
@@ -295,7 +295,7 @@ fn route_shape(path: &str) -> String {
 fn check_routes(extension: &str, routes: &[RouteSpec], errors: &mut Vec<PlanError>) {
     let mut seen: BTreeMap<(String, String), ()> = BTreeMap::new();
     let mut matcher = matchit::Router::new();
-    let mut shapes = BTreeSet::new();
+    let mut spellings: BTreeMap<String, &str> = BTreeMap::new();
     for route in routes {
         let invalid = |reason: String| PlanError::InvalidRoute {
             extension: extension.to_owned(),
@@ -321,9 +321,16 @@ fn check_routes(extension: &str, routes: &[RouteSpec], errors: &mut Vec<PlanErro
             });
             continue;
         }
-        if shapes.insert(shape) {
-            if let Err(e) = matcher.insert(route.path.as_str(), ()) {
-                errors.push(invalid(e.to_string()));
+        match spellings.get(&shape) {
+            Some(first) if *first != route.path => errors.push(invalid(format!(
+                "the same path is already declared as `{first}`; parameters in one place must share a name"
+            ))),
+            Some(_) => {}
+            None => {
+                spellings.insert(shape, &route.path);
+                if let Err(e) = matcher.insert(route.path.as_str(), ()) {
+                    errors.push(invalid(e.to_string()));
+                }
             }
         }
     }

@@ -6,22 +6,17 @@ use crate::migrations::{Migration, Migrations};
 pub(crate) const HOST_SCOPE: &str = "annex";
 
 macro_rules! host_migration {
-    ($version:literal, $name:literal) => {
+    ($version:literal, $file:literal) => {
         Migration::new(
             $version,
-            $name,
-            include_str!(concat!("../../../migrations/", stringify!($version), "_", $name, ".up.sql")),
-            Some(include_str!(concat!(
-                "../../../migrations/",
-                stringify!($version),
-                "_",
-                $name,
-                ".down.sql"
-            ))),
+            // The description is the file stem without its `NNNN_` prefix.
+            &$file[5..],
+            include_str!(concat!("../../../migrations/", $file, ".up.sql")),
+            Some(include_str!(concat!("../../../migrations/", $file, ".down.sql"))),
         )
     };
 }
 
 pub(crate) fn host_migrations() -> Migrations {
-    Migrations::new(vec![host_migration!(0001, "extension_state"), host_migration!(0002, "audit_log")])
+    Migrations::new(vec![host_migration!(1, "0001_extension_state"), host_migration!(2, "0002_audit_log")])
 }

@@ -324,19 +324,25 @@ fn read_or_create_password(path: &Path) -> Result<String, PostgresError> {
 /// The directory holding `initdb` and `pg_ctl`: PATH, then `pg_config --bindir`, then the
 /// newest `/usr/lib/postgresql/*/bin`.
 pub(crate) fn find_binaries() -> Result<PathBuf, PostgresError> {
+    find_binaries_in(std::env::var_os("PATH"), Path::new("pg_config"), Path::new("/usr/lib/postgresql"))
+}
+
+fn find_binaries_in(
+    path_var: Option<std::ffi::OsString>,
+    pg_config: &Path,
+    lib_root: &Path,
+) -> Result<PathBuf, PostgresError> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-            return Ok(dir);
-        }
+    if let Some(dir) = path_var.and_then(|p| std::env::split_paths(&p).find(|d| has_both(d))) {
+        return Ok(dir);
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && has_both(&dir) {
             return Ok(dir);
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(lib_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -348,4 +354,36 @@ pub(crate) fn find_binaries() -> Result<PathBuf, PostgresError> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, dir)| dir).ok_or(PostgresError::BinariesNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_give_one_error_that_says_how_to_install_them() {
+        let empty = tempfile::tempdir().expect("tempdir");
+        let err = find_binaries_in(
+            Some(empty.path().as_os_str().to_owned()),
+            &empty.path().join("no-pg-config"),
+            empty.path(),
+        )
+        .expect_err("nothing to find");
+        let msg = err.to_string();
+        assert!(matches!(err, PostgresError::BinariesNotFound));
+        assert!(msg.contains("apt-get install postgresql") && msg.contains("DATABASE_URL"), "{msg}");
+    }
+
+    #[test]
+    fn the_newest_versioned_install_wins() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for v in ["9", "15", "13"] {
+            let bin = root.path().join(v).join("bin");
+            fs::create_dir_all(&bin).expect("mkdir");
+            fs::write(bin.join("initdb"), "").expect("write");
+            fs::write(bin.join("pg_ctl"), "").expect("write");
+        }
+        let found = find_binaries_in(None, &root.path().join("no-pg-config"), root.path()).expect("found");
+        assert_eq!(found, root.path().join("15").join("bin"));
+    }
 }
