@@ -134,7 +134,10 @@ fn render(r: &MigrationReport) -> String {
         })
         .collect();
     let mut out = format!("extension {} (schema {})\n\n", r.extension, r.schema);
-    out.push_str(&table(&["VERSION", "DESCRIPTION", "STATE", "REVERSIBLE", "APPLIED_AT", "DURATION"], &steps));
+    out.push_str(&table(
+        &["VERSION", "DESCRIPTION", "STATE", "REVERSIBLE", "APPLIED_AT", "DURATION"],
+        &steps,
+    ));
     if steps.is_empty() {
         out.push_str("(no migrations)\n");
     }

@@ -8,11 +8,19 @@ use annex_core::{Config, ExtensionState, Host, Isolation};
 use common::{Scripted, sql, step, superuser};
 
 fn things(name: &str) -> Scripted {
-    Scripted::new(name, vec![step(1, "things", "create table things (id int primary key)", "drop table things")])
+    Scripted::new(
+        name,
+        vec![step(1, "things", "create table things (id int primary key)", "drop table things")],
+    )
 }
 
 async fn two_extensions() -> TestHost {
-    TestHost::builder().extension(things("alpha")).extension(things("beta")).start().await.expect("host starts")
+    TestHost::builder()
+        .extension(things("alpha"))
+        .extension(things("beta"))
+        .start()
+        .await
+        .expect("host starts")
 }
 
 fn assert_denied(result: Result<Option<String>, String>, what: &str) {
@@ -47,7 +55,8 @@ async fn an_extension_cannot_switch_roles_or_create_outside_its_schema() {
         .fetch_one(&db)
         .await
         .expect("beta has a role");
-    let host_user: String = sqlx::query_scalar("select current_user::text").fetch_one(&db).await.expect("user");
+    let host_user: String =
+        sqlx::query_scalar("select current_user::text").fetch_one(&db).await.expect("user");
     assert_denied(sql(&t, "alpha", &format!("set role \"{beta}\"")).await, "set role beta");
     assert_denied(sql(&t, "alpha", &format!("set role \"{host_user}\"")).await, "set role host");
     assert_denied(sql(&t, "alpha", "create table public.x (i int)").await, "create in public");
@@ -114,7 +123,10 @@ async fn roles_differ_between_databases_and_only_annex_roles_may_connect() {
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+    )
 }
 
 /// Logs written while the closure's future runs, on this (current-thread) test runtime.
@@ -156,7 +168,8 @@ async fn schema_mode_works_without_roles_and_warns_loudly() {
     assert_eq!(sql(&t, "alpha", "select count(*)::text from things").await, Ok(Some("1".into())));
     assert_eq!(sql(&t, "beta", "select count(*)::text from things").await, Ok(Some("0".into())));
     let db = superuser(t.database_url()).await;
-    let roles: i64 = sqlx::query_scalar("select count(*) from annex.extension_roles").fetch_one(&db).await.expect("n");
+    let roles: i64 =
+        sqlx::query_scalar("select count(*) from annex.extension_roles").fetch_one(&db).await.expect("n");
     assert_eq!(roles, 0, "schema mode creates no roles");
     let schemas: i64 =
         sqlx::query_scalar("select count(*) from pg_namespace where nspname in ('ext_alpha', 'ext_beta')")
@@ -176,7 +189,8 @@ async fn role_mode_without_createrole_names_the_setting_to_use() {
     let url = annex_core::testkit::test_database_url().await.expect("database");
     let db = superuser(&url).await;
     let user = format!("limited_{}", uuid_like());
-    let database: String = sqlx::query_scalar("select current_database()::text").fetch_one(&db).await.expect("db");
+    let database: String =
+        sqlx::query_scalar("select current_database()::text").fetch_one(&db).await.expect("db");
     sqlx::raw_sql(&format!(
         "create role {user} login password 'limited-pw' nocreaterole; alter database {database} owner to {user}"
     ))

@@ -15,7 +15,12 @@ fn counted() -> Scripted {
     Scripted::new(
         "counted",
         vec![
-            step(1, "log", "create table log (n int primary key); insert into log values (1)", "drop table log"),
+            step(
+                1,
+                "log",
+                "create table log (n int primary key); insert into log values (1)",
+                "drop table log",
+            ),
             step(2, "two", "insert into log values (2)", "delete from log where n = 2"),
             step(3, "three", "insert into log values (3)", "delete from log where n = 3"),
         ],
@@ -32,7 +37,10 @@ async fn two_hosts_started_at_once_on_a_fresh_database_apply_each_migration_once
     let (a, b) = (a.expect("first host"), b.expect("second host"));
     assert_eq!(a.host().state("counted"), Some(ExtensionState::Running));
     assert_eq!(b.host().state("counted"), Some(ExtensionState::Running));
-    assert_eq!(sql(&a, "counted", "select string_agg(n::text, ',' order by n) from log").await, Ok(Some("1,2,3".into())));
+    assert_eq!(
+        sql(&a, "counted", "select string_agg(n::text, ',' order by n) from log").await,
+        Ok(Some("1,2,3".into()))
+    );
 
     let db = superuser(&url).await;
     for (scope, expected) in [("counted", 3), ("annex", 3)] {
@@ -82,7 +90,8 @@ async fn a_failing_migration_leaves_no_trace_and_fails_only_its_extension() {
     let half: Option<String> =
         sqlx::query_scalar("select to_regclass('ext_broken.half')::text").fetch_one(&db).await.expect("q");
     assert_eq!(half, None, "the first statement of the failed step was rolled back");
-    let rows: i64 = sqlx::query_scalar("select count(*) from ext_broken.base").fetch_one(&db).await.expect("q");
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from ext_broken.base").fetch_one(&db).await.expect("q");
     assert_eq!(rows, 0, "the second statement of the failed step was rolled back");
     let versions: Vec<i64> =
         sqlx::query_scalar("select version from annex.migrations where scope = 'broken' order by version")
@@ -131,7 +140,12 @@ async fn an_edited_applied_migration_is_refused_at_the_next_start() {
     second.shutdown().await;
 }
 
-async fn admin(url: &str, dir: &std::path::Path, extensions: Vec<Arc<dyn Extension>>, enabled: bool) -> Admin {
+async fn admin(
+    url: &str,
+    dir: &std::path::Path,
+    extensions: Vec<Arc<dyn Extension>>,
+    enabled: bool,
+) -> Admin {
     let mut config = Config { data_dir: dir.to_owned(), ..Config::default() };
     config.database.url = Some(url.to_owned());
     config.server.secret = Some(TEST_SECRET.to_owned());
@@ -145,9 +159,19 @@ fn layered(down2: Option<&str>) -> Arc<dyn Extension> {
     Arc::new(Scripted::new(
         "layered",
         vec![
-            step(1, "journal", "create table journal (id serial primary key, what text)", "drop table journal"),
+            step(
+                1,
+                "journal",
+                "create table journal (id serial primary key, what text)",
+                "drop table journal",
+            ),
             Migration::new(2, "b", "create table b (i int)", down2),
-            step(3, "c", "create table c (i int)", "drop table c; insert into journal (what) values ('down 3')"),
+            step(
+                3,
+                "c",
+                "create table c (i int)",
+                "drop table c; insert into journal (what) values ('down 3')",
+            ),
         ],
     ))
 }
@@ -161,7 +185,8 @@ async fn rollback_runs_the_downs_newest_first_and_the_history_shows_it() {
     let mut seen = Vec::new();
     let applied = admin.migrate("layered", |s| seen.push((s.version, s.action))).await.expect("migrate");
     assert_eq!(applied.len(), 3);
-    let reverted = admin.rollback("layered", 1, |s| seen.push((s.version, s.action))).await.expect("rollback");
+    let reverted =
+        admin.rollback("layered", 1, |s| seen.push((s.version, s.action))).await.expect("rollback");
     assert_eq!(reverted.iter().map(|s| s.version).collect::<Vec<_>>(), vec![3, 2]);
     assert_eq!(
         seen,
@@ -175,8 +200,10 @@ async fn rollback_runs_the_downs_newest_first_and_the_history_shows_it() {
     );
 
     let db = superuser(&url).await;
-    let journal: Vec<String> =
-        sqlx::query_scalar("select what from ext_layered.journal order by id").fetch_all(&db).await.expect("q");
+    let journal: Vec<String> = sqlx::query_scalar("select what from ext_layered.journal order by id")
+        .fetch_all(&db)
+        .await
+        .expect("q");
     assert_eq!(journal, vec!["down 3", "down 2"]);
     db.close().await;
 
@@ -184,7 +211,10 @@ async fn rollback_runs_the_downs_newest_first_and_the_history_shows_it() {
     let states: Vec<(i64, &str)> = report.steps.iter().map(|s| (s.version, s.state.as_str())).collect();
     assert_eq!(states, vec![(1, "applied"), (2, "pending"), (3, "pending")]);
     let history: Vec<(i64, &str)> = report.history.iter().map(|h| (h.version, h.action.as_str())).collect();
-    assert_eq!(history, vec![(1, "applied"), (2, "applied"), (3, "applied"), (3, "rolled_back"), (2, "rolled_back")]);
+    assert_eq!(
+        history,
+        vec![(1, "applied"), (2, "applied"), (3, "applied"), (3, "rolled_back"), (2, "rolled_back")]
+    );
 
     // Applying again brings them back.
     assert_eq!(admin.migrate("layered", |_| {}).await.expect("re-apply").len(), 2);
@@ -223,10 +253,11 @@ async fn purge_removes_schema_and_role_and_refuses_while_enabled() {
     enabled.close().await;
 
     let db = superuser(&url).await;
-    let role: String = sqlx::query_scalar("select role from annex.extension_roles where extension = 'layered'")
-        .fetch_one(&db)
-        .await
-        .expect("role recorded");
+    let role: String =
+        sqlx::query_scalar("select role from annex.extension_roles where extension = 'layered'")
+            .fetch_one(&db)
+            .await
+            .expect("role recorded");
     let disabled = admin(&url, dir.path(), vec![layered(Some("drop table b"))], false).await;
     let lines = disabled.purge("layered").await.expect("purge");
     assert!(lines.iter().any(|l| l.contains(&role)), "{lines:?}");
@@ -237,8 +268,11 @@ async fn purge_removes_schema_and_role_and_refuses_while_enabled() {
         .await
         .expect("q");
     assert_eq!(schemas, 0, "schema dropped");
-    let roles: i64 =
-        sqlx::query_scalar("select count(*) from pg_roles where rolname = $1").bind(&role).fetch_one(&db).await.expect("q");
+    let roles: i64 = sqlx::query_scalar("select count(*) from pg_roles where rolname = $1")
+        .bind(&role)
+        .fetch_one(&db)
+        .await
+        .expect("q");
     assert_eq!(roles, 0, "role dropped");
     let applied: i64 = sqlx::query_scalar("select count(*) from annex.migrations where scope = 'layered'")
         .fetch_one(&db)

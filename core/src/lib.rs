@@ -88,9 +88,9 @@ pub use migration_admin::{ExtensionDbError, MigrationHistoryEntry, MigrationRepo
 pub use migrations::{Migration, Migrations};
 pub use plan::{PlanError, PlanErrors, validate};
 pub use registrar::Registrar;
-pub use secret::SecretError;
 pub use registration::{Registration, RegistrationError, compiled_in};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use secret::SecretError;
 pub use stats::ExtensionStats;
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.

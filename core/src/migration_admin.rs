@@ -207,7 +207,13 @@ impl Admin {
         .await?;
         let history = history
             .into_iter()
-            .map(|h| MigrationHistoryEntry { version: h.0, description: h.1, action: h.2, at: h.3, duration_ms: h.4 })
+            .map(|h| MigrationHistoryEntry {
+                version: h.0,
+                description: h.1,
+                action: h.2,
+                at: h.3,
+                duration_ms: h.4,
+            })
             .collect();
         Ok(MigrationReport { extension: name.to_owned(), schema: schema_name(name), steps, history })
     }

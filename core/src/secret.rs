@@ -98,8 +98,11 @@ fn read_or_create(path: &Path) -> Result<String, SecretError> {
             Ok(secret)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = fs::read_to_string(path)
-                .map_err(|source| SecretError::File { action: "read", path: path.to_owned(), source })?;
+            let text = fs::read_to_string(path).map_err(|source| SecretError::File {
+                action: "read",
+                path: path.to_owned(),
+                source,
+            })?;
             Ok(text.trim().to_owned())
         }
         Err(source) => Err(err(source)),

@@ -176,10 +176,8 @@ impl Isolator {
                     .await
                     .map_err(err)?;
                 let options = self.options.clone().options([("search_path", schema.as_str())]);
-                let pool = pool_options(size)
-                    .connect_with(options)
-                    .await
-                    .map_err(provision_err(extension))?;
+                let pool =
+                    pool_options(size).connect_with(options).await.map_err(provision_err(extension))?;
                 Ok(Provisioned { pool, ledger: Ledger::Host })
             }
             Isolation::Role => {
@@ -193,13 +191,18 @@ impl Isolator {
                     Ok(pool) => pool,
                     Err(e) if is_bad_password(&e) => {
                         tracing::warn!(
-                            extension, role,
+                            extension,
+                            role,
                             "the password of role {role} did not match this host's secret; resetting it. \
                              Every replica must share [server] secret (ANNEX_SECRET), or they lock each other out"
                         );
                         self.set_password(extension, &role, &password).await?;
                         pool_options(size).connect_with(options).await.map_err(|source| {
-                            IsolationError::Login { extension: extension.to_owned(), role: role.clone(), source }
+                            IsolationError::Login {
+                                extension: extension.to_owned(),
+                                role: role.clone(),
+                                source,
+                            }
                         })?
                     }
                     Err(source) => {

@@ -107,7 +107,11 @@ impl std::fmt::Display for MigrationStep {
             StepAction::Applied => "applied",
             StepAction::RolledBack => "rolled back",
         };
-        write!(f, "{} {:04} {} {action} in {} ms", self.scope, self.version, self.description, self.duration_ms)
+        write!(
+            f,
+            "{} {:04} {} {action} in {} ms",
+            self.scope, self.version, self.description, self.duration_ms
+        )
     }
 }
 
@@ -124,7 +128,7 @@ pub(crate) enum Ledger {
 }
 
 /// Lock key for all migration work of one database; any constant works, this one spells annex.
-pub(crate) const LOCK_KEY: i64 = 0x616e_6e65_78;
+pub(crate) const LOCK_KEY: i64 = 0x0061_6e6e_6578;
 
 /// Creates the `annex` schema and the tracking tables if absent.
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
@@ -172,13 +176,11 @@ pub(crate) async fn apply(
 }
 
 impl Ledger {
-    async fn applied(
-        self,
-        conn: &mut PgConnection,
-        scope: &str,
-    ) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    async fn applied(self, conn: &mut PgConnection, scope: &str) -> Result<Vec<(i64, String)>, sqlx::Error> {
         let sql = match self {
-            Ledger::Host => "select version, checksum from annex.migrations where scope = $1 order by version",
+            Ledger::Host => {
+                "select version, checksum from annex.migrations where scope = $1 order by version"
+            }
             Ledger::ExtensionRole => "select version, checksum from annex_api.applied_migrations($1)",
         };
         sqlx::query_as(sql).bind(scope).fetch_all(conn).await
@@ -283,10 +285,10 @@ pub(crate) async fn up(
     // Fast path without the lock: nothing pending (the usual restart) costs one query.
     let applied = ledger.applied(conn, scope).await?;
     for m in migrations.iter() {
-        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version) {
-            if *recorded != m.checksum() {
-                return Err(mismatch(scope, m, recorded.clone()));
-            }
+        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version)
+            && *recorded != m.checksum()
+        {
+            return Err(mismatch(scope, m, recorded.clone()));
         }
     }
     if migrations.iter().all(|m| applied.iter().any(|(v, _)| *v == m.version)) {

@@ -40,12 +40,11 @@ async fn add_greeting(cx: Context, Json(body): Json<Value>) -> Result<Json<Value
     let Some(name) = body.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
         return Err(ApiError::bad_request("expected a JSON body {\"name\": \"…\"} with a non-empty name"));
     };
-    let (id, at): (i64, String) = sqlx::query_as(
-        "insert into greetings (name) values ($1) returning id, greeted_at::text",
-    )
-    .bind(name)
-    .fetch_one(cx.db()?)
-    .await?;
+    let (id, at): (i64, String) =
+        sqlx::query_as("insert into greetings (name) values ($1) returning id, greeted_at::text")
+            .bind(name)
+            .fetch_one(cx.db()?)
+            .await?;
     Ok(Json(json!({ "id": id, "name": name, "greeted_at": at })))
 }
 
