@@ -138,8 +138,9 @@ impl Context {
         self.inner.db.get().ok_or_else(|| DatabaseUnavailable { extension: self.inner.name.clone() })
     }
 
-    pub(crate) fn set_db(&self, pool: sqlx::PgPool) {
-        let _ = self.inner.db.set(pool);
+    /// Gives the extension its pool; hands `pool` back if it already has one (a restart).
+    pub(crate) fn set_db(&self, pool: sqlx::PgPool) -> Result<(), sqlx::PgPool> {
+        self.inner.db.set(pool)
     }
 
     /// The extension's own storage directory (`<data_dir>/ext/<name>`).

@@ -224,7 +224,9 @@ impl HostInner {
         let (pool, _) = extension_db::open(&self.isolator, &m.metadata.name, &migrations, size, &mut |_| {})
             .await
             .map_err(|e| e.to_string())?;
-        m.cx.set_db(pool);
+        if let Err(spare) = m.cx.set_db(pool) {
+            spare.close().await;
+        }
         let timeout = self.lifecycle_timeout();
         lifecycle(m, "init", timeout, m.extension.init(&m.cx)).await?;
         lifecycle(m, "start", timeout, m.extension.start(&m.cx)).await?;

@@ -116,3 +116,17 @@ fn parse_stem(stem: &str) -> Option<(i64, &str)> {
     }
     Some((digits.parse().ok()?, description))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stem;
+
+    #[test]
+    fn file_stems_give_version_and_description() {
+        assert_eq!(parse_stem("0001_create_items"), Some((1, "create_items")));
+        assert_eq!(parse_stem("12_x2"), Some((12, "x2")));
+        assert_eq!(parse_stem("create_items"), None);
+        assert_eq!(parse_stem("0001_"), None);
+        assert_eq!(parse_stem("0001_Bad-Name"), None);
+    }
+}

@@ -170,11 +170,17 @@ impl Isolator {
         let size = size.max(1);
         match self.mode {
             Isolation::Schema => {
-                let err = provision_err(extension);
-                sqlx::query(&format!("create schema if not exists \"{schema}\""))
-                    .execute(&self.admin)
+                let mut tx = self.admin.begin().await.map_err(provision_err(extension))?;
+                sqlx::query("select pg_advisory_xact_lock($1)")
+                    .bind(LOCK_KEY)
+                    .execute(&mut *tx)
                     .await
-                    .map_err(err)?;
+                    .map_err(provision_err(extension))?;
+                sqlx::raw_sql(&format!("create schema if not exists \"{schema}\""))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(provision_err(extension))?;
+                tx.commit().await.map_err(provision_err(extension))?;
                 let options = self.options.clone().options([("search_path", schema.as_str())]);
                 let pool =
                     pool_options(size).connect_with(options).await.map_err(provision_err(extension))?;
