@@ -11,6 +11,8 @@ pub(crate) enum ExtensionsCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Database(crate::migrate_cmd::MigrateCommand),
 }
 
 pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::Result<()> {
@@ -18,6 +20,7 @@ pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::R
     let admin = Admin::connect(&config, &extensions).await?;
     let result = match command {
         ExtensionsCommand::List { json } => list(&admin, json).await,
+        ExtensionsCommand::Database(command) => crate::migrate_cmd::run(&admin, command).await,
     };
     admin.close().await;
     result

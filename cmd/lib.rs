@@ -9,6 +9,7 @@ use annex_core::{Extension, RegistrationError};
 mod cli;
 mod extensions_cmd;
 mod logging;
+mod migrate_cmd;
 mod serve;
 
 pub use cli::run;

@@ -12,12 +12,16 @@ use crate::db::state;
 use crate::error::HostError;
 use crate::extension::Extension;
 use crate::metadata::Metadata;
+use crate::migrations::Migrations;
 
 /// A connection to annex's database for operator commands.
 #[derive(Debug)]
 pub struct Admin {
-    db: Database,
+    pub(crate) db: Database,
     compiled: Vec<Metadata>,
+    pub(crate) config: Config,
+    /// Each compiled-in extension's migrations, by name.
+    pub(crate) migrations: BTreeMap<String, Migrations>,
 }
 
 /// One extension as stored, joined with what is compiled in.
@@ -48,7 +52,8 @@ impl Admin {
         for m in &compiled {
             state::register(&db.pool, &m.name, &m.version, config.extension(&m.name).enabled).await?;
         }
-        Ok(Admin { db, compiled })
+        let migrations = extensions.iter().map(|e| (e.metadata().name, e.migrations())).collect();
+        Ok(Admin { db, compiled, config: config.clone(), migrations })
     }
 
     /// Every known extension, by name.

@@ -80,3 +80,17 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// A database error in a handler is a 500; its text is logged, never sent to the client.
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "database error in a handler");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "database_error", "a database error occurred")
+    }
+}
+
+impl From<crate::context::DatabaseUnavailable> for ApiError {
+    fn from(e: crate::context::DatabaseUnavailable) -> Self {
+        Self::internal(e.to_string())
+    }
+}

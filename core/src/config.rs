@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub bind: String,
     /// Bearer token for the admin API; generated into the data dir if absent.
     pub admin_token: Option<String>,
+    /// Key for the per-extension database passwords (HMAC); every replica must share it.
+    /// Absent: generated into `<data_dir>/secret` (mode 0600) on first run and reused.
+    pub secret: Option<String>,
     /// How long shutdown waits for in-flight requests before stopping anyway.
     pub shutdown_timeout_ms: u64,
     /// Time limit for each `init`, `start` and `stop` call.
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
         Self {
             bind: "127.0.0.1:8080".into(),
             admin_token: None,
+            secret: None,
             shutdown_timeout_ms: 10_000,
             lifecycle_timeout_ms: 30_000,
         }
@@ -204,7 +208,7 @@ impl Config {
     }
 
     /// Loads `path` (or `./annex.toml` if it exists, or defaults), then applies overrides from
-    /// `env`: `ANNEX_DATA_DIR`, `ANNEX_BIND`, `ANNEX_ADMIN_TOKEN`, `DATABASE_URL` (or
+    /// `env`: `ANNEX_DATA_DIR`, `ANNEX_BIND`, `ANNEX_ADMIN_TOKEN`, `ANNEX_SECRET`, `DATABASE_URL` (or
     /// `ANNEX_DATABASE_URL`), `ANNEX_DATABASE_ISOLATION`, `ANNEX_LOG_FORMAT`, `ANNEX_LOG`.
     pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let default_path = Path::new("annex.toml");
@@ -233,6 +237,9 @@ impl Config {
         }
         if let Some(v) = env("ANNEX_ADMIN_TOKEN") {
             self.server.admin_token = Some(v);
+        }
+        if let Some(v) = env("ANNEX_SECRET") {
+            self.server.secret = Some(v).filter(|v| !v.is_empty());
         }
         if let Some(v) = env("ANNEX_DATABASE_URL").or_else(|| env("DATABASE_URL")) {
             self.database.url = Some(v).filter(|v| !v.is_empty());

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use axum::extract::FromRequestParts;
@@ -39,6 +39,8 @@ struct Inner {
     tasks: Tasks,
     counters: Arc<Counters>,
     services: Arc<Services>,
+    /// The extension's own pool (its role, its schema); set once its migrations are applied.
+    db: OnceLock<sqlx::PgPool>,
 }
 
 /// Host services shared by every context; never handed to extensions directly.
@@ -47,6 +49,16 @@ pub(crate) struct Services {
     pub(crate) bus: Arc<EventBus>,
     /// The host's pool, used only by the host on the extension's behalf (audit writes).
     pub(crate) pool: Option<sqlx::PgPool>,
+}
+
+/// [`Context::db`] was called where the extension has no pool (a [`Context::new_test`], or
+/// before the host applied its migrations).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "extension `{extension}` has no database pool here: the host gives it one after applying its      migrations, before init(); a Context::new_test has none"
+)]
+pub struct DatabaseUnavailable {
+    extension: String,
 }
 
 /// The extension's config did not have the shape the extension asked for.
@@ -74,6 +86,7 @@ impl Context {
                 tasks: Tasks::default(),
                 counters: Arc::new(Counters::default()),
                 services,
+                db: OnceLock::new(),
             }),
         }
     }
@@ -108,6 +121,26 @@ impl Context {
     /// A tracing span carrying `extension=<name>`; the host enters it around every call.
     pub fn span(&self) -> &tracing::Span {
         &self.inner.span
+    }
+
+    /// The extension's own database pool: it logs in as the extension's role, whose search_path
+    /// is its schema `ext_<name>`, so unqualified table names are its own. Its size is
+    /// `quotas.db_connections` (default 2). The host's own pool is never handed out.
+    ///
+    /// ```
+    /// use annex_core::{ApiError, Context};
+    /// async fn count(cx: Context) -> Result<String, ApiError> {
+    ///     let n: i64 = sqlx::query_scalar("select count(*) from items").fetch_one(cx.db()?).await?;
+    ///     Ok(n.to_string())
+    /// }
+    /// ```
+    pub fn db(&self) -> Result<&sqlx::PgPool, DatabaseUnavailable> {
+        self.inner.db.get().ok_or_else(|| DatabaseUnavailable { extension: self.inner.name.clone() })
+    }
+
+    /// Gives the extension its pool; hands `pool` back if it already has one (a restart).
+    pub(crate) fn set_db(&self, pool: sqlx::PgPool) -> Result<(), sqlx::PgPool> {
+        self.inner.db.set(pool)
     }
 
     /// The extension's own storage directory (`<data_dir>/ext/<name>`).

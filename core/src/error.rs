@@ -1,6 +1,7 @@
 //! [`HostError`]: why the host could not start or run.
 
 use crate::config::ConfigError;
+use crate::db::isolation::IsolationError;
 use crate::db::migrate::MigrationError;
 use crate::db::private_postgres::PostgresError;
 use crate::plan::PlanErrors;
@@ -33,6 +34,9 @@ pub enum HostError {
     /// The host's own migrations failed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    /// Extensions cannot be isolated in the database as configured.
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -15,6 +15,8 @@ use crate::audit::{self, AuditEntry};
 use crate::config::Config;
 use crate::context::{Context, Services};
 use crate::db::database::Database;
+use crate::db::extension_db;
+use crate::db::isolation::{DEFAULT_POOL_SIZE, Isolator};
 use crate::db::state;
 use crate::error::HostError;
 use crate::events::{Event, EventBus};
@@ -63,6 +65,7 @@ pub(crate) struct HostInner {
     pub(crate) config: Config,
     pub(crate) pool: PgPool,
     database: Mutex<Option<Database>>,
+    isolator: Isolator,
     pub(crate) extensions: Vec<Managed>,
     pub(crate) ready: AtomicBool,
     pub(crate) services: Arc<Services>,
@@ -129,6 +132,7 @@ impl HostBuilder {
         let plan = Plan::new(self.extensions)?;
         let config = self.config;
         let database = Database::open(&config).await?;
+        let isolator = Isolator::prepare(&database, &config).await?;
         let pool = database.pool.clone();
         let services = Arc::new(Services { bus: Arc::new(EventBus::default()), pool: Some(pool.clone()) });
         let mut extensions = Vec::with_capacity(plan.extensions.len());
@@ -157,6 +161,7 @@ impl HostBuilder {
             config,
             pool,
             database: Mutex::new(Some(database)),
+            isolator,
             extensions,
             ready: AtomicBool::new(false),
             services,
@@ -213,6 +218,15 @@ impl HostInner {
             }
         }
         m.slot.set(ExtensionState::Starting);
+        // Its schema, role and pool, and its migrations applied as its role, before init().
+        let size = self.config.extension(&m.metadata.name).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
+        let migrations = m.extension.migrations();
+        let (pool, _) = extension_db::open(&self.isolator, &m.metadata.name, &migrations, size, &mut |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Err(spare) = m.cx.set_db(pool) {
+            spare.close().await;
+        }
         let timeout = self.lifecycle_timeout();
         lifecycle(m, "init", timeout, m.extension.init(&m.cx)).await?;
         lifecycle(m, "start", timeout, m.extension.start(&m.cx)).await?;
@@ -306,6 +320,11 @@ impl Host {
     pub async fn shutdown(&self) {
         self.inner.ready.store(false, Ordering::Release);
         self.inner.stop_all().await;
+        for m in &self.inner.extensions {
+            if let Ok(pool) = m.cx.db() {
+                pool.close().await;
+            }
+        }
         let database = self.inner.database.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(db) = database {
             db.close().await;

@@ -52,6 +52,7 @@ mod gate;
 mod health;
 mod host;
 mod metadata;
+mod migration_admin;
 mod migrations;
 mod panic;
 mod plan;
@@ -59,6 +60,7 @@ mod registrar;
 mod registration;
 mod request_id;
 mod router;
+mod secret;
 mod stats;
 mod tasks;
 #[cfg(feature = "testkit")]
@@ -71,8 +73,9 @@ pub use config::{
     Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat, QuotaConfig,
     RateLimitConfig, ServerConfig,
 };
-pub use context::{ConfigShapeError, Context};
-pub use db::migrate::MigrationError;
+pub use context::{ConfigShapeError, Context, DatabaseUnavailable};
+pub use db::isolation::IsolationError;
+pub use db::migrate::{MigrationError, MigrationStep, StepAction};
 pub use db::private_postgres::{PostgresError, PrivatePostgres};
 pub use error::HostError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
@@ -81,15 +84,22 @@ pub use gate::ExtensionState;
 pub use health::{Health, HealthStatus};
 pub use host::{ExtensionStatus, Host, HostBuilder};
 pub use metadata::{Dependency, Metadata};
+pub use migration_admin::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};
 pub use migrations::{Migration, Migrations};
 pub use plan::{PlanError, PlanErrors, validate};
 pub use registrar::Registrar;
 pub use registration::{Registration, RegistrationError, compiled_in};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use secret::SecretError;
 pub use stats::ExtensionStats;
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.
 pub use async_trait::async_trait;
+
+/// Embeds an extension's migrations: `annex_core::migrations!("migrations")` reads
+/// `NNNN_description.up.sql` (and optional `.down.sql`) files from that directory of the calling
+/// crate at compile time. See [`Migrations`].
+pub use annex_core_macros::migrations;
 
 #[doc(hidden)]
 pub mod __private {

@@ -16,6 +16,8 @@ use crate::error::HostError;
 #[derive(Debug)]
 pub(crate) struct Database {
     pub(crate) pool: PgPool,
+    /// How the host connects; extension pools derive theirs from it (other user, same server).
+    pub(crate) options: PgConnectOptions,
     private: Option<PrivatePostgres>,
 }
 
@@ -45,11 +47,11 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(HostError::Connect)?;
         migrate::apply(&pool, HOST_SCOPE, &host_migrations()).await?;
-        Ok(Self { pool, private })
+        Ok(Self { pool, options, private })
     }
 
     /// Closes the pool; stops the private server if no other annex process still uses it.

@@ -18,5 +18,9 @@ macro_rules! host_migration {
 }
 
 pub(crate) fn host_migrations() -> Migrations {
-    Migrations::new(vec![host_migration!(1, "0001_extension_state"), host_migration!(2, "0002_audit_log")])
+    Migrations::new(vec![
+        host_migration!(1, "0001_extension_state"),
+        host_migration!(2, "0002_audit_log"),
+        host_migration!(3, "0003_extension_isolation"),
+    ])
 }

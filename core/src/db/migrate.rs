@@ -1,13 +1,20 @@
-//! The migration engine: one transaction per step, checksums, and a Postgres advisory lock so
-//! concurrent replicas apply each step exactly once.
+//! The migration engine: one transaction per step, checksums, history, and a Postgres advisory
+//! lock so concurrent replicas apply (or revert) each step exactly once.
+//!
+//! The host's own steps (scope `annex`) and, in `schema` isolation, extension steps run on a
+//! connection of the host's database user, which writes `annex.migrations` directly. In `role`
+//! isolation an extension's steps run on a connection logged in as the extension's own role,
+//! which cannot touch schema `annex`: it records its steps through the `annex_api` functions,
+//! inside the step's own transaction, so a step and its record commit or roll back together.
 
 use std::time::Instant;
 
-use sqlx::{Connection, PgConnection, PgPool};
+use serde::Serialize;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::migrations::Migrations;
+use crate::migrations::{Migration, Migrations};
 
-/// Why migrations could not be applied.
+/// Why migrations could not be applied or reverted.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
     /// A step's SQL failed; its transaction was rolled back.
@@ -40,15 +47,90 @@ pub enum MigrationError {
         /// The checksum of the file now.
         current: String,
     },
+    /// A rollback would have to pass a step that has no `.down.sql`.
+    #[error(
+        "cannot roll back {scope} past {version} ({description}): it is irreversible (no \
+         {version:04}_{description}.down.sql). Roll back to {version} or later instead"
+    )]
+    Irreversible {
+        /// Whose migrations.
+        scope: String,
+        /// The irreversible step.
+        version: i64,
+        /// Its description.
+        description: String,
+    },
+    /// The database records an applied step this binary does not contain.
+    #[error(
+        "migration {scope} {version} is applied in the database but not compiled into this \
+         binary, so it cannot be reverted; run a binary that contains it"
+    )]
+    Unknown {
+        /// Whose migrations.
+        scope: String,
+        /// The step.
+        version: i64,
+    },
     /// The database failed outside a step.
     #[error("migration bookkeeping failed: {0}")]
     Database(#[from] sqlx::Error),
 }
 
-/// Lock key for all migration work of one database; any constant works, this one spells annex.
-const LOCK_KEY: i64 = 0x0061_6e6e_6578;
+/// One step the engine applied or reverted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationStep {
+    /// Whose migrations.
+    pub scope: String,
+    /// The step.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// What was done.
+    pub action: StepAction,
+    /// How long the step's SQL took.
+    pub duration_ms: i64,
+}
 
-/// Creates the `annex` schema and the tracking table if absent.
+/// What the engine did with a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    /// Its up SQL ran.
+    Applied,
+    /// Its down SQL ran.
+    RolledBack,
+}
+
+impl std::fmt::Display for MigrationStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let action = match self.action {
+            StepAction::Applied => "applied",
+            StepAction::RolledBack => "rolled back",
+        };
+        write!(
+            f,
+            "{} {:04} {} {action} in {} ms",
+            self.scope, self.version, self.description, self.duration_ms
+        )
+    }
+}
+
+/// Called after each completed step (the CLI prints a progress line).
+pub(crate) type Progress<'a> = &'a mut (dyn FnMut(&MigrationStep) + Send);
+
+/// How a connection records its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ledger {
+    /// The host's database user: plain SQL on `annex.migrations`.
+    Host,
+    /// An extension's own role: the `annex_api` functions.
+    ExtensionRole,
+}
+
+/// Lock key for all migration work of one database; any constant works, this one spells annex.
+pub(crate) const LOCK_KEY: i64 = 0x0061_6e6e_6578;
+
+/// Creates the `annex` schema and the tracking tables if absent.
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
@@ -64,6 +146,17 @@ async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
             duration_ms bigint not null,
             primary key (scope, version)
         );
+        create table if not exists annex.migration_history (
+            id          bigserial primary key,
+            scope       text not null,
+            version     bigint not null,
+            description text not null,
+            checksum    text not null,
+            action      text not null check (action in ('applied', 'rolled_back')),
+            at          timestamptz not null default now(),
+            duration_ms bigint not null
+        );
+        create index if not exists migration_history_scope on annex.migration_history (scope, id);
         "#,
     )
     .execute(&mut *tx)
@@ -71,7 +164,7 @@ async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// Applies the pending steps of `scope` in order; returns how many were applied.
+/// Applies the host's own pending steps (scope `annex`); returns how many were applied.
 pub(crate) async fn apply(
     pool: &PgPool,
     scope: &str,
@@ -79,32 +172,144 @@ pub(crate) async fn apply(
 ) -> Result<usize, MigrationError> {
     let mut conn = pool.acquire().await?;
     bootstrap(&mut conn).await?;
-    let mut applied = 0;
+    Ok(up(&mut conn, Ledger::Host, scope, migrations, &mut |_| {}).await?.len())
+}
+
+impl Ledger {
+    async fn applied(self, conn: &mut PgConnection, scope: &str) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let sql = match self {
+            Ledger::Host => {
+                "select version, checksum from annex.migrations where scope = $1 order by version"
+            }
+            Ledger::ExtensionRole => "select version, checksum from annex_api.applied_migrations($1)",
+        };
+        sqlx::query_as(sql).bind(scope).fetch_all(conn).await
+    }
+
+    async fn recorded(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        scope: &str,
+        version: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let sql = match self {
+            Ledger::Host => "select checksum from annex.migrations where scope = $1 and version = $2",
+            Ledger::ExtensionRole => {
+                "select checksum from annex_api.applied_migrations($1) where version = $2"
+            }
+        };
+        sqlx::query_scalar(sql).bind(scope).bind(version).fetch_optional(&mut **tx).await
+    }
+
+    async fn record_applied(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        scope: &str,
+        m: &Migration,
+        checksum: &str,
+        ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql = match self {
+            Ledger::Host => {
+                r#"
+                with step as (
+                    insert into annex.migrations (scope, version, description, checksum, duration_ms)
+                    values ($1, $2, $3, $4, $5)
+                    returning scope, version, description, checksum, duration_ms
+                )
+                insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
+                select scope, version, description, checksum, 'applied', duration_ms from step
+                "#
+            }
+            Ledger::ExtensionRole => "select annex_api.record_migration($1, $2, $3, $4, $5)",
+        };
+        sqlx::query(sql)
+            .bind(scope)
+            .bind(m.version)
+            .bind(&m.description)
+            .bind(checksum)
+            .bind(ms)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_reverted(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        scope: &str,
+        version: i64,
+        ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql = match self {
+            Ledger::Host => {
+                r#"
+                with gone as (
+                    delete from annex.migrations where scope = $1 and version = $2
+                    returning scope, version, description, checksum
+                )
+                insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
+                select scope, version, description, checksum, 'rolled_back', $3 from gone
+                "#
+            }
+            Ledger::ExtensionRole => "select annex_api.record_rollback($1, $2, $3)",
+        };
+        sqlx::query(sql).bind(scope).bind(version).bind(ms).execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+fn mismatch(scope: &str, m: &Migration, recorded: String) -> MigrationError {
+    MigrationError::ChecksumMismatch {
+        scope: scope.to_owned(),
+        version: m.version,
+        description: m.description.clone(),
+        recorded,
+        current: m.checksum(),
+    }
+}
+
+fn elapsed_ms(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Applies the pending steps of `scope` in version order, each in its own transaction under the
+/// advisory lock. An applied step whose checksum changed stops everything before any work.
+pub(crate) async fn up(
+    conn: &mut PgConnection,
+    ledger: Ledger,
+    scope: &str,
+    migrations: &Migrations,
+    progress: Progress<'_>,
+) -> Result<Vec<MigrationStep>, MigrationError> {
+    // Fast path without the lock: nothing pending (the usual restart) costs one query.
+    let applied = ledger.applied(conn, scope).await?;
+    for m in migrations.iter() {
+        if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version)
+            && *recorded != m.checksum()
+        {
+            return Err(mismatch(scope, m, recorded.clone()));
+        }
+    }
+    if migrations.iter().all(|m| applied.iter().any(|(v, _)| *v == m.version)) {
+        return Ok(Vec::new());
+    }
+
+    let mut done = Vec::new();
     for m in migrations.iter() {
         let mut tx = conn.begin().await?;
         // Taken per step and re-checked under the lock: a replica that lost the race skips.
         sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
-        let recorded: Option<String> =
-            sqlx::query_scalar("select checksum from annex.migrations where scope = $1 and version = $2")
-                .bind(scope)
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
         let checksum = m.checksum();
-        if let Some(recorded) = recorded {
+        if let Some(recorded) = ledger.recorded(&mut tx, scope, m.version).await? {
             if recorded != checksum {
-                return Err(MigrationError::ChecksumMismatch {
-                    scope: scope.to_owned(),
-                    version: m.version,
-                    description: m.description.clone(),
-                    recorded,
-                    current: checksum,
-                });
+                return Err(mismatch(scope, m, recorded));
             }
             continue;
         }
         let started = Instant::now();
         if let Err(e) = sqlx::raw_sql(&m.up).execute(&mut *tx).await {
+            // Dropping `tx` rolls back every statement of the step.
             return Err(MigrationError::Failed {
                 scope: scope.to_owned(),
                 version: m.version,
@@ -112,20 +317,88 @@ pub(crate) async fn apply(
                 message: e.to_string(),
             });
         }
-        let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        sqlx::query(
-            "insert into annex.migrations (scope, version, description, checksum, duration_ms) values ($1, $2, $3, $4, $5)",
-        )
-        .bind(scope)
-        .bind(m.version)
-        .bind(&m.description)
-        .bind(&checksum)
-        .bind(ms)
-        .execute(&mut *tx)
-        .await?;
+        let ms = elapsed_ms(started);
+        ledger.record_applied(&mut tx, scope, m, &checksum, ms).await?;
         tx.commit().await?;
-        tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration applied");
-        applied += 1;
+        if m.down.is_none() {
+            tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration applied (irreversible: it has no .down.sql)");
+        } else {
+            tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration applied");
+        }
+        let step = MigrationStep {
+            scope: scope.to_owned(),
+            version: m.version,
+            description: m.description.clone(),
+            action: StepAction::Applied,
+            duration_ms: ms,
+        };
+        progress(&step);
+        done.push(step);
     }
-    Ok(applied)
+    Ok(done)
+}
+
+/// Reverts every applied step of `scope` newer than `target`, newest first, each in its own
+/// transaction under the advisory lock. Refuses before reverting anything if one of them is
+/// irreversible, unknown to this binary, or changed since it was applied.
+pub(crate) async fn down(
+    conn: &mut PgConnection,
+    ledger: Ledger,
+    scope: &str,
+    migrations: &Migrations,
+    target: i64,
+    progress: Progress<'_>,
+) -> Result<Vec<MigrationStep>, MigrationError> {
+    let mut applied = ledger.applied(conn, scope).await?;
+    applied.retain(|(v, _)| *v > target);
+    applied.sort_by_key(|(v, _)| std::cmp::Reverse(*v));
+    let mut plan = Vec::with_capacity(applied.len());
+    for (version, recorded) in applied {
+        let Some(m) = migrations.iter().find(|m| m.version == version) else {
+            return Err(MigrationError::Unknown { scope: scope.to_owned(), version });
+        };
+        if recorded != m.checksum() {
+            return Err(mismatch(scope, m, recorded));
+        }
+        let Some(down_sql) = &m.down else {
+            return Err(MigrationError::Irreversible {
+                scope: scope.to_owned(),
+                version,
+                description: m.description.clone(),
+            });
+        };
+        plan.push((m, down_sql));
+    }
+
+    let mut done = Vec::new();
+    for (m, down_sql) in plan {
+        let mut tx = conn.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+        if ledger.recorded(&mut tx, scope, m.version).await?.is_none() {
+            continue; // another process reverted it meanwhile
+        }
+        let started = Instant::now();
+        if let Err(e) = sqlx::raw_sql(down_sql).execute(&mut *tx).await {
+            return Err(MigrationError::Failed {
+                scope: scope.to_owned(),
+                version: m.version,
+                description: format!("{} (down)", m.description),
+                message: e.to_string(),
+            });
+        }
+        let ms = elapsed_ms(started);
+        ledger.record_reverted(&mut tx, scope, m.version, ms).await?;
+        tx.commit().await?;
+        tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration rolled back");
+        let step = MigrationStep {
+            scope: scope.to_owned(),
+            version: m.version,
+            description: m.description.clone(),
+            action: StepAction::RolledBack,
+            duration_ms: ms,
+        };
+        progress(&step);
+        done.push(step);
+    }
+    Ok(done)
 }

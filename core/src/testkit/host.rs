@@ -11,6 +11,9 @@ use crate::extension::Extension;
 use crate::host::Host;
 use crate::testkit::postgres::test_database_url;
 
+/// The host secret test hosts use unless the config sets one.
+pub const TEST_SECRET: &str = "annex-test-secret-not-for-production";
+
 /// Builds a [`TestHost`].
 pub struct TestHostBuilder {
     config: Config,
@@ -78,6 +81,8 @@ impl TestHostBuilder {
         let data_dir = tempfile::tempdir().map_err(|e| HostError::Internal(e.to_string()))?;
         config.data_dir = data_dir.path().to_owned();
         config.server.shutdown_timeout_ms = config.server.shutdown_timeout_ms.min(2_000);
+        // Several test hosts on one database behave like replicas sharing the host secret.
+        config.server.secret.get_or_insert_with(|| TEST_SECRET.to_owned());
 
         let host = Host::builder(config).extensions(self.extensions).start().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

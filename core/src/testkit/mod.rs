@@ -22,5 +22,5 @@
 mod host;
 mod postgres;
 
-pub use host::{TestHost, TestHostBuilder};
+pub use host::{TEST_SECRET, TestHost, TestHostBuilder};
 pub use postgres::{TestPostgres, test_database_url};

@@ -1,0 +1,245 @@
+//! Operator commands on extension databases: apply, roll back, report, purge. The CLI's
+//! `annex extensions migrate|rollback|migrations|purge` call these on an [`Admin`].
+
+use serde::Serialize;
+
+use crate::admin::Admin;
+use crate::audit::{self, AuditEntry};
+use crate::db::extension_db::{self, OpenError};
+use crate::db::isolation::{IsolationError, Isolator, schema_name};
+use crate::db::migrate::{MigrationError, MigrationStep};
+use crate::db::state;
+use crate::error::HostError;
+use crate::migrations::Migrations;
+
+/// Why an operator command on an extension's database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionDbError {
+    /// The extension is not compiled into this binary, so its migrations are unknown.
+    #[error(
+        "no extension named `{0}` is compiled into this binary (`annex extensions list` shows \
+         which are); its migrations are unknown here"
+    )]
+    NotCompiledIn(String),
+    /// Purge refuses while the extension is enabled.
+    #[error(
+        "extension `{0}` is enabled; disable it first (`enabled = false` under [extensions.{0}] \
+         in annex.toml, or `annex extensions disable {0}`), then purge it"
+    )]
+    Enabled(String),
+    /// Isolation could not be prepared.
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
+    /// A migration step failed or was refused.
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    /// The database failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+impl From<OpenError> for ExtensionDbError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Isolation(e) => Self::Isolation(e),
+            OpenError::Migration(e) => Self::Migration(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ExtensionDbError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Host(HostError::Database(e))
+    }
+}
+
+/// One extension's migrations: each step's state, and everything ever applied or reverted.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    /// The extension.
+    pub extension: String,
+    /// Its schema.
+    pub schema: String,
+    /// Every step known to this binary or to the database, by version.
+    pub steps: Vec<MigrationStatus>,
+    /// Applications and rollbacks, oldest first.
+    pub history: Vec<MigrationHistoryEntry>,
+}
+
+/// One step and where it stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationStatus {
+    /// The step.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// `applied`, `pending`, `changed` (applied, but its file differs now) or `unknown`
+    /// (applied, but not compiled into this binary).
+    pub state: String,
+    /// Whether it has a `.down.sql` (`None` if unknown to this binary).
+    pub reversible: Option<bool>,
+    /// When it was applied (UTC, RFC 3339).
+    pub applied_at: Option<String>,
+    /// How long it took.
+    pub duration_ms: Option<i64>,
+}
+
+/// One application or rollback of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationHistoryEntry {
+    /// The step.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// `applied` or `rolled_back`.
+    pub action: String,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// How long the SQL took.
+    pub duration_ms: i64,
+}
+
+impl Admin {
+    fn compiled_migrations(&self, name: &str) -> Result<&Migrations, ExtensionDbError> {
+        self.migrations.get(name).ok_or_else(|| ExtensionDbError::NotCompiledIn(name.to_owned()))
+    }
+
+    async fn isolator(&self) -> Result<Isolator, ExtensionDbError> {
+        Ok(Isolator::prepare(&self.db, &self.config).await?)
+    }
+
+    /// The compiled-in extensions, by name.
+    pub fn extension_names(&self) -> Vec<String> {
+        self.migrations.keys().cloned().collect()
+    }
+
+    /// Applies the pending migrations of `name` as its own role; `progress` sees each step.
+    pub async fn migrate(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(&MigrationStep) + Send,
+    ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
+        let migrations = self.compiled_migrations(name)?;
+        let isolator = self.isolator().await?;
+        let (pool, steps) = extension_db::open(&isolator, name, migrations, 1, &mut progress).await?;
+        pool.close().await;
+        Ok(steps)
+    }
+
+    /// Runs the downs of every applied step of `name` newer than `version`, newest first.
+    /// Refuses before changing anything if one of them is irreversible.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        version: i64,
+        mut progress: impl FnMut(&MigrationStep) + Send,
+    ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
+        let migrations = self.compiled_migrations(name)?;
+        let isolator = self.isolator().await?;
+        let steps = extension_db::rollback(&isolator, name, migrations, version, &mut progress).await?;
+        if !steps.is_empty() {
+            let entry = AuditEntry::new("cli", "extension.rolled_back", name)
+                .details(serde_json::json!({ "to_version": version, "steps": steps.len() }));
+            audit::record_or_log(&self.db.pool, entry).await;
+        }
+        Ok(steps)
+    }
+
+    /// The state of every step of `name`, and its history.
+    pub async fn migration_report(&self, name: &str) -> Result<MigrationReport, ExtensionDbError> {
+        let pool = &self.db.pool;
+        let applied: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            r#"
+            select version, description, checksum,
+                   to_char(applied_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), duration_ms
+            from annex.migrations where scope = $1 order by version
+            "#,
+        )
+        .bind(name)
+        .fetch_all(pool)
+        .await?;
+        let compiled = self.migrations.get(name);
+        if compiled.is_none() && applied.is_empty() && !self.is_known(name).await? {
+            return Err(ExtensionDbError::NotCompiledIn(name.to_owned()));
+        }
+        let mut steps: Vec<MigrationStatus> = compiled
+            .into_iter()
+            .flat_map(Migrations::iter)
+            .map(|m| {
+                let recorded = applied.iter().find(|a| a.0 == m.version);
+                let state = match recorded {
+                    None => "pending",
+                    Some(a) if a.2 != m.checksum() => "changed",
+                    Some(_) => "applied",
+                };
+                MigrationStatus {
+                    version: m.version,
+                    description: m.description.clone(),
+                    state: state.to_owned(),
+                    reversible: Some(m.down.is_some()),
+                    applied_at: recorded.map(|a| a.3.clone()),
+                    duration_ms: recorded.map(|a| a.4),
+                }
+            })
+            .collect();
+        for a in &applied {
+            if !steps.iter().any(|s| s.version == a.0) {
+                steps.push(MigrationStatus {
+                    version: a.0,
+                    description: a.1.clone(),
+                    state: "unknown".to_owned(),
+                    reversible: None,
+                    applied_at: Some(a.3.clone()),
+                    duration_ms: Some(a.4),
+                });
+            }
+        }
+        steps.sort_by_key(|s| s.version);
+        let history: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+            r#"
+            select version, description, action,
+                   to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), duration_ms
+            from annex.migration_history where scope = $1 order by id
+            "#,
+        )
+        .bind(name)
+        .fetch_all(pool)
+        .await?;
+        let history = history
+            .into_iter()
+            .map(|h| MigrationHistoryEntry {
+                version: h.0,
+                description: h.1,
+                action: h.2,
+                at: h.3,
+                duration_ms: h.4,
+            })
+            .collect();
+        Ok(MigrationReport { extension: name.to_owned(), schema: schema_name(name), steps, history })
+    }
+
+    async fn is_known(&self, name: &str) -> Result<bool, ExtensionDbError> {
+        Ok(state::all(&self.db.pool).await?.iter().any(|s| s.name == name))
+    }
+
+    /// Drops `name`'s schema with all its data, its role, and its applied-migration records.
+    /// Refuses while the extension is enabled. Returns the lines to show the operator.
+    pub async fn purge(&self, name: &str) -> Result<Vec<String>, ExtensionDbError> {
+        let stored = state::all(&self.db.pool).await?;
+        if stored.iter().any(|s| s.name == name && s.enabled) {
+            return Err(ExtensionDbError::Enabled(name.to_owned()));
+        }
+        let isolator = self.isolator().await?;
+        let (role, forgotten) = isolator.purge(name).await?;
+        let mut done = vec![format!("dropped schema {} and everything in it", schema_name(name))];
+        match &role {
+            Some(role) => done.push(format!("dropped role {role}")),
+            None => done.push("no role to drop".to_owned()),
+        }
+        done.push(format!("forgot {forgotten} applied migration(s); the history is kept"));
+        let entry = AuditEntry::new("cli", "extension.purged", name)
+            .details(serde_json::json!({ "schema": schema_name(name), "role": role }));
+        audit::record_or_log(&self.db.pool, entry).await;
+        Ok(done)
+    }
+}

@@ -1,0 +1,1 @@
+alter table greetings drop column greeted_at;
