@@ -16,15 +16,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The workspace's sources, without target/ or data/.
+/// The workspace's sources, without target/, data/ or .git.
 fn copy_workspace() -> tempfile::TempDir {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("tempdir");
-    for file in ["Cargo.toml", "Cargo.lock", "build.rs"] {
-        std::fs::copy(root.join(file), dir.path().join(file)).expect("copy");
-    }
-    for sub in ["cmd", "core", "extensions", "migrations"] {
-        copy_dir(&root.join(sub), &dir.path().join(sub));
+    for entry in std::fs::read_dir(root).expect("read_dir").flatten() {
+        let name = entry.file_name();
+        if ["target", "data", ".git"].iter().any(|skip| name == *skip) {
+            continue;
+        }
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &dir.path().join(&name));
+        } else {
+            std::fs::copy(entry.path(), dir.path().join(&name)).expect("copy");
+        }
     }
     dir
 }
