@@ -33,6 +33,9 @@ pub enum HostError {
     /// The host's own migrations failed.
     #[error(transparent)]
     Migration(#[from] MigrationError),
+    /// A rate limit or quota in the config cannot be applied.
+    #[error(transparent)]
+    Limits(#[from] crate::quota::LimitsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
