@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{OriginalUri, Request};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 
@@ -74,7 +74,7 @@ impl MiddlewareSet {
 ///
 /// ```
 /// use annex_core::{Context, Hook, Next, Registrar};
-/// use axum::extract::Request;
+/// use axum::extract::{OriginalUri, Request};
 /// use axum::http::HeaderValue;
 /// fn register(r: &mut Registrar) {
 ///     r.middleware(Hook::new("tag").own_routes(), |_cx: Context, req: Request, next: Next| async move {
@@ -108,7 +108,7 @@ impl Next {
 
     /// Runs the rest of the chain.
     pub async fn run(self, req: Request) -> Response {
-        let path = req.uri().path();
+        let path = req.extensions().get::<OriginalUri>().map_or(req.uri().path(), |o| o.0.path());
         let found = self.chain[self.pos.min(self.chain.len())..].iter().position(|e| e.placement.applies(path));
         let Some(offset) = found else { return call_handler(self.handler, &self.target, req).await };
         let at = self.pos + offset;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
@@ -101,7 +101,8 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     }
     let started = Instant::now();
     req.extensions_mut().insert(ext.cx.clone());
-    let uri = req.uri().clone();
+    // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
+    let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
     let method = ext.chains.needs_info.then(|| req.method().clone());
     let counters = ext.cx.counters();
     let limits = ext.cx.limits();

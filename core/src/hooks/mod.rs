@@ -196,9 +196,10 @@ impl HookRequest {
         lock(&self.parts).method.clone()
     }
 
-    /// The URI.
+    /// The URI as the client sent it (with the `/ext/<name>` prefix).
     pub fn uri(&self) -> Uri {
-        lock(&self.parts).uri.clone()
+        let parts = lock(&self.parts);
+        parts.extensions.get::<axum::extract::OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone())
     }
 
     /// A header's value.
