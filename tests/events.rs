@@ -32,7 +32,9 @@ async fn subscribers_receive_host_and_extension_events_matching_their_patterns()
     .needs("events:subscribe");
     let shop = Scripted::new("shop", |r| {
         r.post("/orders", |cx: annex_core::Context| async move {
-            cx.publish("created", serde_json::json!({ "order": 7 })).map(|()| "created").map_err(|e| e.to_string())
+            cx.publish("created", serde_json::json!({ "order": 7 }))
+                .map(|()| "created")
+                .map_err(|e| e.to_string())
         });
     })
     .needs("events:publish");
@@ -152,7 +154,12 @@ async fn a_full_subscriber_queue_drops_new_events_for_that_subscriber_only() {
         }
     }
     let dropped = |ext: &str| {
-        t.host().events_dropped().into_iter().find(|(e, _, _)| e == ext).map(|(_, _, n)| n).expect("subscribed")
+        t.host()
+            .events_dropped()
+            .into_iter()
+            .find(|(e, _, _)| e == ext)
+            .map(|(_, _, n)| n)
+            .expect("subscribed")
     };
     assert_eq!(dropped("slow"), overflow as u64);
 

@@ -86,11 +86,23 @@ async fn hooks_and_middleware_run_by_priority_then_extension_then_id_across_exte
         .expect("host starts");
 
     let expected: Vec<String> = [
-        "pre:beta.b", "pre:alpha.z", "pre:beta.m", "pre:alpha.a",
-        "mw:beta.b", "mw:alpha.z", "mw:beta.m", "mw:alpha.a",
+        "pre:beta.b",
+        "pre:alpha.z",
+        "pre:beta.m",
+        "pre:alpha.a",
+        "mw:beta.b",
+        "mw:alpha.z",
+        "mw:beta.m",
+        "mw:alpha.a",
         "handler",
-        "post:beta.b", "post:alpha.z", "post:beta.m", "post:alpha.a",
-        "resp:beta.b", "resp:alpha.z", "resp:beta.m", "resp:alpha.a",
+        "post:beta.b",
+        "post:alpha.z",
+        "post:beta.m",
+        "post:alpha.a",
+        "resp:beta.b",
+        "resp:alpha.z",
+        "resp:beta.m",
+        "resp:alpha.a",
     ]
     .map(String::from)
     .to_vec();
@@ -111,7 +123,8 @@ async fn hooks_and_middleware_run_by_priority_then_extension_then_id_across_exte
         .filter(|h| h.point == "pre_request")
         .map(|h| (h.extension, h.id))
         .collect();
-    let names = |v: &[(&str, &str)]| v.iter().map(|(e, i)| ((*e).to_owned(), (*i).to_owned())).collect::<Vec<_>>();
+    let names =
+        |v: &[(&str, &str)]| v.iter().map(|(e, i)| ((*e).to_owned(), (*i).to_owned())).collect::<Vec<_>>();
     assert_eq!(pre, names(&[("beta", "b"), ("alpha", "z"), ("beta", "m"), ("alpha", "a")]));
     t.shutdown().await;
 }
@@ -268,8 +281,14 @@ fn authenticated(name: &'static str) -> Scripted {
         r.authentication(Hook::new("header_user").own_routes(), |_cx, req: HookRequest| async move {
             let user = req.header("x-user").and_then(|v| v.to_str().ok().map(str::to_owned));
             if let Some(user) = user {
-                let roles = req.header("x-roles").and_then(|v| v.to_str().ok().map(str::to_owned)).unwrap_or_default();
-                let identity = roles.split(',').filter(|r| !r.is_empty()).fold(Identity::new(user), |i, r| i.with_role(r));
+                let roles = req
+                    .header("x-roles")
+                    .and_then(|v| v.to_str().ok().map(str::to_owned))
+                    .unwrap_or_default();
+                let identity = roles
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .fold(Identity::new(user), |i, r| i.with_role(r));
                 req.set_identity(identity);
             }
             Ok(())
@@ -281,8 +300,11 @@ fn authenticated(name: &'static str) -> Scripted {
             }
         });
         r.get("/me", |id: Identity| async move { id.id().to_owned() }).require_identity();
-        r.get("/admin", |id: Identity| async move { format!("hello admin {}", id.id()) }).require_role("admin");
-        r.get("/open", |id: Option<Identity>| async move { id.map_or("anonymous".to_owned(), |i| i.id().to_owned()) });
+        r.get("/admin", |id: Identity| async move { format!("hello admin {}", id.id()) })
+            .require_role("admin");
+        r.get("/open", |id: Option<Identity>| async move {
+            id.map_or("anonymous".to_owned(), |i| i.id().to_owned())
+        });
     })
     .needs("hooks:auth")
 }
@@ -324,7 +346,9 @@ async fn hooks_of_an_extension_that_is_not_running_are_skipped() {
     // `intruder` wants a global hook but is not granted hooks:global: it does not enable, and
     // its hook (which would answer 418 everywhere) never runs.
     let intruder = Scripted::new("intruder", |r| {
-        r.pre_request(Hook::new("teapot"), |_cx, _req| async { Err(StatusCode::IM_A_TEAPOT.into_response()) });
+        r.pre_request(Hook::new("teapot"), |_cx, _req| async {
+            Err(StatusCode::IM_A_TEAPOT.into_response())
+        });
     });
     let shop = Scripted::new("shop", |r| {
         r.get("/items", || async { "items" });

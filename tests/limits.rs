@@ -19,27 +19,37 @@ fn pinger(name: &'static str) -> Scripted {
 }
 
 fn rate(c: &mut Config, name: &str, per_second: u32, burst: u32, per_client: bool) {
-    c.extensions.entry(name.to_owned()).or_default().rate_limit = Some(RateLimitConfig { per_second, burst, per_client });
+    c.extensions.entry(name.to_owned()).or_default().rate_limit =
+        Some(RateLimitConfig { per_second, burst, per_client });
 }
 
 fn quotas(c: &mut Config, name: &str, q: QuotaConfig) {
     c.extensions.entry(name.to_owned()).or_default().quotas = q;
 }
 
-/// (status, x-ratelimit-limit, x-ratelimit-remaining, retry-after) of each pipelined response.
-fn parse_responses(mut raw: &[u8]) -> Vec<(u16, Option<String>, Option<String>, Option<String>)> {
+/// (status, x-ratelimit-limit, x-ratelimit-remaining, retry-after) of one response.
+type Seen = (u16, Option<String>, Option<String>, Option<String>);
+
+/// Every pipelined response in `raw`.
+fn parse_responses(mut raw: &[u8]) -> Vec<Seen> {
     let mut out = Vec::new();
     while let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
         let head = String::from_utf8_lossy(&raw[..end]).to_string();
         let mut lines = head.split("\r\n");
-        let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+        let status =
+            lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        out.push((status, header("x-ratelimit-limit"), header("x-ratelimit-remaining"), header("retry-after")));
+        out.push((
+            status,
+            header("x-ratelimit-limit"),
+            header("x-ratelimit-remaining"),
+            header("retry-after"),
+        ));
         raw = &raw[end + 4 + length..];
     }
     out
@@ -138,8 +148,14 @@ async fn per_client_limits_keep_separate_buckets_per_identity() {
         }
         async move { req.send().await.expect("sent").status().as_u16() }
     };
-    assert_eq!([status(Some("alice")).await, status(Some("alice")).await, status(Some("alice")).await], [200, 200, 429]);
-    assert_eq!([status(Some("bob")).await, status(Some("bob")).await, status(Some("bob")).await], [200, 200, 429]);
+    assert_eq!(
+        [status(Some("alice")).await, status(Some("alice")).await, status(Some("alice")).await],
+        [200, 200, 429]
+    );
+    assert_eq!(
+        [status(Some("bob")).await, status(Some("bob")).await, status(Some("bob")).await],
+        [200, 200, 429]
+    );
     // Anonymous callers are keyed by IP: their own bucket.
     assert_eq!([status(None).await, status(None).await, status(None).await], [200, 200, 429]);
     assert_eq!(t.host().usage("portal").expect("usage").rate_limit_keys, 3);
@@ -170,7 +186,11 @@ async fn rate_limits_and_quotas_change_at_run_time_and_bad_values_change_nothing
         assert_eq!(t.get("/ext/tuned/ping").await.status(), 200);
     }
     let mut tight = relaxed.clone();
-    quotas(&mut tight, "tuned", QuotaConfig { max_concurrent: Some(1), timeout_ms: Some(5_000), ..Default::default() });
+    quotas(
+        &mut tight,
+        "tuned",
+        QuotaConfig { max_concurrent: Some(1), timeout_ms: Some(5_000), ..Default::default() },
+    );
     rate(&mut tight, "tuned", 1, 3, false);
     t.host().reload_limits(&tight).expect("valid");
     let codes: Vec<u16> = futures::future::join_all((0..5).map(|_| t.get("/ext/tuned/ping")))
@@ -277,7 +297,9 @@ async fn max_body_bytes_answers_413() {
     // A body without a length is cut off at the limit as it streams in.
     let addr = t.base_url().trim_start_matches("http://").to_owned();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-    let mut raw = format!("POST /ext/slow/upload HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    let mut raw = format!(
+        "POST /ext/slow/upload HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
     for _ in 0..10 {
         raw.push_str("a\r\nyyyyyyyyyy\r\n");
     }

@@ -37,7 +37,10 @@ async fn an_extension_needing_an_ungranted_permission_does_not_enable_and_the_er
         other => panic!("expected a failure, got {other:?}"),
     };
     assert!(reason.contains("permission `http:outbound`"), "{reason}");
-    assert!(reason.contains(r#"[extensions.fetcher] in annex.toml: permissions = ["database", "http:outbound"]"#), "{reason}");
+    assert!(
+        reason.contains(r#"[extensions.fetcher] in annex.toml: permissions = ["database", "http:outbound"]"#),
+        "{reason}"
+    );
     let res = t.get("/ext/fetcher/ping").await;
     assert_eq!(res.status(), 503);
     let denied = audit_rows(&t, "permission.denied", "fetcher").await;
@@ -108,7 +111,9 @@ async fn update_and_delete_on_the_audit_log_fail_at_the_database() {
     let t = TestHost::builder().extension(writer.clone()).start().await.expect("host starts");
     writer.context().audit("exported", "report-7", serde_json::json!({ "rows": 3 })).await.expect("append");
     let mut db = sqlx::PgConnection::connect(t.database_url()).await.expect("connect");
-    let count = || sqlx::query_scalar::<_, i64>("select count(*) from annex.audit_log where action = 'writer.exported'");
+    let count = || {
+        sqlx::query_scalar::<_, i64>("select count(*) from annex.audit_log where action = 'writer.exported'")
+    };
     assert_eq!(count().fetch_one(&mut db).await.expect("count"), 1);
 
     let update = sqlx::query("update annex.audit_log set actor = 'someone else'").execute(&mut db).await;

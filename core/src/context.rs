@@ -169,8 +169,13 @@ impl Context {
         F: Future<Output = ()> + Send + 'static,
     {
         let limit = self.inner.limits.max_tasks();
-        let spawned =
-            self.inner.tasks.spawn(&self.inner.name, self.inner.span.clone(), self.inner.counters.clone(), limit, fut);
+        let spawned = self.inner.tasks.spawn(
+            &self.inner.name,
+            self.inner.span.clone(),
+            self.inner.counters.clone(),
+            limit,
+            fut,
+        );
         spawned.map_err(|running| SpawnError {
             extension: self.inner.name.clone(),
             running,

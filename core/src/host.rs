@@ -229,7 +229,9 @@ impl HostInner {
     }
 
     async fn start_one(&self, m: &Managed) -> Result<(), String> {
-        if let Err((permission, message)) = permissions::check_needs(&m.metadata.name, &m.needs, m.cx.grants()) {
+        if let Err((permission, message)) =
+            permissions::check_needs(&m.metadata.name, &m.needs, m.cx.grants())
+        {
             let entry = AuditEntry::new("host", "permission.denied", &m.metadata.name)
                 .details(serde_json::json!({ "permission": permission, "at": "enable" }));
             self.audit(entry).await;

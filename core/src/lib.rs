@@ -87,7 +87,8 @@ pub use extension::{BoxError, Extension, ExtensionResult};
 pub use gate::ExtensionState;
 pub use health::{Health, HealthStatus};
 pub use hooks::{
-    Completed, ErrorKind, Hook, HookInfo, HookPoint, HookRequest, HookResponse, Identity, RequestError, RequestInfo,
+    Completed, ErrorKind, Hook, HookInfo, HookPoint, HookRequest, HookResponse, Identity, RequestError,
+    RequestInfo,
 };
 pub use host::{ExtensionStatus, Host, HostBuilder};
 pub use metadata::{Dependency, Metadata};

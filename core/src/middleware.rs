@@ -54,7 +54,9 @@ impl MiddlewareSet {
     pub(crate) fn new(specs: Vec<(Context, Arc<Slot>, MiddlewareSpec)>) -> Self {
         let mut entries: Vec<Arc<MiddlewareEntry>> = specs
             .into_iter()
-            .map(|(cx, slot, spec)| Arc::new(MiddlewareEntry { placement: Placement::new(cx, slot, &spec.hook), f: spec.f }))
+            .map(|(cx, slot, spec)| {
+                Arc::new(MiddlewareEntry { placement: Placement::new(cx, slot, &spec.hook), f: spec.f })
+            })
             .collect();
         entries.sort_by(|a, b| Placement::order(&a.placement, &b.placement));
         Self { entries }
@@ -102,14 +104,19 @@ impl fmt::Debug for Next {
 pub(crate) struct HandlerPanicked(pub(crate) Arc<str>);
 
 impl Next {
-    pub(crate) fn new(chain: Arc<[Arc<MiddlewareEntry>]>, handler: axum::middleware::Next, target: Context) -> Self {
+    pub(crate) fn new(
+        chain: Arc<[Arc<MiddlewareEntry>]>,
+        handler: axum::middleware::Next,
+        target: Context,
+    ) -> Self {
         Self { chain, pos: 0, handler, target }
     }
 
     /// Runs the rest of the chain.
     pub async fn run(self, req: Request) -> Response {
         let path = req.extensions().get::<OriginalUri>().map_or(req.uri().path(), |o| o.0.path());
-        let found = self.chain[self.pos.min(self.chain.len())..].iter().position(|e| e.placement.applies(path));
+        let found =
+            self.chain[self.pos.min(self.chain.len())..].iter().position(|e| e.placement.applies(path));
         let Some(offset) = found else { return call_handler(self.handler, &self.target, req).await };
         let at = self.pos + offset;
         let entry = self.chain[at].clone();

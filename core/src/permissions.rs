@@ -99,7 +99,10 @@ pub(crate) fn needs_of(planned: &crate::plan::Planned) -> Vec<Need> {
             add(HOOKS_AUTH, format!("it registers the {} hook `{}`", spec.point, spec.hook.id));
         }
         if crate::hooks::resolve(&spec.hook, name).1 {
-            add(HOOKS_GLOBAL, format!("its {} hook `{}` sees other extensions' requests", spec.point, spec.hook.id));
+            add(
+                HOOKS_GLOBAL,
+                format!("its {} hook `{}` sees other extensions' requests", spec.point, spec.hook.id),
+            );
         }
     }
     for spec in &planned.middleware {
@@ -114,7 +117,11 @@ pub(crate) fn needs_of(planned: &crate::plan::Planned) -> Vec<Need> {
 /// permission, why it is needed and the config line that grants it.
 pub(crate) fn check_needs(extension: &str, needs: &[Need], grants: &Grants) -> Result<(), (String, String)> {
     let Some(first) = needs.iter().find(|n| !grants.has(&n.permission)) else { return Ok(()) };
-    let all: BTreeSet<&str> = needs.iter().map(|n| n.permission.as_str()).chain(grants.granted.iter().map(String::as_str)).collect();
+    let all: BTreeSet<&str> = needs
+        .iter()
+        .map(|n| n.permission.as_str())
+        .chain(grants.granted.iter().map(String::as_str))
+        .collect();
     let line = all.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ");
     let message = format!(
         "extension `{extension}` needs permission `{}` ({}), which is not granted; add it to \
@@ -137,13 +144,13 @@ pub(crate) fn require(
     }
     let err = PermissionError { extension: extension.to_owned(), permission: permission.to_owned() };
     tracing::warn!(extension, permission, "permission denied: {err}");
-    if let (Some(pool), true) = (pool, grants.first_denial(permission)) {
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let entry = AuditEntry::new("host", "permission.denied", extension)
-                .details(serde_json::json!({ "permission": permission, "at": "use" }));
-            let pool = pool.clone();
-            rt.spawn(async move { audit::record_or_log(&pool, entry).await });
-        }
+    if let (Some(pool), true) = (pool, grants.first_denial(permission))
+        && let Ok(rt) = tokio::runtime::Handle::try_current()
+    {
+        let entry = AuditEntry::new("host", "permission.denied", extension)
+            .details(serde_json::json!({ "permission": permission, "at": "use" }));
+        let pool = pool.clone();
+        rt.spawn(async move { audit::record_or_log(&pool, entry).await });
     }
     Err(err)
 }

@@ -209,7 +209,8 @@ mod tests {
         let before = l.rate_limit().clone().expect("set");
         l.apply(Limits::prepare("t", &config).expect("valid"));
         assert!(Arc::ptr_eq(&before, &l.rate_limit().clone().expect("set")));
-        let faster = ExtensionConfig { rate_limit: Some(RateLimitConfig { burst: 5, ..rate }), ..Default::default() };
+        let faster =
+            ExtensionConfig { rate_limit: Some(RateLimitConfig { burst: 5, ..rate }), ..Default::default() };
         l.apply(Limits::prepare("t", &faster).expect("valid"));
         assert_eq!(l.rate_limit().as_deref().map(|r| r.config.burst), Some(5));
         let zero = ExtensionConfig {

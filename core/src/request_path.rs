@@ -16,8 +16,8 @@ use crate::api_error::ApiError;
 use crate::context::Context;
 use crate::gate::Slot;
 use crate::hooks::{
-    Access, Chains, Completed, ErrorKind, FailMode, Head, HookPoint, Identity, Registry, RequestError, RequestInfo,
-    run_request_filters, run_response_filters, spawn_actions,
+    Access, Chains, Completed, ErrorKind, FailMode, Head, HookPoint, Identity, Registry, RequestError,
+    RequestInfo, run_request_filters, run_response_filters, spawn_actions,
 };
 use crate::host::Managed;
 use crate::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
@@ -56,7 +56,12 @@ struct RouteState {
 }
 
 /// Wraps one route's handler in the request path.
-pub(crate) fn wrap(ext: &Arc<ExtensionPath>, path: &str, access: &Access, handler: MethodRouter) -> MethodRouter {
+pub(crate) fn wrap(
+    ext: &Arc<ExtensionPath>,
+    path: &str,
+    access: &Access,
+    handler: MethodRouter,
+) -> MethodRouter {
     let state = Arc::new(RouteState {
         ext: ext.clone(),
         route: format!("/ext/{}{path}", ext.name).into(),
@@ -177,7 +182,15 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     response
 }
 
-fn limited(rate: &RateLimit, ext: &ExtensionPath, key: &ClientKey, remaining: &mut Option<u32>) -> Result<(), Response> {
+// `Err` is the response itself, as in the hook filters: boxing it would cost an allocation on
+// exactly the path that must stay cheap.
+#[allow(clippy::result_large_err)]
+fn limited(
+    rate: &RateLimit,
+    ext: &ExtensionPath,
+    key: &ClientKey,
+    remaining: &mut Option<u32>,
+) -> Result<(), Response> {
     match rate.check(key) {
         Decision::Allowed { remaining: left } => {
             *remaining = Some(left);
@@ -204,16 +217,23 @@ async fn inner(
     let path = uri.path();
     let rate = ext.cx.limits().rate_limit();
     let mut remaining = None;
-    if let Some(rate) = rate.as_deref().filter(|r| !r.per_client()) {
-        if let Err(res) = limited(rate, ext, &ClientKey::Unknown, &mut remaining) {
-            return res;
-        }
+    if let Some(rate) = rate.as_deref().filter(|r| !r.per_client())
+        && let Err(res) = limited(rate, ext, &ClientKey::Unknown, &mut remaining)
+    {
+        return res;
     }
     let (parts, body) = req.into_parts();
     let mut head = Head::Plain(parts);
     let chains = &ext.chains;
     let early = async {
-        run_request_filters(chains.get(HookPoint::Authentication), path, &mut head, &ext.name, FailMode::Open).await?;
+        run_request_filters(
+            chains.get(HookPoint::Authentication),
+            path,
+            &mut head,
+            &ext.name,
+            FailMode::Open,
+        )
+        .await?;
         if let Some(rate) = rate.as_deref().filter(|r| r.per_client()) {
             let key = match head.identity() {
                 Some(identity) => ClientKey::Identity(identity.shared_id()),
@@ -223,9 +243,17 @@ async fn inner(
             };
             limited(rate, ext, &key, &mut remaining)?;
         }
-        run_request_filters(chains.get(HookPoint::Authorization), path, &mut head, &ext.name, FailMode::Closed).await?;
+        run_request_filters(
+            chains.get(HookPoint::Authorization),
+            path,
+            &mut head,
+            &ext.name,
+            FailMode::Closed,
+        )
+        .await?;
         rs.access.check(head.identity().as_ref()).map_err(IntoResponse::into_response)?;
-        run_request_filters(chains.get(HookPoint::PreRequest), path, &mut head, &ext.name, FailMode::Open).await
+        run_request_filters(chains.get(HookPoint::PreRequest), path, &mut head, &ext.name, FailMode::Open)
+            .await
     };
     let early = early.await;
     if method.is_some() {
@@ -240,7 +268,8 @@ async fn inner(
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());
-                    let response = run_response_filters(chains.get(HookPoint::PostRequest), path, response, &info).await;
+                    let response =
+                        run_response_filters(chains.get(HookPoint::PostRequest), path, response, &info).await;
                     seen.info = Some(info);
                     response
                 }

@@ -227,7 +227,12 @@ impl Storage {
             let old = op.size_of(&target)?;
             let would_use = used.saturating_sub(old).saturating_add(data.len() as u64);
             if let Some(limit) = quota.filter(|limit| would_use > *limit) {
-                return Err(StorageError::QuotaExceeded { extension: op.extension, path: op.path, would_use, limit });
+                return Err(StorageError::QuotaExceeded {
+                    extension: op.extension,
+                    path: op.path,
+                    would_use,
+                    limit,
+                });
             }
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| op.io("create", e))?;

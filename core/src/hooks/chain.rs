@@ -2,14 +2,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::request;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::{Completed, Hook, HookFn, HookInfo, HookPoint, HookRequest, HookResponse, HookSpec, Identity, RequestInfo, Scope};
+use super::{
+    Completed, Hook, HookFn, HookInfo, HookPoint, HookRequest, HookResponse, HookSpec, Identity, RequestInfo,
+    Scope,
+};
 use crate::api_error::ApiError;
 use crate::context::Context;
 use crate::gate::Slot;
@@ -170,9 +173,10 @@ impl Registry {
         let by_point = self.chains.each_ref().map(|chain| {
             chain.iter().filter(|e| e.placement.relevant_to(extension)).cloned().collect::<Box<[_]>>()
         });
-        let needs_info = [HookPoint::PostRequest, HookPoint::PreResponse, HookPoint::PostResponse, HookPoint::Error]
-            .iter()
-            .any(|p| !by_point[index(*p)].is_empty());
+        let needs_info =
+            [HookPoint::PostRequest, HookPoint::PreResponse, HookPoint::PostResponse, HookPoint::Error]
+                .iter()
+                .any(|p| !by_point[index(*p)].is_empty());
         Chains { by_point, needs_info }
     }
 
@@ -302,7 +306,9 @@ pub(crate) async fn run_response_filters(
             continue;
         }
         let (cx, res) = (e.placement.cx.clone(), shared.clone());
-        if let Ok(Err(replacement)) = e.placement.measure(e.point.as_str(), async move { f(cx, res).await }).await {
+        if let Ok(Err(replacement)) =
+            e.placement.measure(e.point.as_str(), async move { f(cx, res).await }).await
+        {
             return replacement;
         }
     }
@@ -323,19 +329,27 @@ pub(crate) fn spawn_actions(chains: &Chains, path: &str, done: Completed) {
         return;
     }
     tokio::spawn(async move {
-        futures::future::join_all(run.iter().map(|e| run_action(e, done.clone()))).await;
+        // The actions start together, so one timer bounds them all; those unfinished at the
+        // deadline are dropped and counted.
+        let finished: Vec<AtomicBool> = run.iter().map(|_| AtomicBool::new(false)).collect();
+        let all = futures::future::join_all(run.iter().zip(&finished).map(|(e, flag)| async {
+            run_action(e, done.clone()).await;
+            flag.store(true, Ordering::Relaxed);
+        }));
+        if tokio::time::timeout(ACTION_TIMEOUT, all).await.is_err() {
+            for (e, _) in run.iter().zip(&finished).filter(|(_, flag)| !flag.load(Ordering::Relaxed)) {
+                e.placement.figures.timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(extension = %e.placement.owner, hook = %e.placement.id, point = %e.point,
+                    timeout_ms = ACTION_TIMEOUT.as_millis() as u64, "action timed out and was dropped");
+            }
+        }
     });
 }
 
 async fn run_action(e: &HookEntry, done: Completed) {
     let HookFn::Action(f) = &e.f else { return };
     let cx = e.placement.cx.clone();
-    let call = e.placement.measure(e.point.as_str(), async move { f(cx, done).await });
-    if tokio::time::timeout(ACTION_TIMEOUT, call).await.is_err() {
-        e.placement.figures.timeouts.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(extension = %e.placement.owner, hook = %e.placement.id, point = %e.point,
-            timeout_ms = ACTION_TIMEOUT.as_millis() as u64, "action timed out and was dropped");
-    }
+    let _ = e.placement.measure(e.point.as_str(), async move { f(cx, done).await }).await;
 }
 
 #[cfg(test)]

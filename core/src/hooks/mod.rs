@@ -26,7 +26,8 @@ use crate::registrar::Registrar;
 use crate::request_id::RequestId;
 
 pub(crate) use chain::{
-    Chains, FailMode, Head, Placement, Registry, resolve, run_request_filters, run_response_filters, spawn_actions,
+    Chains, FailMode, Head, Placement, Registry, resolve, run_request_filters, run_response_filters,
+    spawn_actions,
 };
 pub(crate) use identity::Access;
 pub use identity::Identity;
@@ -126,7 +127,8 @@ impl Hook {
     }
 }
 
-type RequestFilterFn = Arc<dyn Fn(Context, HookRequest) -> BoxFuture<'static, Result<(), Response>> + Send + Sync>;
+type RequestFilterFn =
+    Arc<dyn Fn(Context, HookRequest) -> BoxFuture<'static, Result<(), Response>> + Send + Sync>;
 type ResponseFilterFn =
     Arc<dyn Fn(Context, HookResponse) -> BoxFuture<'static, Result<(), Response>> + Send + Sync>;
 type ActionFn = Arc<dyn Fn(Context, Completed) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -199,7 +201,10 @@ impl HookRequest {
     /// The URI as the client sent it (with the `/ext/<name>` prefix).
     pub fn uri(&self) -> Uri {
         let parts = lock(&self.parts);
-        parts.extensions.get::<axum::extract::OriginalUri>().map_or_else(|| parts.uri.clone(), |o| o.0.clone())
+        parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone())
     }
 
     /// A header's value.
@@ -255,7 +260,10 @@ pub struct HookResponse {
 
 impl fmt::Debug for HookResponse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HookResponse").field("status", &self.status()).field("request", &self.request).finish()
+        f.debug_struct("HookResponse")
+            .field("status", &self.status())
+            .field("request", &self.request)
+            .finish()
     }
 }
 
@@ -515,7 +523,8 @@ pub(crate) fn check<'a>(
         } else if !seen.insert((point, hook.id.as_str())) {
             Some(format!("the id is used twice for {point}; give each its own id"))
         } else if let Scope::Prefix(p) = &hook.scope {
-            (!p.starts_with('/')).then(|| format!("prefix `{p}` must be an absolute path such as `/ext/name`"))
+            (!p.starts_with('/'))
+                .then(|| format!("prefix `{p}` must be an absolute path such as `/ext/name`"))
         } else {
             None
         };
