@@ -156,8 +156,8 @@ impl Extension for Spawner {
         Metadata::new("spawner", "1.0.0")
     }
     async fn start(&self, cx: &Context) -> ExtensionResult {
-        cx.spawn(async { panic!("background task exploded") });
-        cx.spawn(std::future::pending());
+        cx.spawn(async { panic!("background task exploded") })?;
+        cx.spawn(std::future::pending())?;
         Ok(())
     }
 }

@@ -12,7 +12,10 @@ use serde::de::DeserializeOwned;
 use crate::api_error::ApiError;
 use crate::audit::{self, AuditEntry};
 use crate::events::{Event, EventBus};
+use crate::permissions::{self, Grants, PermissionError};
+use crate::quota::{Limits, ResourceUsage};
 use crate::stats::{Counters, ExtensionStats};
+use crate::storage::Storage;
 use crate::tasks::Tasks;
 
 /// An extension's handle on the services the host gives it, and nothing more.
@@ -41,6 +44,10 @@ struct Inner {
     services: Arc<Services>,
     /// The extension's own pool (its role, its schema); set once its migrations are applied.
     db: OnceLock<sqlx::PgPool>,
+    grants: Arc<Grants>,
+    limits: Arc<Limits>,
+    /// Serialises storage writes so the quota accounting stays exact; `true` once measured.
+    storage_lock: tokio::sync::Mutex<bool>,
 }
 
 /// Host services shared by every context; never handed to extensions directly.
@@ -70,12 +77,28 @@ pub struct ConfigShapeError {
     source: serde_json::Error,
 }
 
+/// [`Context::spawn`] was refused: the extension already runs `quotas.max_tasks` tasks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "extension `{extension}` already runs {running} background tasks, its quota      (quotas.max_tasks = {limit}); wait for one to finish or raise the quota"
+)]
+pub struct SpawnError {
+    /// The extension.
+    pub extension: String,
+    /// Tasks running.
+    pub running: usize,
+    /// The quota.
+    pub limit: u64,
+}
+
 impl Context {
     pub(crate) fn new(
         name: &str,
         config: serde_json::Value,
         storage_dir: PathBuf,
         services: Arc<Services>,
+        grants: Arc<Grants>,
+        limits: Arc<Limits>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -87,18 +110,23 @@ impl Context {
                 counters: Arc::new(Counters::default()),
                 services,
                 db: OnceLock::new(),
+                grants,
+                limits,
+                storage_lock: tokio::sync::Mutex::new(false),
             }),
         }
     }
 
-    /// A context for an extension's own unit tests: no host, empty config, a temporary-free
-    /// storage path under the system temp dir.
+    /// A context for an extension's own unit tests: no host, empty config, every permission
+    /// granted, no quotas, storage under `<system temp dir>/annex-test/<name>`.
     pub fn new_test(name: &str) -> Self {
         Self::new(
             name,
             serde_json::Value::Object(Default::default()),
-            std::env::temp_dir(),
+            std::env::temp_dir().join("annex-test").join(name),
             Arc::new(Services::default()),
+            Arc::new(Grants::all()),
+            Arc::new(Limits::unlimited()),
         )
     }
 
@@ -143,18 +171,49 @@ impl Context {
         self.inner.db.set(pool)
     }
 
-    /// The extension's own storage directory (`<data_dir>/ext/<name>`).
+    /// The extension's own storage directory (`<data_dir>/ext/<name>`). Prefer
+    /// [`Context::storage`], which keeps to the quota and the directory.
     pub fn storage_dir(&self) -> &Path {
         &self.inner.storage_dir
     }
 
-    /// Starts a background task. A panic in it is caught, logged with the extension's name and
-    /// counted; the task is aborted when the extension stops.
-    pub fn spawn<F>(&self, fut: F)
+    /// Files in the storage directory, within `quotas.storage_bytes`; needs permission
+    /// `storage`.
+    pub fn storage(&self) -> Storage {
+        Storage::new(self.clone())
+    }
+
+    /// Whether the operator granted this extension `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.inner.grants.has(permission)
+    }
+
+    /// `Ok` when `permission` is granted; otherwise the denial is logged, audited (once per
+    /// permission per run) and returned. Services call this when used.
+    pub fn require_permission(&self, permission: &str) -> Result<(), PermissionError> {
+        permissions::require(&self.inner.name, permission, &self.inner.grants, self.host_pool())
+    }
+
+    /// Starts a background task, unless `quotas.max_tasks` already run. A panic in it is
+    /// caught, logged with the extension's name and counted; the task is aborted when the
+    /// extension stops.
+    pub fn spawn<F>(&self, fut: F) -> Result<(), SpawnError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.inner.tasks.spawn(&self.inner.name, self.inner.span.clone(), self.inner.counters.clone(), fut);
+        let limit = self.inner.limits.max_tasks();
+        let spawned = self.inner.tasks.spawn(
+            &self.inner.name,
+            self.inner.span.clone(),
+            self.inner.counters.clone(),
+            limit,
+            fut,
+        );
+        spawned.map_err(|running| SpawnError {
+            extension: self.inner.name.clone(),
+            running,
+            limit: limit.unwrap_or(u64::MAX),
+        })
     }
 
     /// Background tasks still running.
@@ -171,10 +230,34 @@ impl Context {
         &self.inner.counters
     }
 
-    /// Publishes `<name>.<event>` on the event bus. Never waits; see the bus's queue policy.
-    pub fn publish(&self, event: &str, data: serde_json::Value) {
+    /// Publishes `<name>.<event>` on the event bus; needs permission `events:publish`. Never
+    /// waits: a subscriber whose queue is full misses the event (see the bus's queue policy).
+    pub fn publish(&self, event: &str, data: serde_json::Value) -> Result<(), PermissionError> {
+        self.require_permission(permissions::EVENTS_PUBLISH)?;
         let name = format!("{}.{event}", self.inner.name);
         self.inner.services.bus.publish(Event::new(name, &self.inner.name, data));
+        Ok(())
+    }
+
+    /// What this extension uses right now.
+    pub(crate) fn usage(&self) -> ResourceUsage {
+        self.inner.limits.usage(self.inner.tasks.running())
+    }
+
+    pub(crate) fn limits(&self) -> &Arc<Limits> {
+        &self.inner.limits
+    }
+
+    pub(crate) fn grants(&self) -> &Grants {
+        &self.inner.grants
+    }
+
+    pub(crate) fn host_pool(&self) -> Option<&sqlx::PgPool> {
+        self.inner.services.pool.as_ref()
+    }
+
+    pub(crate) fn storage_lock(&self) -> &tokio::sync::Mutex<bool> {
+        &self.inner.storage_lock
     }
 
     /// Appends `<name>.<action>` on `target` to the audit log, as actor `extension:<name>`.

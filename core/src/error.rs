@@ -37,6 +37,9 @@ pub enum HostError {
     /// Extensions cannot be isolated in the database as configured.
     #[error(transparent)]
     Isolation(#[from] IsolationError),
+    /// A rate limit or quota in the config cannot be applied.
+    #[error(transparent)]
+    Limits(#[from] crate::quota::LimitsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -136,6 +136,11 @@ impl EventBus {
         }
     }
 
+    /// Drops every subscription; their tasks finish once their queues are drained.
+    pub(crate) fn close(&self) {
+        self.subscribers.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Events dropped so far for each subscriber, by extension name and pattern.
     pub(crate) fn dropped(&self) -> Vec<(String, String, u64)> {
         let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());

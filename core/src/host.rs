@@ -22,9 +22,13 @@ use crate::error::HostError;
 use crate::events::{Event, EventBus};
 use crate::extension::{Extension, ExtensionResult};
 use crate::gate::{ExtensionState, Slot};
+use crate::hooks::{self, HookInfo};
 use crate::metadata::Metadata;
+use crate::middleware::MiddlewareSet;
 use crate::panic;
+use crate::permissions::{self, Grants, Need};
 use crate::plan::Plan;
+use crate::quota::{Limits, LimitsError, ResourceUsage};
 use crate::registrar::RouteSpec;
 use crate::stats::{Counters, ExtensionStats};
 
@@ -69,6 +73,8 @@ pub(crate) struct HostInner {
     pub(crate) extensions: Vec<Managed>,
     pub(crate) ready: AtomicBool,
     pub(crate) services: Arc<Services>,
+    pub(crate) hooks: hooks::Registry,
+    pub(crate) middleware: MiddlewareSet,
 }
 
 /// One extension under the host's management.
@@ -78,6 +84,8 @@ pub(crate) struct Managed {
     pub(crate) cx: Context,
     pub(crate) slot: Arc<Slot>,
     pub(crate) routes: Vec<RouteSpec>,
+    /// Permissions it needs (declared and implied by what it registered).
+    pub(crate) needs: Vec<Need>,
 }
 
 impl std::fmt::Debug for Managed {
@@ -136,16 +144,28 @@ impl HostBuilder {
         let pool = database.pool.clone();
         let services = Arc::new(Services { bus: Arc::new(EventBus::default()), pool: Some(pool.clone()) });
         let mut extensions = Vec::with_capacity(plan.extensions.len());
-        for p in plan.extensions {
+        let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
+        let mut prepared = Vec::with_capacity(plan.extensions.len());
+        for p in &plan.extensions {
+            prepared.push(Limits::prepare(&p.metadata.name, &config.extension(&p.metadata.name))?);
+        }
+        for (p, prepared) in plan.extensions.into_iter().zip(prepared) {
             let name = p.metadata.name.clone();
             let ext_config = config.extension(&name);
             let stored = state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
+            let needs = permissions::needs_of(&p);
             let settings = ext_config.config.unwrap_or(stored.config);
-            let cx = Context::new(&name, settings, config.data_dir.join("ext").join(&name), services.clone());
+            let limits = Arc::new(Limits::unlimited());
+            limits.apply(prepared);
+            let grants = Arc::new(Grants::new(&ext_config.permissions));
+            let storage = config.data_dir.join("ext").join(&name);
+            let cx = Context::new(&name, settings, storage, services.clone(), grants, limits);
             let slot = Arc::new(Slot::new());
             for (pattern, handler) in p.subscriptions {
                 services.bus.subscribe(cx.clone(), slot.clone(), pattern, handler);
             }
+            hook_specs.extend(p.hooks.into_iter().map(|h| (cx.clone(), slot.clone(), h)));
+            middleware_specs.extend(p.middleware.into_iter().map(|m| (cx.clone(), slot.clone(), m)));
             if !stored.enabled {
                 slot.set(ExtensionState::Disabled);
             }
@@ -155,6 +175,7 @@ impl HostBuilder {
                 cx,
                 slot,
                 routes: p.routes,
+                needs,
             });
         }
         let inner = Arc::new(HostInner {
@@ -165,7 +186,10 @@ impl HostBuilder {
             extensions,
             ready: AtomicBool::new(false),
             services,
+            hooks: hooks::Registry::new(hook_specs),
+            middleware: MiddlewareSet::new(middleware_specs),
         });
+        prune_rate_limits(Arc::downgrade(&inner));
         inner.start_all().await;
         inner.ready.store(true, Ordering::Release);
         Ok(Host { inner })
@@ -210,6 +234,14 @@ impl HostInner {
     }
 
     async fn start_one(&self, m: &Managed) -> Result<(), String> {
+        if let Err((permission, message)) =
+            permissions::check_needs(&m.metadata.name, &m.needs, m.cx.grants())
+        {
+            let entry = AuditEntry::new("host", "permission.denied", &m.metadata.name)
+                .details(serde_json::json!({ "permission": permission, "at": "enable" }));
+            self.audit(entry).await;
+            return Err(message);
+        }
         for dep in &m.metadata.dependencies {
             let dep_state = self.find(&dep.name).map(|d| d.slot.state());
             if dep_state != Some(ExtensionState::Running) {
@@ -252,6 +284,22 @@ impl HostInner {
             tracing::info!(extension = %m.metadata.name, "extension stopped");
         }
     }
+}
+
+/// Prunes idle per-client rate-limit keys every [`PRUNE_INTERVAL`](crate::rate_limit::PRUNE_INTERVAL)
+/// until the host is dropped.
+fn prune_rate_limits(host: std::sync::Weak<HostInner>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::rate_limit::PRUNE_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(host) = host.upgrade() else { return };
+            for m in &host.extensions {
+                m.cx.limits().prune();
+            }
+        }
+    });
 }
 
 /// Runs one lifecycle call with a time limit, inside the extension's span, catching panics.
@@ -325,6 +373,7 @@ impl Host {
                 pool.close().await;
             }
         }
+        self.inner.services.bus.close();
         let database = self.inner.database.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(db) = database {
             db.close().await;
@@ -368,6 +417,36 @@ impl Host {
     /// One extension's counters (panics caught, tasks started).
     pub fn stats(&self, name: &str) -> Option<ExtensionStats> {
         self.inner.find(name).map(|m| m.cx.stats())
+    }
+
+    /// Applies the rate limits and quotas of `config` to the running extensions, without a
+    /// restart (call it on SIGHUP). Everything is checked first: on an error nothing changes.
+    /// An unchanged rate limit keeps its buckets; a changed one starts with full buckets.
+    /// Permissions and other settings are not reloaded.
+    pub fn reload_limits(&self, config: &Config) -> Result<(), LimitsError> {
+        let prepared = self
+            .inner
+            .extensions
+            .iter()
+            .map(|m| Limits::prepare(&m.metadata.name, &config.extension(&m.metadata.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (m, prepared) in self.inner.extensions.iter().zip(prepared) {
+            m.cx.limits().apply(prepared);
+        }
+        tracing::info!("rate limits and quotas reloaded");
+        Ok(())
+    }
+
+    /// What `name` uses right now: in-flight requests, tasks, storage bytes, rate-limit keys.
+    pub fn usage(&self, name: &str) -> Option<ResourceUsage> {
+        self.inner.find(name).map(|m| m.cx.usage())
+    }
+
+    /// Every registered hook and middleware, in run order per point, with its figures.
+    pub fn hooks(&self) -> Vec<HookInfo> {
+        let mut all = self.inner.hooks.info();
+        all.extend(self.inner.middleware.info());
+        all
     }
 
     /// The configuration the host runs with.

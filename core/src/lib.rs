@@ -50,18 +50,25 @@ mod events;
 mod extension;
 mod gate;
 mod health;
+mod hooks;
 mod host;
 mod metadata;
+mod middleware;
 mod migration_admin;
 mod migrations;
 mod panic;
+mod permissions;
 mod plan;
+mod quota;
+mod rate_limit;
 mod registrar;
 mod registration;
 mod request_id;
+mod request_path;
 mod router;
 mod secret;
 mod stats;
+mod storage;
 mod tasks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -73,7 +80,7 @@ pub use config::{
     Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat, QuotaConfig,
     RateLimitConfig, ServerConfig,
 };
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable};
+pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
 pub use db::isolation::IsolationError;
 pub use db::migrate::{MigrationError, MigrationStep, StepAction};
 pub use db::private_postgres::{PostgresError, PrivatePostgres};
@@ -82,16 +89,32 @@ pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use extension::{BoxError, Extension, ExtensionResult};
 pub use gate::ExtensionState;
 pub use health::{Health, HealthStatus};
+pub use hooks::{
+    Completed, ErrorKind, Hook, HookInfo, HookPoint, HookRequest, HookResponse, Identity, RequestError,
+    RequestInfo,
+};
 pub use host::{ExtensionStatus, Host, HostBuilder};
 pub use metadata::{Dependency, Metadata};
+pub use middleware::Next;
 pub use migration_admin::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};
 pub use migrations::{Migration, Migrations};
+pub use permissions::PermissionError;
 pub use plan::{PlanError, PlanErrors, validate};
-pub use registrar::Registrar;
+pub use quota::{LimitsError, ResourceUsage};
+pub use registrar::{Registrar, RouteRef};
 pub use registration::{Registration, RegistrationError, compiled_in};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub use secret::SecretError;
 pub use stats::ExtensionStats;
+pub use storage::{Storage, StorageError};
+
+/// The permission names annex itself checks. Extensions declare them with
+/// [`Metadata::permission`]; operators grant them in `[extensions.<name>] permissions`.
+pub mod permission {
+    pub use crate::permissions::{
+        DATABASE, EVENTS_PUBLISH, EVENTS_SUBSCRIBE, HOOKS_AUTH, HOOKS_GLOBAL, HTTP_OUTBOUND, STORAGE,
+    };
+}
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.
 pub use async_trait::async_trait;

@@ -102,6 +102,18 @@ pub enum PlanError {
         /// The extension that claimed it again.
         second: String,
     },
+    /// A hook or middleware with an empty or duplicate id, or a prefix that is not a path.
+    #[error("extension `{extension}` registers {point} `{id}`, which is invalid: {reason}")]
+    InvalidHook {
+        /// The extension.
+        extension: String,
+        /// The hook point, or `middleware`.
+        point: String,
+        /// The hook's id.
+        id: String,
+        /// Why it is invalid.
+        reason: String,
+    },
     /// A route the router cannot serve.
     #[error("extension `{extension}` declares route {method} {path}, which is invalid: {reason}")]
     InvalidRoute {
@@ -143,6 +155,8 @@ pub(crate) struct Planned {
     pub(crate) metadata: Metadata,
     pub(crate) routes: Vec<RouteSpec>,
     pub(crate) subscriptions: Vec<(String, crate::events::EventHandler)>,
+    pub(crate) hooks: Vec<crate::hooks::HookSpec>,
+    pub(crate) middleware: Vec<crate::middleware::MiddlewareSpec>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -182,6 +196,8 @@ impl Plan {
                     metadata,
                     routes: registrar.routes,
                     subscriptions: registrar.subscriptions,
+                    hooks: registrar.hooks,
+                    middleware: registrar.middleware,
                 }
             })
             .collect();
@@ -218,6 +234,9 @@ impl Plan {
         }
         for p in &planned {
             check_routes(&p.metadata.name, &p.routes, &mut errors);
+            let hooks = p.hooks.iter().map(|h| (h.point.as_str(), &h.hook));
+            let middleware = p.middleware.iter().map(|m| ("middleware", &m.hook));
+            crate::hooks::check(&p.metadata.name, hooks.chain(middleware), &mut errors);
         }
         if errors.is_empty() {
             match start_order(&planned) {

@@ -1,6 +1,7 @@
 //! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
 //!
-//! Layers, outermost first: request id → (per extension) gate + panic catch → handler.
+//! Layers, outermost first: request id → routing → (per extension route) the request path of
+//! `request_path.rs` → handler. `docs/request-path.md` has the full order.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -10,20 +11,18 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::api_error::ApiError;
-use crate::context::Context;
 use crate::error::HostError;
-use crate::gate::Slot;
 use crate::host::{HostInner, Managed};
 use crate::panic;
-use crate::request_id::{self, RequestId};
-use crate::stats::Counters;
+use crate::request_id;
+use crate::request_path::{self, ExtensionPath};
 
 pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
     // Validation already rejected conflicts; this catch is the last line against a router panic.
@@ -36,7 +35,7 @@ fn build_unchecked(host: &Arc<HostInner>) -> Router {
     let mut app =
         Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(host.clone());
     for m in &host.extensions {
-        if let Some(routes) = extension_router(m) {
+        if let Some(routes) = extension_router(host, m) {
             app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
         }
     }
@@ -45,55 +44,21 @@ fn build_unchecked(host: &Arc<HostInner>) -> Router {
         .layer(middleware::from_fn(request_id::assign))
 }
 
-fn extension_router(m: &Managed) -> Option<Router> {
+fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
     if m.routes.is_empty() {
         return None;
     }
+    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
     for spec in &m.routes {
+        let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());
         let merged = match by_path.remove(spec.path.as_str()) {
-            Some(existing) => existing.merge(spec.handler.clone()),
-            None => spec.handler.clone(),
+            Some(existing) => existing.merge(handler),
+            None => handler,
         };
         by_path.insert(&spec.path, merged);
     }
-    let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
-    let guard = Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone() };
-    Some(router.layer(middleware::from_fn_with_state(guard, guarded)))
-}
-
-#[derive(Clone)]
-struct Guard {
-    name: Arc<str>,
-    slot: Arc<Slot>,
-    cx: Context,
-}
-
-/// The gate (503 unless running), the extension's `Context` for extractors, and the panic catch.
-async fn guarded(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
-    if !g.slot.is_open() {
-        let state = g.slot.state();
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "extension_disabled",
-            format!("extension `{}` is not serving ({state})", g.name),
-        )
-        .into_response();
-    }
-    req.extensions_mut().insert(g.cx.clone());
-    match panic::catch(next.run(req)).await {
-        Ok(res) => res,
-        Err(message) => {
-            Counters::bump(&g.cx.counters().handler_panics);
-            let id = RequestId::current().map(|r| r.to_string()).unwrap_or_default();
-            tracing::error!(extension = %g.name, request_id = %id, panic = %message, "handler panicked");
-            ApiError::internal(format!(
-                "extension `{}` failed while handling this request; details are logged under request id {id}",
-                g.name
-            ))
-            .into_response()
-        }
-    }
+    Some(by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h)))
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -11,6 +11,9 @@ pub(crate) struct Counters {
     pub(crate) lifecycle_panics: AtomicU64,
     pub(crate) tasks_spawned: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) quota_rejections: AtomicU64,
 }
 
 impl Counters {
@@ -25,6 +28,9 @@ impl Counters {
             lifecycle_panics: self.lifecycle_panics.load(Ordering::Relaxed),
             tasks_spawned: self.tasks_spawned.load(Ordering::Relaxed),
             hook_panics: self.hook_panics.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            quota_rejections: self.quota_rejections.load(Ordering::Relaxed),
         }
     }
 }
@@ -40,6 +46,12 @@ pub struct ExtensionStats {
     pub lifecycle_panics: u64,
     /// Background tasks started with [`Context::spawn`](crate::Context::spawn).
     pub tasks_spawned: u64,
-    /// Panics caught in its hooks and event handlers.
+    /// Panics caught in its hooks, middleware and event handlers.
     pub hook_panics: u64,
+    /// Requests answered 429 by its rate limit.
+    pub rate_limited: u64,
+    /// Requests answered 504 after `quotas.timeout_ms`.
+    pub timeouts: u64,
+    /// Requests refused by `quotas.max_concurrent` (503) or `quotas.max_body_bytes` (413).
+    pub quota_rejections: u64,
 }

@@ -15,10 +15,24 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
-    pub(crate) fn spawn<F>(&self, extension: &str, span: tracing::Span, counters: Arc<Counters>, fut: F)
+    /// Starts `fut` unless `limit` tasks already run; `Err` carries how many run.
+    pub(crate) fn spawn<F>(
+        &self,
+        extension: &str,
+        span: tracing::Span,
+        counters: Arc<Counters>,
+        limit: Option<u64>,
+        fut: F,
+    ) -> Result<(), usize>
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        // Count and start under one lock so two racing spawns cannot both take the last slot.
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.retain(|h| !h.is_finished());
+        if limit.is_some_and(|limit| handles.len() as u64 >= limit) {
+            return Err(handles.len());
+        }
         Counters::bump(&counters.tasks_spawned);
         let name = extension.to_owned();
         let task = async move {
@@ -28,9 +42,8 @@ impl Tasks {
             }
         };
         let handle = tokio::spawn(task.instrument(span)).abort_handle();
-        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        handles.retain(|h| !h.is_finished());
         handles.push(handle);
+        Ok(())
     }
 
     pub(crate) fn running(&self) -> usize {

@@ -17,6 +17,8 @@ macro_rules! host_migration {
     };
 }
 
+// The versions are written as their file names spell them (0001, not 1).
+#[allow(clippy::zero_prefixed_literal)]
 pub(crate) fn host_migrations() -> Migrations {
     Migrations::new(vec![
         host_migration!(1, "0001_extension_state"),

@@ -1,0 +1,284 @@
+//! The request path of one extension route, from the gate to the post-response actions.
+//! `docs/request-path.md` describes the order; this file is that order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next as HandlerNext};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+
+use crate::api_error::ApiError;
+use crate::context::Context;
+use crate::gate::Slot;
+use crate::hooks::{
+    Access, Chains, Completed, ErrorKind, FailMode, Head, HookPoint, Identity, Registry, RequestError,
+    RequestInfo, run_request_filters, run_response_filters, spawn_actions,
+};
+use crate::host::Managed;
+use crate::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
+use crate::rate_limit::{ClientKey, Decision, RateLimit};
+use crate::request_id::RequestId;
+use crate::stats::Counters;
+
+/// What every route of one extension shares, resolved once when the router is built.
+#[derive(Debug)]
+pub(crate) struct ExtensionPath {
+    name: Arc<str>,
+    slot: Arc<Slot>,
+    cx: Context,
+    chains: Chains,
+    middleware: Arc<[Arc<MiddlewareEntry>]>,
+}
+
+impl ExtensionPath {
+    pub(crate) fn new(m: &Managed, hooks: &Registry, middleware: &MiddlewareSet) -> Self {
+        let name = m.metadata.name.as_str();
+        Self {
+            name: name.into(),
+            slot: m.slot.clone(),
+            cx: m.cx.clone(),
+            chains: hooks.chains_for(name),
+            middleware: middleware.for_extension(name),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RouteState {
+    ext: Arc<ExtensionPath>,
+    route: Arc<str>,
+    access: Access,
+}
+
+/// Wraps one route's handler in the request path.
+pub(crate) fn wrap(
+    ext: &Arc<ExtensionPath>,
+    path: &str,
+    access: &Access,
+    handler: MethodRouter,
+) -> MethodRouter {
+    let state = Arc::new(RouteState {
+        ext: ext.clone(),
+        route: format!("/ext/{}{path}", ext.name).into(),
+        access: access.clone(),
+    });
+    handler.route_layer(middleware::from_fn_with_state(state, run))
+}
+
+/// What the inner part of the path learned, for the outer part.
+#[derive(Default)]
+struct Seen {
+    identity: Option<Identity>,
+    info: Option<Arc<RequestInfo>>,
+    handler_ran: bool,
+}
+
+fn info(rs: &RouteState, method: &Method, uri: &Uri, identity: Option<Identity>) -> Arc<RequestInfo> {
+    Arc::new(RequestInfo {
+        method: method.clone(),
+        uri: uri.clone(),
+        extension: rs.ext.name.clone(),
+        route: rs.route.clone(),
+        request_id: RequestId::current(),
+        identity,
+    })
+}
+
+fn content_length(req: &Request) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
+    let ext = &*rs.ext;
+    if !ext.slot.is_open() {
+        let state = ext.slot.state();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "extension_disabled",
+            format!("extension `{}` is not serving ({state})", ext.name),
+        )
+        .into_response();
+    }
+    let started = Instant::now();
+    req.extensions_mut().insert(ext.cx.clone());
+    // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
+    let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
+    let method = ext.chains.needs_info.then(|| req.method().clone());
+    let counters = ext.cx.counters();
+    let limits = ext.cx.limits();
+    let mut seen = Seen::default();
+    let mut timed_out = None;
+
+    let response = match limits.enter() {
+        None => {
+            Counters::bump(&counters.quota_rejections);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "quota_exceeded",
+                format!(
+                    "extension `{}` is serving as many requests as its quota allows (quotas.max_concurrent); retry shortly",
+                    ext.name
+                ),
+            )
+            .into_response()
+        }
+        Some(_in_flight) => match limits.max_body_bytes() {
+            Some(max) if content_length(&req).is_some_and(|len| len > max) => {
+                Counters::bump(&counters.quota_rejections);
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("extension `{}` accepts request bodies of at most {max} bytes", ext.name),
+                )
+                .into_response()
+            }
+            max => {
+                if let Some(max) = max {
+                    // Bodies without a length are cut off at the limit as they stream in.
+                    let max = usize::try_from(max).unwrap_or(usize::MAX);
+                    req = req.map(|body| Body::new(http_body_util::Limited::new(body, max)));
+                }
+                let inner = inner(&rs, req, next, &uri, method.as_ref(), &mut seen);
+                match limits.timeout() {
+                    None => inner.await,
+                    Some(limit) => match tokio::time::timeout(limit, inner).await {
+                        Ok(res) => res,
+                        Err(_) => {
+                            Counters::bump(&counters.timeouts);
+                            let message = format!(
+                                "extension `{}` did not answer within {} ms (quotas.timeout_ms)",
+                                ext.name,
+                                limit.as_millis()
+                            );
+                            timed_out = Some(message.clone());
+                            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message).into_response()
+                        }
+                    },
+                }
+            }
+        },
+    };
+
+    let Some(method) = method else { return response };
+    let error = if let Some(message) = timed_out {
+        Some(RequestError { kind: ErrorKind::Timeout, message: message.into() })
+    } else if let Some(HandlerPanicked(message)) = response.extensions().get::<HandlerPanicked>() {
+        Some(RequestError { kind: ErrorKind::Panic, message: message.clone() })
+    } else if seen.handler_ran && response.status().is_server_error() {
+        Some(RequestError { kind: ErrorKind::Handler, message: response.status().to_string().into() })
+    } else {
+        None
+    };
+    let info = seen.info.take().unwrap_or_else(|| info(&rs, &method, &uri, seen.identity.take()));
+    let path = uri.path();
+    let response = run_response_filters(ext.chains.get(HookPoint::PreResponse), path, response, &info).await;
+    let done = Completed { request: info, status: response.status(), elapsed: started.elapsed(), error };
+    spawn_actions(&ext.chains, path, done);
+    response
+}
+
+// `Err` is the response itself, as in the hook filters: boxing it would cost an allocation on
+// exactly the path that must stay cheap.
+#[allow(clippy::result_large_err)]
+fn limited(
+    rate: &RateLimit,
+    ext: &ExtensionPath,
+    key: &ClientKey,
+    remaining: &mut Option<u32>,
+) -> Result<(), Response> {
+    match rate.check(key) {
+        Decision::Allowed { remaining: left } => {
+            *remaining = Some(left);
+            Ok(())
+        }
+        Decision::Limited { retry_after } => {
+            Counters::bump(&ext.cx.counters().rate_limited);
+            Err(rate.rejection(&ext.name, retry_after))
+        }
+    }
+}
+
+/// Rate limit, auth, route access, `pre_request`, middleware, handler, `post_request`: the part
+/// `quotas.timeout_ms` bounds.
+async fn inner(
+    rs: &RouteState,
+    req: Request,
+    next: HandlerNext,
+    uri: &Uri,
+    method: Option<&Method>,
+    seen: &mut Seen,
+) -> Response {
+    let ext = &*rs.ext;
+    let path = uri.path();
+    let rate = ext.cx.limits().rate_limit();
+    let mut remaining = None;
+    if let Some(rate) = rate.as_deref().filter(|r| !r.per_client())
+        && let Err(res) = limited(rate, ext, &ClientKey::Unknown, &mut remaining)
+    {
+        return res;
+    }
+    let (parts, body) = req.into_parts();
+    let mut head = Head::Plain(parts);
+    let chains = &ext.chains;
+    let early = async {
+        run_request_filters(
+            chains.get(HookPoint::Authentication),
+            path,
+            &mut head,
+            &ext.name,
+            FailMode::Open,
+        )
+        .await?;
+        if let Some(rate) = rate.as_deref().filter(|r| r.per_client()) {
+            let key = match head.identity() {
+                Some(identity) => ClientKey::Identity(identity.shared_id()),
+                None => head
+                    .extension::<ConnectInfo<SocketAddr>>()
+                    .map_or(ClientKey::Unknown, |ConnectInfo(addr)| ClientKey::Ip(addr.ip())),
+            };
+            limited(rate, ext, &key, &mut remaining)?;
+        }
+        run_request_filters(
+            chains.get(HookPoint::Authorization),
+            path,
+            &mut head,
+            &ext.name,
+            FailMode::Closed,
+        )
+        .await?;
+        rs.access.check(head.identity().as_ref()).map_err(IntoResponse::into_response)?;
+        run_request_filters(chains.get(HookPoint::PreRequest), path, &mut head, &ext.name, FailMode::Open)
+            .await
+    };
+    let early = early.await;
+    if method.is_some() {
+        seen.identity = head.identity();
+    }
+    let mut response = match early {
+        Err(response) => response,
+        Ok(()) => {
+            let req = Request::from_parts(head.into_parts(), body);
+            seen.handler_ran = true;
+            let response = Next::new(ext.middleware.clone(), next, ext.cx.clone()).run(req).await;
+            match method {
+                Some(method) => {
+                    let info = info(rs, method, uri, seen.identity.clone());
+                    let response =
+                        run_response_filters(chains.get(HookPoint::PostRequest), path, response, &info).await;
+                    seen.info = Some(info);
+                    response
+                }
+                None => response,
+            }
+        }
+    };
+    if let (Some(rate), Some(left)) = (rate.as_deref(), remaining) {
+        rate.annotate(response.headers_mut(), left);
+    }
+    response
+}
