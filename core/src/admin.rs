@@ -14,10 +14,17 @@ use crate::extension::Extension;
 use crate::metadata::Metadata;
 
 /// A connection to annex's database for operator commands.
-#[derive(Debug)]
 pub struct Admin {
-    db: Database,
-    compiled: Vec<Metadata>,
+    pub(crate) db: Database,
+    pub(crate) compiled: Vec<Metadata>,
+    pub(crate) extensions: Vec<Arc<dyn Extension>>,
+    pub(crate) config: Config,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("compiled", &self.compiled).finish_non_exhaustive()
+    }
 }
 
 /// One extension as stored, joined with what is compiled in.
@@ -48,7 +55,7 @@ impl Admin {
         for m in &compiled {
             state::register(&db.pool, &m.name, &m.version, config.extension(&m.name).enabled).await?;
         }
-        Ok(Admin { db, compiled })
+        Ok(Admin { db, compiled, extensions: extensions.to_vec(), config: config.clone() })
     }
 
     /// Every known extension, by name.

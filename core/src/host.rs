@@ -66,6 +66,8 @@ pub(crate) struct HostInner {
     pub(crate) extensions: Vec<Managed>,
     pub(crate) ready: AtomicBool,
     pub(crate) services: Arc<Services>,
+    /// Metrics, admin token, health monitor and replica sync (see `ops.rs`).
+    pub(crate) ops: crate::ops::Ops,
 }
 
 /// One extension under the host's management.
@@ -153,7 +155,9 @@ impl HostBuilder {
                 routes: p.routes,
             });
         }
+        let ops = crate::ops::Ops::new(&config, &extensions)?;
         let inner = Arc::new(HostInner {
+            ops,
             config,
             pool,
             database: Mutex::new(Some(database)),
@@ -163,6 +167,7 @@ impl HostBuilder {
         });
         inner.start_all().await;
         inner.ready.store(true, Ordering::Release);
+        crate::ops::Ops::start(&inner);
         Ok(Host { inner })
     }
 }
@@ -182,7 +187,7 @@ impl HostInner {
         audit::record_or_log(&self.pool, entry).await;
     }
 
-    fn lifecycle_timeout(&self) -> Duration {
+    pub(crate) fn lifecycle_timeout(&self) -> Duration {
         Duration::from_millis(self.config.server.lifecycle_timeout_ms)
     }
 
@@ -204,7 +209,7 @@ impl HostInner {
         }
     }
 
-    async fn start_one(&self, m: &Managed) -> Result<(), String> {
+    pub(crate) async fn start_one(&self, m: &Managed) -> Result<(), String> {
         for dep in &m.metadata.dependencies {
             let dep_state = self.find(&dep.name).map(|d| d.slot.state());
             if dep_state != Some(ExtensionState::Running) {
@@ -241,7 +246,7 @@ impl HostInner {
 }
 
 /// Runs one lifecycle call with a time limit, inside the extension's span, catching panics.
-async fn lifecycle(
+pub(crate) async fn lifecycle(
     m: &Managed,
     step: &'static str,
     timeout: Duration,
@@ -305,6 +310,7 @@ impl Host {
     /// private PostgreSQL if this was the last annex process using it. Safe to call twice.
     pub async fn shutdown(&self) {
         self.inner.ready.store(false, Ordering::Release);
+        self.inner.ops.stop();
         self.inner.stop_all().await;
         let database = self.inner.database.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(db) = database {

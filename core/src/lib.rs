@@ -40,23 +40,32 @@ compile_error!(
 );
 
 mod admin;
+mod admin_api;
+mod admin_ops;
 mod api_error;
 mod audit;
 mod config;
+mod config_schema;
 mod context;
+mod control;
 mod db;
 mod error;
 mod events;
 mod extension;
 mod gate;
 mod health;
+mod health_monitor;
 mod host;
 mod metadata;
+mod metrics;
 mod migrations;
+mod ops;
 mod panic;
 mod plan;
+mod preflight;
 mod registrar;
 mod registration;
+mod replica_sync;
 mod request_id;
 mod router;
 mod stats;
@@ -65,12 +74,17 @@ mod tasks;
 pub mod testkit;
 
 pub use admin::{Admin, ExtensionRecord};
+pub use admin_ops::{ExtensionDetails, ExtensionFigures, HealthReport};
 pub use api_error::ApiError;
 pub use audit::AuditEntry;
 pub use config::{
-    Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat, QuotaConfig,
-    RateLimitConfig, ServerConfig,
+    Config, ConfigError, DatabaseConfig, ExtensionConfig, HealthConfig, Isolation, LogConfig, LogFormat,
+    QuotaConfig, RateLimitConfig, ServerConfig,
 };
+pub use config_schema::{SchemaViolation, check_config};
+pub use control::ControlError;
+pub use db::ops_store::HealthCheck;
+pub use preflight::{Problem, preflight};
 pub use context::{ConfigShapeError, Context};
 pub use db::migrate::MigrationError;
 pub use db::private_postgres::{PostgresError, PrivatePostgres};

@@ -1,6 +1,8 @@
 //! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
 //!
-//! Layers, outermost first: request id → (per extension) gate + panic catch → handler.
+//! Layers, outermost first: request id → (per extension) gate → metrics (timer, in-flight,
+//! busy time) → panic catch → handler. `/metrics` and the admin API (`/api/v1`, bearer token) sit
+//! beside the extensions.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -21,6 +23,7 @@ use crate::context::Context;
 use crate::error::HostError;
 use crate::gate::Slot;
 use crate::host::{HostInner, Managed};
+use crate::metrics::{self, ErrorType, ExtensionMetrics};
 use crate::panic;
 use crate::request_id::{self, RequestId};
 use crate::stats::Counters;
@@ -33,10 +36,14 @@ pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
 }
 
 fn build_unchecked(host: &Arc<HostInner>) -> Router {
-    let mut app =
-        Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(host.clone());
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(host.clone())
+        .merge(crate::admin_api::router(host));
     for m in &host.extensions {
-        if let Some(routes) = extension_router(m) {
+        if let Some(routes) = extension_router(host, m) {
             app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
         }
     }
@@ -45,7 +52,7 @@ fn build_unchecked(host: &Arc<HostInner>) -> Router {
         .layer(middleware::from_fn(request_id::assign))
 }
 
-fn extension_router(m: &Managed) -> Option<Router> {
+fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
     if m.routes.is_empty() {
         return None;
     }
@@ -58,7 +65,8 @@ fn extension_router(m: &Managed) -> Option<Router> {
         by_path.insert(&spec.path, merged);
     }
     let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
-    let guard = Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone() };
+    let metrics = host.ops.metrics.extension(&m.metadata.name)?.clone();
+    let guard = Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone(), metrics };
     Some(router.layer(middleware::from_fn_with_state(guard, guarded)))
 }
 
@@ -67,6 +75,7 @@ struct Guard {
     name: Arc<str>,
     slot: Arc<Slot>,
     cx: Context,
+    metrics: Arc<ExtensionMetrics>,
 }
 
 /// The gate (503 unless running), the extension's `Context` for extractors, and the panic catch.
@@ -81,10 +90,14 @@ async fn guarded(State(g): State<Guard>, mut req: Request, next: Next) -> Respon
         .into_response();
     }
     req.extensions_mut().insert(g.cx.clone());
-    match panic::catch(next.run(req)).await {
+    let meter = g.metrics.start(&req);
+    let answered = panic::catch(metrics::measured(&g.cx.counters().busy_nanos, next.run(req))).await;
+    let panicked = answered.is_err();
+    let res = match answered {
         Ok(res) => res,
         Err(message) => {
             Counters::bump(&g.cx.counters().handler_panics);
+            g.metrics.error(ErrorType::Panic);
             let id = RequestId::current().map(|r| r.to_string()).unwrap_or_default();
             tracing::error!(extension = %g.name, request_id = %id, panic = %message, "handler panicked");
             ApiError::internal(format!(
@@ -93,7 +106,17 @@ async fn guarded(State(g): State<Guard>, mut req: Request, next: Next) -> Respon
             ))
             .into_response()
         }
-    }
+    };
+    meter.finish(res.status(), panicked);
+    res
+}
+
+/// Prometheus text format. Unauthenticated, as scrapers expect; it names extensions and routes
+/// but carries no data. Resource gauges are refreshed here, not on the request path.
+async fn metrics(State(host): State<Arc<HostInner>>) -> Response {
+    crate::metrics::refresh(&host);
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (content_type, host.ops.metrics.render()).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

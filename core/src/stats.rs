@@ -11,11 +11,19 @@ pub(crate) struct Counters {
     pub(crate) lifecycle_panics: AtomicU64,
     pub(crate) tasks_spawned: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
+    /// Nanoseconds spent polling the extension's handler and task futures.
+    pub(crate) busy_nanos: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every panic caught for this extension so far, whatever it panicked in.
+    pub(crate) fn panics(&self) -> u64 {
+        let s = self.snapshot();
+        s.handler_panics + s.task_panics + s.lifecycle_panics + s.hook_panics
     }
 
     pub(crate) fn snapshot(&self) -> ExtensionStats {

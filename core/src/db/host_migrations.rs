@@ -23,5 +23,9 @@ macro_rules! host_migration {
 }
 
 pub(crate) fn host_migrations() -> Migrations {
-    Migrations::new(vec![host_migration!(0001, "extension_state"), host_migration!(0002, "audit_log")])
+    Migrations::new(vec![
+        host_migration!(0001, "extension_state"),
+        host_migration!(0002, "audit_log"),
+        host_migration!(0005, "operations"),
+    ])
 }

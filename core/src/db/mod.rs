@@ -3,5 +3,6 @@
 pub(crate) mod database;
 pub(crate) mod host_migrations;
 pub(crate) mod migrate;
+pub(crate) mod ops_store;
 pub(crate) mod private_postgres;
 pub(crate) mod state;
