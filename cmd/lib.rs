@@ -7,8 +7,10 @@ use std::sync::Arc;
 use annex_core::{Extension, RegistrationError};
 
 mod cli;
+mod control_cmd;
 mod extensions_cmd;
 mod logging;
+mod scaffold;
 mod serve;
 
 pub use cli::run;
