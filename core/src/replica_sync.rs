@@ -57,13 +57,11 @@ pub(crate) async fn run(host: Weak<HostInner>) {
                         None => tracing::debug!(payload = note.payload(), "replica sync: not an extension of this binary"),
                     }
                 }
-                // The connection dropped; the next try_recv reconnects and re-LISTENs. Resync
-                // because notifications sent meanwhile are gone.
+                // The connection dropped. Start over: a fresh LISTEN first, then a full resync,
+                // so nothing sent while disconnected (or while reconnecting) is missed.
                 Ok(Ok(None)) => {
                     tracing::warn!("replica sync: connection lost; reconnecting and resynchronising");
-                    if !resync_all(&host).await {
-                        return;
-                    }
+                    break;
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "replica sync: listener failed; reconnecting");
@@ -89,6 +87,8 @@ impl HostInner {
     /// notification's hint; an explicit `enabled` also retries an extension that failed to start.
     pub(crate) async fn reconcile(&self, m: &Managed, kind: Option<&str>) {
         let name = &m.metadata.name;
+        // Read under the lock: a row read before a local change finished would undo it.
+        let _serial = self.ops.control.lock().await;
         let row = match ops_store::switch_and_config(&self.pool, name).await {
             Ok(Some(row)) => row,
             Ok(None) => return,
@@ -98,7 +98,6 @@ impl HostInner {
             }
         };
         let (enabled, config) = row;
-        let _serial = self.ops.control.lock().await;
         let state = m.slot.state();
         if !ready_for_changes(&state) {
             return;
