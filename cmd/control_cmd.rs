@@ -60,12 +60,20 @@ pub(crate) async fn info(admin: &Admin, name: &str, json: bool) -> anyhow::Resul
     let r = &d.record;
     println!("{} {} — {}", r.name, r.version, r.description);
     println!("enabled:      {}", r.enabled);
-    println!("state:        {}{}", r.state, r.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default());
+    println!(
+        "state:        {}{}",
+        r.state,
+        r.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+    );
     println!("health:       {}", d.health);
     let deps: Vec<String> = d.dependencies.iter().map(|x| format!("{} {}", x.name, x.requirement)).collect();
     println!("dependencies: {}", if deps.is_empty() { "-".into() } else { deps.join(", ") });
     println!("dependents:   {}", if d.dependents.is_empty() { "-".into() } else { d.dependents.join(", ") });
-    println!("permissions:  needs [{}], granted [{}]", d.permissions_required.join(", "), d.permissions_granted.join(", "));
+    println!(
+        "permissions:  needs [{}], granted [{}]",
+        d.permissions_required.join(", "),
+        d.permissions_granted.join(", ")
+    );
     println!("routes:");
     for route in &d.routes {
         println!("  {route}");
@@ -101,8 +109,10 @@ pub(crate) async fn status(admin: &Admin, json: bool) -> anyhow::Result<()> {
     if json {
         let out: Vec<_> = lines
             .iter()
-            .map(|(r, health)| json!({ "name": r.name, "version": r.version, "enabled": r.enabled,
-                "state": r.state, "last_error": r.last_error, "health": health }))
+            .map(|(r, health)| {
+                json!({ "name": r.name, "version": r.version, "enabled": r.enabled,
+                "state": r.state, "last_error": r.last_error, "health": health })
+            })
             .collect();
         return print_json(&out);
     }
@@ -150,13 +160,16 @@ pub(crate) async fn config(admin: &Admin, command: ConfigCommand) -> anyhow::Res
         ConfigCommand::Set { name, file, json } => {
             let text = if file.as_os_str() == "-" {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("cannot read the config from standard input")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("cannot read the config from standard input")?;
                 s
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?
             };
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not JSON; pass the config as a JSON object", file.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+                format!("{} is not JSON; pass the config as a JSON object", file.display())
+            })?;
             admin.set_config(&name, value.clone()).await.map_err(refused)?;
             if json {
                 return print_json(&json!({ "extension": name, "config": value }));
@@ -200,7 +213,9 @@ pub(crate) async fn metrics(admin: &Admin, name: &str, json: bool) -> anyhow::Re
 pub(crate) fn validate(config: &Config, extensions: &[Arc<dyn Extension>], json: bool) -> anyhow::Result<()> {
     let problems = preflight(config, extensions);
     if json {
-        print_json(&json!({ "ok": problems.is_empty(), "extensions": extensions.len(), "problems": problems }))?;
+        print_json(
+            &json!({ "ok": problems.is_empty(), "extensions": extensions.len(), "problems": problems }),
+        )?;
     } else if problems.is_empty() {
         println!("{} compiled-in extension(s): all checks passed", extensions.len());
     } else {

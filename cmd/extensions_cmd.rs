@@ -104,9 +104,13 @@ pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::R
         ExtensionsCommand::List { json } => list(&admin, json).await,
         ExtensionsCommand::Info { name, json } => control_cmd::info(&admin, &name, json).await,
         ExtensionsCommand::Enable { name, json } => control_cmd::enable(&admin, &name, json).await,
-        ExtensionsCommand::Disable { name, cascade, json } => control_cmd::disable(&admin, &name, cascade, json).await,
+        ExtensionsCommand::Disable { name, cascade, json } => {
+            control_cmd::disable(&admin, &name, cascade, json).await
+        }
         ExtensionsCommand::Status { json } => control_cmd::status(&admin, json).await,
-        ExtensionsCommand::Health { name, limit, json } => control_cmd::health(&admin, &name, limit, json).await,
+        ExtensionsCommand::Health { name, limit, json } => {
+            control_cmd::health(&admin, &name, limit, json).await
+        }
         ExtensionsCommand::Config { command } => control_cmd::config(&admin, command).await,
         ExtensionsCommand::Metrics { name, json } => control_cmd::metrics(&admin, &name, json).await,
         ExtensionsCommand::Validate { .. } | ExtensionsCommand::New { .. } => Ok(()),

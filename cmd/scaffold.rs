@@ -31,12 +31,16 @@ pub(crate) fn new(name: &str, root: Option<&Path>, json: bool) -> anyhow::Result
         }
         std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    std::fs::write(&manifest_path, wired).with_context(|| format!("cannot update {}", manifest_path.display()))?;
+    std::fs::write(&manifest_path, wired)
+        .with_context(|| format!("cannot update {}", manifest_path.display()))?;
     let created: Vec<String> = files.iter().map(|(f, _)| format!("{rel}/{f}")).collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "extension": name, "package": pkg, "path": rel, "files": created, "feature": format!("ext-{name}"),
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "extension": name, "package": pkg, "path": rel, "files": created, "feature": format!("ext-{name}"),
+            }))?
+        );
     } else {
         println!("created {rel}:");
         for f in &created {
@@ -68,7 +72,10 @@ fn find_workspace_root() -> anyhow::Result<PathBuf> {
             return Ok(dir.to_owned());
         }
     }
-    bail!("no workspace Cargo.toml in {} or above; run this in the annex checkout or pass --path", start.display())
+    bail!(
+        "no workspace Cargo.toml in {} or above; run this in the annex checkout or pass --path",
+        start.display()
+    )
 }
 
 /// The root manifest with the new crate wired in. Text edits, so comments and layout stay.
@@ -81,14 +88,16 @@ fn wire(manifest: &str, name: &str, pkg: &str, rel: &str) -> anyhow::Result<Stri
         .context("the root Cargo.toml has no `members = [...]` in [workspace]; add one")?;
     append_to_array(&mut lines, members, &member)?;
 
-    let features = section(&lines, "[features]").context("the root Cargo.toml has no [features] section; add one")?;
+    let features =
+        section(&lines, "[features]").context("the root Cargo.toml has no [features] section; add one")?;
     let default = (features + 1..section_end(&lines, features))
         .find(|&i| lines[i].trim_start().starts_with("default"))
         .context("[features] has no `default = [...]`; add `default = []`")?;
     let default_end = append_to_array(&mut lines, default, &format!("\"ext-{name}\""))?;
     lines.insert(default_end + 1, format!("ext-{name} = [\"dep:{pkg}\"]"));
 
-    let deps = section(&lines, "[dependencies]").context("the root Cargo.toml has no [dependencies] section")?;
+    let deps =
+        section(&lines, "[dependencies]").context("the root Cargo.toml has no [dependencies] section")?;
     let mut at = section_end(&lines, deps);
     while at > deps + 1 && lines[at - 1].trim().is_empty() {
         at -= 1;

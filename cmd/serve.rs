@@ -67,7 +67,9 @@ async fn reload_on_sighup(host: Host, path: Option<PathBuf>) {
                 let _ = (&host, &new_config);
                 tracing::info!("SIGHUP: configuration re-read; rate limits and quotas reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: the configuration is invalid; keeping the current one"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the configuration is invalid; keeping the current one")
+            }
         }
     }
 }

@@ -80,7 +80,12 @@ impl Admin {
     }
 
     async fn record(&self, name: &str) -> Result<ExtensionRecord, ControlError> {
-        self.list().await.map_err(host_error)?.into_iter().find(|r| r.name == name).ok_or_else(|| ControlError::NotFound(name.to_owned()))
+        self.list()
+            .await
+            .map_err(host_error)?
+            .into_iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| ControlError::NotFound(name.to_owned()))
     }
 
     /// Details of one compiled-in extension.
@@ -98,7 +103,11 @@ impl Admin {
             permissions_required: meta.permissions.clone(),
             permissions_granted: self.config.extension(name).permissions,
             routes: registrar.routes.iter().map(|r| format!("{} /ext/{name}{}", r.method, r.path)).collect(),
-            migrations: ext.migrations().iter().map(|m| format!("{:04} {}", m.version, m.description)).collect(),
+            migrations: ext
+                .migrations()
+                .iter()
+                .map(|m| format!("{:04} {}", m.version, m.description))
+                .collect(),
             config: stored.map(|(_, c)| c).unwrap_or(Value::Null),
             config_schema: ext.config_schema(),
             health: self.latest_health(name).await?,
@@ -112,7 +121,8 @@ impl Admin {
 
     /// Every extension with its latest health status.
     pub async fn status(&self) -> Result<Vec<(ExtensionRecord, String)>, ControlError> {
-        let health: HashMap<String, String> = ops_store::latest_health(&self.db.pool).await?.into_iter().collect();
+        let health: HashMap<String, String> =
+            ops_store::latest_health(&self.db.pool).await?.into_iter().collect();
         let records = self.list().await.map_err(host_error)?;
         Ok(records
             .into_iter()
@@ -151,7 +161,11 @@ impl Admin {
         let mut order = dependents;
         order.push(name.to_owned());
         for n in &order {
-            let why = if n == name { "disabled by an operator".to_owned() } else { format!("its dependency `{name}` was disabled") };
+            let why = if n == name {
+                "disabled by an operator".to_owned()
+            } else {
+                format!("its dependency `{name}` was disabled")
+            };
             ops_store::set_enabled(&self.db.pool, n, false, Some(&why)).await?;
             let details = json!({ "cascade_from": (n != name).then_some(name), "reason": why });
             self.audit(AuditEntry::new(ACTOR, "extension.disabled", n.as_str()).details(details)).await;
@@ -181,8 +195,11 @@ impl Admin {
         check_config(ext.config_schema().as_ref(), &config)
             .map_err(|errors| ControlError::InvalidConfig { name: name.to_owned(), errors })?;
         let old = ops_store::store_config(&self.db.pool, name, &config, ACTOR, None).await?;
-        self.audit(AuditEntry::new(ACTOR, "extension.config_changed", name).details(json!({ "old": old, "new": config })))
-            .await;
+        self.audit(
+            AuditEntry::new(ACTOR, "extension.config_changed", name)
+                .details(json!({ "old": old, "new": config })),
+        )
+        .await;
         ops_store::notify(&self.db.pool, name, "config").await?;
         Ok(())
     }
@@ -191,7 +208,10 @@ impl Admin {
     pub async fn metrics(&self, name: &str) -> Result<ExtensionFigures, ControlError> {
         self.compiled_ext(name)?;
         let rows = ops_store::figures(&self.db.pool, name).await?;
-        let replicas = rows.into_iter().map(|(replica, at, figures)| json!({ "replica": replica, "at": at, "figures": figures })).collect();
+        let replicas = rows
+            .into_iter()
+            .map(|(replica, at, figures)| json!({ "replica": replica, "at": at, "figures": figures }))
+            .collect();
         Ok(ExtensionFigures { extension: name.to_owned(), replicas })
     }
 

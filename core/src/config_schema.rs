@@ -20,12 +20,17 @@ pub struct SchemaViolation {
 /// let errors = annex_core::check_config(Some(&schema), &json!({"port": "x"})).unwrap_err();
 /// assert_eq!(errors[0].pointer, "/port");
 /// ```
-pub fn check_config(schema: Option<&serde_json::Value>, config: &serde_json::Value) -> Result<(), Vec<SchemaViolation>> {
+pub fn check_config(
+    schema: Option<&serde_json::Value>,
+    config: &serde_json::Value,
+) -> Result<(), Vec<SchemaViolation>> {
     let Some(schema) = schema else { return Ok(()) };
     let validator = jsonschema::validator_for(schema).map_err(|e| {
         vec![SchemaViolation {
             pointer: String::new(),
-            message: format!("the extension's config schema is not a valid JSON Schema ({e}); fix config_schema()"),
+            message: format!(
+                "the extension's config schema is not a valid JSON Schema ({e}); fix config_schema()"
+            ),
         }]
     })?;
     let errors: Vec<SchemaViolation> = validator

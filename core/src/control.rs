@@ -74,7 +74,11 @@ fn list(names: &[String]) -> String {
 }
 
 fn violations(errors: &[SchemaViolation]) -> String {
-    errors.iter().map(|e| format!("{} {}", if e.pointer.is_empty() { "(root)" } else { &e.pointer }, e.message)).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("{} {}", if e.pointer.is_empty() { "(root)" } else { &e.pointer }, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl ControlError {
@@ -109,7 +113,10 @@ pub(crate) fn dependents_of(all: &[&Metadata], name: &str, active: impl Fn(&str)
     let mut frontier = vec![name.to_owned()];
     while let Some(current) = frontier.pop() {
         for m in all {
-            if m.dependencies.iter().any(|d| d.name == current) && active(&m.name) && found.insert(m.name.clone()) {
+            if m.dependencies.iter().any(|d| d.name == current)
+                && active(&m.name)
+                && found.insert(m.name.clone())
+            {
                 frontier.push(m.name.clone());
             }
         }
@@ -126,7 +133,8 @@ fn stop_order(all: &[&Metadata], mut set: BTreeSet<String>) -> Vec<String> {
         let next = set
             .iter()
             .find(|candidate| {
-                !all.iter().any(|m| set.contains(&m.name) && m.dependencies.iter().any(|d| &d.name == *candidate))
+                !all.iter()
+                    .any(|m| set.contains(&m.name) && m.dependencies.iter().any(|d| &d.name == *candidate))
             })
             .or_else(|| set.iter().next())
             .cloned();
@@ -167,8 +175,10 @@ impl HostInner {
         ops_store::set_enabled(&self.pool, name, true, None).await?;
         self.ops.health.reset(name, m.cx.counters().panics());
         let started = self.start_one(m).await;
-        self.audit(AuditEntry::new(actor, "extension.enabled", name).details(json!({ "started": started.is_ok() })))
-            .await;
+        self.audit(
+            AuditEntry::new(actor, "extension.enabled", name).details(json!({ "started": started.is_ok() })),
+        )
+        .await;
         self.announce(name, "enabled").await;
         match started {
             Ok(()) => Ok(ExtensionState::Running),
@@ -193,7 +203,8 @@ impl HostInner {
         let _serial = self.ops.control.lock().await;
         let all = self.all_metadata();
         let dependents = dependents_of(&all, name, |n| {
-            self.find(n).is_some_and(|x| matches!(x.slot.state(), ExtensionState::Running | ExtensionState::Starting))
+            self.find(n)
+                .is_some_and(|x| matches!(x.slot.state(), ExtensionState::Running | ExtensionState::Starting))
         });
         if !dependents.is_empty() && !cascade {
             return Err(ControlError::HasDependents { name: name.to_owned(), dependents });
@@ -202,7 +213,11 @@ impl HostInner {
         order.push(name.to_owned());
         for n in &order {
             let Some(m) = self.find(n) else { continue };
-            let why = if n == name { reason.map(str::to_owned) } else { Some(format!("its dependency `{name}` was disabled")) };
+            let why = if n == name {
+                reason.map(str::to_owned)
+            } else {
+                Some(format!("its dependency `{name}` was disabled"))
+            };
             ops_store::set_enabled(&self.pool, n, false, why.as_deref()).await?;
             self.stop_one(m).await;
             let details = json!({ "cascade_from": (n != name).then_some(name), "reason": why });
@@ -230,16 +245,26 @@ impl HostInner {
     }
 
     /// Validates, applies (if running) and stores a new config.
-    pub(crate) async fn set_config_as(&self, name: &str, config: Value, actor: &str) -> Result<(), ControlError> {
+    pub(crate) async fn set_config_as(
+        &self,
+        name: &str,
+        config: Value,
+        actor: &str,
+    ) -> Result<(), ControlError> {
         let m = self.managed(name)?;
         check_config(m.extension.config_schema().as_ref(), &config)
             .map_err(|errors| ControlError::InvalidConfig { name: name.to_owned(), errors })?;
         let _serial = self.ops.control.lock().await;
-        self.apply_config(m, &config).await.map_err(|reason| ControlError::ConfigRejected { name: name.to_owned(), reason })?;
+        self.apply_config(m, &config)
+            .await
+            .map_err(|reason| ControlError::ConfigRejected { name: name.to_owned(), reason })?;
         let request_id = crate::request_id::RequestId::current().map(|r| r.to_string());
         let old = ops_store::store_config(&self.pool, name, &config, actor, request_id.as_deref()).await?;
-        self.audit(AuditEntry::new(actor, "extension.config_changed", name).details(json!({ "old": old, "new": config })))
-            .await;
+        self.audit(
+            AuditEntry::new(actor, "extension.config_changed", name)
+                .details(json!({ "old": old, "new": config })),
+        )
+        .await;
         self.announce(name, "config").await;
         Ok(())
     }
@@ -257,7 +282,11 @@ impl HostInner {
 
     /// Publishes `extension.<kind>` locally and tells the other replicas.
     async fn announce(&self, name: &str, kind: &str) {
-        let event = if kind == "config" { "extension.config_changed".to_owned() } else { format!("extension.{kind}") };
+        let event = if kind == "config" {
+            "extension.config_changed".to_owned()
+        } else {
+            format!("extension.{kind}")
+        };
         self.publish(&event, json!({ "extension": name, "replica": self.ops.replica }));
         if let Err(e) = ops_store::notify(&self.pool, name, kind).await {
             tracing::error!(extension = %name, error = %e, "could not notify the other replicas; they pick the change up when they resync");

@@ -162,10 +162,15 @@ impl HostInner {
         match self.disable_as(name, true, "host", Some(&why)).await {
             Ok(disabled) => {
                 let details = json!({ "reason": reason, "last_check": last, "disabled": disabled });
-                self.audit(AuditEntry::new("host", "extension.unhealthy", name.as_str()).details(details.clone())).await;
+                self.audit(
+                    AuditEntry::new("host", "extension.unhealthy", name.as_str()).details(details.clone()),
+                )
+                .await;
                 self.publish("extension.unhealthy", json!({ "extension": name, "reason": reason }));
             }
-            Err(e) => tracing::error!(extension = %name, error = %e, "could not disable the unhealthy extension"),
+            Err(e) => {
+                tracing::error!(extension = %name, error = %e, "could not disable the unhealthy extension")
+            }
         }
     }
 }

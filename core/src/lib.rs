@@ -82,11 +82,10 @@ pub use config::{
     QuotaConfig, RateLimitConfig, ServerConfig,
 };
 pub use config_schema::{SchemaViolation, check_config};
-pub use control::ControlError;
-pub use db::ops_store::HealthCheck;
-pub use preflight::{Problem, preflight};
 pub use context::{ConfigShapeError, Context};
+pub use control::ControlError;
 pub use db::migrate::MigrationError;
+pub use db::ops_store::HealthCheck;
 pub use db::private_postgres::{PostgresError, PrivatePostgres};
 pub use error::HostError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
@@ -97,6 +96,7 @@ pub use host::{ExtensionStatus, Host, HostBuilder};
 pub use metadata::{Dependency, Metadata};
 pub use migrations::{Migration, Migrations};
 pub use plan::{PlanError, PlanErrors, validate};
+pub use preflight::{Problem, preflight};
 pub use registrar::Registrar;
 pub use registration::{Registration, RegistrationError, compiled_in};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
@@ -104,6 +104,10 @@ pub use stats::ExtensionStats;
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.
 pub use async_trait::async_trait;
+
+#[doc(hidden)]
+#[path = "bench_support.rs"]
+pub mod __bench;
 
 #[doc(hidden)]
 pub mod __private {

@@ -31,7 +31,11 @@ pub struct Problem {
 pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Problem> {
     let mut problems = Vec::new();
     if let Err(errors) = plan::validate(extensions.to_vec()) {
-        problems.extend(errors.0.into_iter().map(|e| Problem { extension: None, check: "plan", message: e.to_string() }));
+        problems.extend(errors.0.into_iter().map(|e| Problem {
+            extension: None,
+            check: "plan",
+            message: e.to_string(),
+        }));
     }
     for ext in extensions {
         let meta = ext.metadata();
@@ -47,7 +51,10 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
         }
         let schema = ext.config_schema();
         if let Some(why) = schema.as_ref().and_then(schema_problem) {
-            problems.push(problem("schema", format!("extension `{name}` declares an invalid config schema: {why}")));
+            problems.push(problem(
+                "schema",
+                format!("extension `{name}` declares an invalid config schema: {why}"),
+            ));
         } else if let Some(cfg) = &section.config {
             if let Err(errors) = check_config(schema.as_ref(), cfg) {
                 for e in errors {
@@ -68,7 +75,10 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
                 ));
             }
             if m.up.trim().is_empty() {
-                problems.push(problem("migrations", format!("extension `{name}` migration {:04} has an empty up.sql", m.version)));
+                problems.push(problem(
+                    "migrations",
+                    format!("extension `{name}` migration {:04} has an empty up.sql", m.version),
+                ));
             }
             if m.down.is_none() {
                 problems.push(problem(

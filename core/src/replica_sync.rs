@@ -54,7 +54,10 @@ pub(crate) async fn run(host: Weak<HostInner>) {
                     let payload: serde_json::Value = serde_json::from_str(note.payload()).unwrap_or_default();
                     match payload.get("extension").and_then(|v| v.as_str()).and_then(|n| h.find(n)) {
                         Some(m) => h.reconcile(m, payload.get("kind").and_then(|v| v.as_str())).await,
-                        None => tracing::debug!(payload = note.payload(), "replica sync: not an extension of this binary"),
+                        None => tracing::debug!(
+                            payload = note.payload(),
+                            "replica sync: not an extension of this binary"
+                        ),
                     }
                 }
                 // The connection dropped. Start over: a fresh LISTEN first, then a full resync,
@@ -106,7 +109,10 @@ impl HostInner {
             match self.apply_config(m, &config).await {
                 Ok(()) => {
                     tracing::info!(extension = %name, "config changed on another replica; applied");
-                    self.publish("extension.config_changed", json!({ "extension": name, "replica": self.ops.replica }));
+                    self.publish(
+                        "extension.config_changed",
+                        json!({ "extension": name, "replica": self.ops.replica }),
+                    );
                 }
                 Err(reason) => {
                     tracing::error!(extension = %name, %reason, "config changed on another replica but this one rejected it; keeping the old config");
@@ -122,11 +128,16 @@ impl HostInner {
                 self.stop_one(m).await;
                 self.publish("extension.disabled", json!({ "extension": name, "replica": self.ops.replica }));
             }
-            (true, ExtensionState::Disabled) | (true, ExtensionState::Failed(_)) if retry_failed || state == ExtensionState::Disabled => {
+            (true, ExtensionState::Disabled) | (true, ExtensionState::Failed(_))
+                if retry_failed || state == ExtensionState::Disabled =>
+            {
                 self.ops.health.reset(name, m.cx.counters().panics());
                 match self.start_one(m).await {
                     Ok(()) => {
-                        self.publish("extension.enabled", json!({ "extension": name, "replica": self.ops.replica }));
+                        self.publish(
+                            "extension.enabled",
+                            json!({ "extension": name, "replica": self.ops.replica }),
+                        );
                     }
                     Err(reason) => {
                         tracing::error!(extension = %name, %reason, "enabled on another replica but failed to start here");

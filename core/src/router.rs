@@ -66,7 +66,8 @@ fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
     }
     let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
     let metrics = host.ops.metrics.extension(&m.metadata.name)?.clone();
-    let guard = Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone(), metrics };
+    let guard =
+        Guard { name: m.metadata.name.clone().into(), slot: m.slot.clone(), cx: m.cx.clone(), metrics };
     Some(router.layer(middleware::from_fn_with_state(guard, guarded)))
 }
 

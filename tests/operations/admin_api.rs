@@ -33,10 +33,12 @@ async fn every_endpoint_refuses_a_missing_or_wrong_token_and_names_unknown_exten
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{m} {path} without a token");
         assert_eq!(res.headers()["www-authenticate"], "Bearer");
         assert_eq!(body(res).await["error"]["code"], "unauthorized");
-        let res = t.client().request(method(m), &url).bearer_auth("wrong").json(&json!({})).send().await.unwrap();
+        let res =
+            t.client().request(method(m), &url).bearer_auth("wrong").json(&json!({})).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{m} {path} with a wrong token");
         if path.contains("{name}") {
-            let res = admin(&t, method(m), &path.replace("{name}", "nope")).json(&json!({})).send().await.unwrap();
+            let res =
+                admin(&t, method(m), &path.replace("{name}", "nope")).json(&json!({})).send().await.unwrap();
             assert_eq!(res.status(), StatusCode::NOT_FOUND, "{m} {path} for an unknown extension");
             let b = body(res).await;
             assert_eq!(b["error"]["code"], "extension_not_found");
@@ -50,7 +52,8 @@ async fn every_endpoint_refuses_a_missing_or_wrong_token_and_names_unknown_exten
 async fn list_info_health_metrics_and_openapi_answer() {
     let t = host(Base::default(), None).await;
     let list = body(admin(&t, Method::GET, "/api/v1/extensions").send().await.unwrap()).await;
-    let names: Vec<&str> = list["extensions"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        list["extensions"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["base", "dependent"]);
     assert_eq!(list["extensions"][0]["state"], "running");
     assert_eq!(list["extensions"][0]["enabled"], true);
@@ -58,7 +61,12 @@ async fn list_info_health_metrics_and_openapi_answer() {
     let info = body(admin(&t, Method::GET, "/api/v1/extensions/base").send().await.unwrap()).await;
     assert_eq!(info["version"], "1.0.0");
     assert_eq!(info["dependents"], json!(["dependent"]));
-    assert!(info["routes"].as_array().unwrap().contains(&json!({"method": "GET", "path": "/ext/base/items/{id}"})));
+    assert!(
+        info["routes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"method": "GET", "path": "/ext/base/items/{id}"}))
+    );
     assert!(info["config_schema"].is_object());
     assert!(info["hooks"].is_array() && info["migrations"].is_array());
 
@@ -114,8 +122,11 @@ async fn disable_needs_cascade_when_others_depend_and_enable_needs_running_depen
     let res = admin(&t, Method::POST, "/api/v1/extensions/dependent/disable").send().await.unwrap();
     assert_eq!(res.status(), 200);
 
-    let audit = body(admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.*").send().await.unwrap()).await;
-    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let audit =
+        body(admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.*").send().await.unwrap())
+            .await;
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["extension.enabled", "extension.disabled"]);
     assert_eq!(audit["entries"][0]["actor"], "admin");
     t.shutdown().await;
@@ -132,9 +143,15 @@ async fn config_is_validated_with_json_pointers_applied_live_and_kept_on_refusal
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let b = body(res).await;
     assert_eq!(b["error"]["code"], "invalid_config");
-    let pointers: Vec<&str> = b["error"]["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    assert!(pointers.contains(&"/greeting") && pointers.contains(&"/limit") && pointers.contains(&""), "{pointers:?}");
-    assert!(b["error"]["errors"].as_array().unwrap().iter().all(|e| !e["message"].as_str().unwrap().is_empty()));
+    let pointers: Vec<&str> =
+        b["error"]["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert!(
+        pointers.contains(&"/greeting") && pointers.contains(&"/limit") && pointers.contains(&""),
+        "{pointers:?}"
+    );
+    assert!(
+        b["error"]["errors"].as_array().unwrap().iter().all(|e| !e["message"].as_str().unwrap().is_empty())
+    );
 
     let res = put(json!({ "greeting": "hi" })).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -153,13 +170,16 @@ async fn config_is_validated_with_json_pointers_applied_live_and_kept_on_refusal
     assert_eq!(got["config"], json!({ "greeting": "hi" }));
 
     let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(t.database_url()).await.unwrap();
-    let history: Vec<(String, serde_json::Value)> =
-        sqlx::query_as("select actor, new_config from annex.extension_config_history where extension = 'base'")
-            .fetch_all(&mut db)
-            .await
-            .unwrap();
+    let history: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "select actor, new_config from annex.extension_config_history where extension = 'base'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
     assert_eq!(history, vec![("admin".to_owned(), json!({ "greeting": "hi" }))]);
-    let audit = body(admin(&t, Method::GET, "/api/v1/audit?action=extension.config_changed").send().await.unwrap()).await;
+    let audit =
+        body(admin(&t, Method::GET, "/api/v1/audit?action=extension.config_changed").send().await.unwrap())
+            .await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
     t.shutdown().await;
 }
@@ -171,11 +191,17 @@ async fn the_audit_log_is_filtered_paginated_and_rejects_bad_queries() {
         admin(&t, Method::POST, "/api/v1/extensions/dependent/disable").send().await.unwrap();
         admin(&t, Method::POST, "/api/v1/extensions/dependent/enable").send().await.unwrap();
     }
-    let page1 = body(admin(&t, Method::GET, "/api/v1/audit?target=dependent&limit=4").send().await.unwrap()).await;
+    let page1 =
+        body(admin(&t, Method::GET, "/api/v1/audit?target=dependent&limit=4").send().await.unwrap()).await;
     assert_eq!(page1["entries"].as_array().unwrap().len(), 4);
     let next = page1["next_before"].as_i64().expect("a next page");
-    let page2 =
-        body(admin(&t, Method::GET, &format!("/api/v1/audit?target=dependent&limit=4&before={next}")).send().await.unwrap()).await;
+    let page2 = body(
+        admin(&t, Method::GET, &format!("/api/v1/audit?target=dependent&limit=4&before={next}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page2["entries"].as_array().unwrap().len(), 2);
     assert!(page2["next_before"].is_null());
     for bad in ["limit=0", "limit=many", "before=x", "colour=red"] {

@@ -19,7 +19,10 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        Env { url: annex_core::testkit::test_database_url().await.unwrap(), data: tempfile::tempdir().unwrap() }
+        Env {
+            url: annex_core::testkit::test_database_url().await.unwrap(),
+            data: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -68,7 +71,9 @@ async fn extension_commands_work_against_the_database_with_json_and_exit_codes()
     assert_eq!(status[0]["health"], "unknown");
     env.json(&["extensions", "enable", "hello", "--json"]).await;
 
-    let set = env.run(&["extensions", "config", "set", "hello", "-", "--json"], Some(r#"{"greeting": "hi"}"#)).await;
+    let set = env
+        .run(&["extensions", "config", "set", "hello", "-", "--json"], Some(r#"{"greeting": "hi"}"#))
+        .await;
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
     let got = env.json(&["extensions", "config", "get", "hello", "--json"]).await;
     assert_eq!(got["config"], json!({ "greeting": "hi" }));
@@ -109,7 +114,12 @@ async fn two_serve_processes_follow_the_admin_api_of_either_and_the_cli() {
     };
     assert_eq!(status(format!("{}/ext/hello/ping", b.url)).await, 200);
 
-    let res = client.post(format!("{}/api/v1/extensions/hello/disable", a.url)).bearer_auth(TOKEN).send().await.unwrap();
+    let res = client
+        .post(format!("{}/api/v1/extensions/hello/disable", a.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let took = eventually(Duration::from_secs(1), || {
         let answer = status(format!("{}/ext/hello/ping", b.url));

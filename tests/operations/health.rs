@@ -23,7 +23,9 @@ async fn an_extension_failing_its_health_checks_is_disabled_audited_and_re_enabl
     assert!(healthy.is_some(), "health history recorded");
 
     probe.unhealthy.store(true, Ordering::SeqCst);
-    let disabled = eventually(Duration::from_secs(10), || async { t.get("/ext/base/items/1").await.status() == 503 }).await;
+    let disabled =
+        eventually(Duration::from_secs(10), || async { t.get("/ext/base/items/1").await.status() == 503 })
+            .await;
     assert!(disabled.is_some(), "auto-disabled after 3 failed checks");
     let res = t.get("/ext/base/items/1").await;
     assert_eq!(body(res).await["error"]["code"], "extension_disabled");
@@ -41,7 +43,10 @@ async fn an_extension_failing_its_health_checks_is_disabled_audited_and_re_enabl
     assert_eq!(action, "extension.unhealthy");
     assert!(reason.contains("3 consecutive failed health checks"), "{reason}");
     let (enabled, last_error): (bool, Option<String>) =
-        sqlx::query_as("select enabled, last_error from annex.extensions where name = 'base'").fetch_one(&mut db).await.unwrap();
+        sqlx::query_as("select enabled, last_error from annex.extensions where name = 'base'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
     assert!(!enabled);
     assert!(last_error.unwrap_or_default().contains("health monitor"));
     let h = body(admin(&t, Method::GET, "/api/v1/extensions/base/health").send().await.unwrap()).await;
@@ -73,9 +78,14 @@ async fn panics_within_the_window_disable_an_extension() {
     for _ in 0..3 {
         assert_eq!(t.get("/ext/base/boom").await.status(), 500);
     }
-    let disabled = eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 }).await;
+    let disabled =
+        eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 })
+            .await;
     assert!(disabled.is_some(), "disabled after 3 panics");
-    let audit = body(admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.unhealthy").send().await.unwrap()).await;
+    let audit = body(
+        admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.unhealthy").send().await.unwrap(),
+    )
+    .await;
     let reason = audit["entries"][0]["details"]["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("3 panics"), "{audit}");
     t.shutdown().await;

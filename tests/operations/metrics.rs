@@ -67,16 +67,28 @@ async fn metrics_parse_and_carry_every_fixed_name_after_traffic() {
     // The hook families appear with the first hook call; core's unit test covers them.
 
     // Route templates, never raw paths.
-    let ok = value(&scrape, "extension_requests_total", &[("extension", "base"), ("route", "/ext/base/items/{id}"), ("method", "GET"), ("status", "200")]);
+    let ok = value(
+        &scrape,
+        "extension_requests_total",
+        &[("extension", "base"), ("route", "/ext/base/items/{id}"), ("method", "GET"), ("status", "200")],
+    );
     assert_eq!(ok, Some(3.0));
-    let bad = value(&scrape, "extension_requests_total", &[("route", "/ext/base/items/{id}"), ("status", "400")]);
+    let bad =
+        value(&scrape, "extension_requests_total", &[("route", "/ext/base/items/{id}"), ("status", "400")]);
     assert_eq!(bad, Some(1.0));
-    assert!(!label_values(&scrape, "extension_requests_total", "route").iter().any(|r| r.contains("/items/1")));
+    assert!(
+        !label_values(&scrape, "extension_requests_total", "route").iter().any(|r| r.contains("/items/1"))
+    );
     assert_eq!(value(&scrape, "extensions_active_total", &[]), Some(2.0));
     assert_eq!(value(&scrape, "annex_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
     let resources: HashMap<String, f64> = label_values(&scrape, "extension_resource_usage", "resource")
         .into_iter()
-        .filter_map(|r| Some((r.clone(), value(&scrape, "extension_resource_usage", &[("extension", "base"), ("resource", &r)])?)))
+        .filter_map(|r| {
+            Some((
+                r.clone(),
+                value(&scrape, "extension_resource_usage", &[("extension", "base"), ("resource", &r)])?,
+            ))
+        })
         .collect();
     for r in ["in_flight_requests", "background_tasks", "busy_seconds", "db_connections", "storage_bytes"] {
         assert!(resources.contains_key(r), "resource {r} missing: {resources:?}");
@@ -92,9 +104,16 @@ async fn a_handler_panic_counts_as_a_panic_error_and_a_500() {
     let res = t.get("/ext/base/boom").await;
     assert_eq!(res.status(), 500);
     let scrape = parse(&t.get("/metrics").await.text().await.unwrap());
-    assert_eq!(value(&scrape, "extension_errors_total", &[("extension", "base"), ("type", "panic")]), Some(1.0));
-    assert_eq!(value(&scrape, "extension_errors_total", &[("extension", "base"), ("type", "handler")]), Some(0.0));
-    let counted = value(&scrape, "extension_requests_total", &[("route", "/ext/base/boom"), ("status", "500")]);
+    assert_eq!(
+        value(&scrape, "extension_errors_total", &[("extension", "base"), ("type", "panic")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&scrape, "extension_errors_total", &[("extension", "base"), ("type", "handler")]),
+        Some(0.0)
+    );
+    let counted =
+        value(&scrape, "extension_requests_total", &[("route", "/ext/base/boom"), ("status", "500")]);
     assert_eq!(counted, Some(1.0));
     t.shutdown().await;
 }

@@ -27,7 +27,9 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
     // Disable through A's admin API: B answers 503 within a second.
     let res = admin(&a, Method::POST, "/api/v1/extensions/dependent/disable").send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let took = eventually(Duration::from_secs(1), || async { b.get("/ext/dependent/ping").await.status() == 503 }).await;
+    let took =
+        eventually(Duration::from_secs(1), || async { b.get("/ext/dependent/ping").await.status() == 503 })
+            .await;
     assert!(took.is_some(), "replica B still serves a disabled extension after 1 s");
 
     // Config through the CLI path (no server involved): both apply it.
@@ -48,7 +50,10 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
     // Enable through the CLI path: both serve again.
     cli.enable("dependent").await.unwrap();
     for t in [&a, &b] {
-        let took = eventually(Duration::from_secs(1), || async { t.get("/ext/dependent/ping").await.status() == 200 }).await;
+        let took = eventually(Duration::from_secs(1), || async {
+            t.get("/ext/dependent/ping").await.status() == 200
+        })
+        .await;
         assert!(took.is_some(), "enable reached {}", t.base_url());
     }
 
@@ -63,7 +68,9 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
     assert!(killed.len() >= 2, "both listeners found: {killed:?}");
     cli.disable("base", true).await.unwrap();
     for t in [&a, &b] {
-        let took = eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 }).await;
+        let took =
+            eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 })
+                .await;
         assert!(took.is_some(), "disable after reconnect reached {}", t.base_url());
         assert_eq!(t.get("/ext/dependent/ping").await.status(), 503);
     }

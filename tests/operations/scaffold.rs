@@ -7,7 +7,8 @@ use std::process::Command;
 use crate::support::Server;
 
 /// The workspace files a build needs (no target/, no .git, no tests).
-const COPY: &[&str] = &["Cargo.toml", "Cargo.lock", "build.rs", "rustfmt.toml", "core", "cmd", "extensions", "migrations"];
+const COPY: &[&str] =
+    &["Cargo.toml", "Cargo.lock", "build.rs", "rustfmt.toml", "core", "cmd", "extensions", "migrations"];
 
 fn target_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
@@ -16,7 +17,12 @@ fn target_dir() -> PathBuf {
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().expect("command runs");
-    assert!(out.status.success(), "{cmd:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A build directory of its own (so it never waits on this test run's lock), seeded once with
@@ -43,17 +49,25 @@ async fn a_scaffolded_extension_builds_into_a_binary_that_serves_it() {
     for entry in COPY {
         run(Command::new("cp").arg("-a").arg(root.join(entry)).arg(copy.path()));
     }
-    run(Command::new(env!("CARGO_BIN_EXE_annex")).args(["extensions", "new", "demo"]).current_dir(copy.path()));
+    run(Command::new(env!("CARGO_BIN_EXE_annex"))
+        .args(["extensions", "new", "demo"])
+        .current_dir(copy.path()));
 
     let manifest = std::fs::read_to_string(copy.path().join("Cargo.toml")).unwrap();
     assert!(manifest.contains("\"extensions/custom/demo\""));
     assert!(manifest.contains("annex-ext-demo = { path = \"extensions/custom/demo\", optional = true }"));
     assert!(manifest.contains("ext-demo = [\"dep:annex-ext-demo\"]"));
-    for file in ["src/lib.rs", "migrations/0001_init.up.sql", "migrations/0001_init.down.sql", "tests/demo.rs"] {
+    for file in
+        ["src/lib.rs", "migrations/0001_init.up.sql", "migrations/0001_init.down.sql", "tests/demo.rs"]
+    {
         assert!(copy.path().join("extensions/custom/demo").join(file).is_file(), "{file} scaffolded");
     }
     // A second run refuses to overwrite.
-    let again = Command::new(env!("CARGO_BIN_EXE_annex")).args(["extensions", "new", "demo"]).current_dir(copy.path()).output().unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_annex"))
+        .args(["extensions", "new", "demo"])
+        .current_dir(copy.path())
+        .output()
+        .unwrap();
     assert!(!again.status.success());
 
     let target = scaffold_target();

@@ -55,7 +55,11 @@ impl Extension for Base {
     }
 
     async fn health(&self, _cx: &Context) -> Health {
-        if self.probe.unhealthy.load(Ordering::SeqCst) { Health::down("switched off by the test") } else { Health::healthy() }
+        if self.probe.unhealthy.load(Ordering::SeqCst) {
+            Health::down("switched off by the test")
+        } else {
+            Health::healthy()
+        }
     }
 
     async fn apply_config(&self, _cx: &Context, config: &Value) -> ExtensionResult {
@@ -156,7 +160,8 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent && let Some(at) = line.find("http://") {
-                    let url: String = line[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                    let url: String =
+                        line[at..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
                     let _ = tx.send(url);
                     sent = true;
                 }
@@ -173,4 +178,3 @@ impl Server {
         let _ = self.child.wait();
     }
 }
-

@@ -24,7 +24,9 @@ pub(super) async fn audit(
     State(host): State<Arc<HostInner>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(unknown) = query.keys().find(|k| !["target", "actor", "action", "before", "limit"].contains(&k.as_str())) {
+    if let Some(unknown) =
+        query.keys().find(|k| !["target", "actor", "action", "before", "limit"].contains(&k.as_str()))
+    {
         return invalid(format!("unknown filter `{unknown}`; use target, actor, action, before or limit"));
     }
     let limit = match query.get("limit").map(|l| l.parse::<i64>()) {

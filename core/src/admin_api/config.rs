@@ -33,7 +33,10 @@ pub(super) async fn put_config(
     }
     let config: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return ApiError::bad_request(format!("the body must be the new config as JSON: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::bad_request(format!("the body must be the new config as JSON: {e}"))
+                .into_response();
+        }
     };
     match host.set_config_as(&name, config.clone(), "admin").await {
         Ok(()) => Json(json!({ "extension": name, "config": config })).into_response(),

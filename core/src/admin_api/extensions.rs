@@ -56,7 +56,9 @@ pub(super) async fn info(
         .extension
         .migrations()
         .iter()
-        .map(|s| json!({ "version": s.version, "description": s.description, "reversible": s.down.is_some() }))
+        .map(
+            |s| json!({ "version": s.version, "description": s.description, "reversible": s.down.is_some() }),
+        )
         .collect();
     let st = m.slot.state();
     Ok(Json(json!({

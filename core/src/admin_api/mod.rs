@@ -86,8 +86,10 @@ mod tests {
 
     #[test]
     fn every_route_of_the_router_is_in_the_openapi_document_and_back() {
-        let served: BTreeSet<(String, String)> =
-            super::declared_routes().into_iter().map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned())).collect();
+        let served: BTreeSet<(String, String)> = super::declared_routes()
+            .into_iter()
+            .map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned()))
+            .collect();
         let doc = super::openapi::spec();
         let mut documented = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {

@@ -31,7 +31,8 @@ pub(super) async fn disable(
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!("cascade must be true or false, not `{other}`")).into_response());
+            return Err(ApiError::bad_request(format!("cascade must be true or false, not `{other}`"))
+                .into_response());
         }
     };
     let disabled = host

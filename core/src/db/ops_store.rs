@@ -106,7 +106,12 @@ pub struct HealthCheck {
 }
 
 /// Appends one health check.
-pub(crate) async fn record_health(pool: &PgPool, extension: &str, replica: &str, check: &HealthCheck) -> Result<(), sqlx::Error> {
+pub(crate) async fn record_health(
+    pool: &PgPool,
+    extension: &str,
+    replica: &str,
+    check: &HealthCheck,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         r#"
         insert into annex.extension_health (extension, replica, status, message, failure, duration_ms)
@@ -126,7 +131,9 @@ pub(crate) async fn record_health(pool: &PgPool, extension: &str, replica: &str,
 
 /// Drops health rows older than a week (called now and then by the monitor).
 pub(crate) async fn prune_health(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from annex.extension_health where at < now() - interval '7 days'").execute(pool).await?;
+    sqlx::query("delete from annex.extension_health where at < now() - interval '7 days'")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -199,7 +206,10 @@ pub(crate) async fn store_figures(
 }
 
 /// Every replica's latest snapshot of one extension's figures, newest first.
-pub(crate) async fn figures(pool: &PgPool, extension: &str) -> Result<Vec<(String, String, serde_json::Value)>, sqlx::Error> {
+pub(crate) async fn figures(
+    pool: &PgPool,
+    extension: &str,
+) -> Result<Vec<(String, String, serde_json::Value)>, sqlx::Error> {
     sqlx::query_as(
         r#"
         select replica, to_char(at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), figures

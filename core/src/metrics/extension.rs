@@ -29,7 +29,8 @@ pub(crate) enum ErrorType {
 }
 
 impl ErrorType {
-    const ALL: [ErrorType; 6] = [Self::Panic, Self::Timeout, Self::Handler, Self::Hook, Self::RateLimited, Self::Health];
+    const ALL: [ErrorType; 6] =
+        [Self::Panic, Self::Timeout, Self::Handler, Self::Hook, Self::RateLimited, Self::Health];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -63,8 +64,13 @@ pub(crate) enum Resource {
 }
 
 impl Resource {
-    pub(crate) const ALL: [Resource; 5] =
-        [Self::InFlightRequests, Self::BackgroundTasks, Self::BusySeconds, Self::DbConnections, Self::StorageBytes];
+    pub(crate) const ALL: [Resource; 5] = [
+        Self::InFlightRequests,
+        Self::BackgroundTasks,
+        Self::BusySeconds,
+        Self::DbConnections,
+        Self::StorageBytes,
+    ];
 
     pub(crate) fn as_str(self) -> &'static str {
         match self {

@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::Method;
+use prometheus::proto::MetricType;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use prometheus::proto::MetricType;
 use serde_json::{Value, json};
 
 pub(crate) use busy::measured;
@@ -31,7 +31,8 @@ pub(crate) use extension::{ErrorType, ExtensionMetrics, Resource};
 pub(crate) use resources::refresh;
 
 /// Request duration buckets, in seconds: 1 ms to 10 s.
-const DURATION_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const DURATION_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Hook duration buckets, in seconds: 100 µs to 1 s (hooks run on the request path).
 const HOOK_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0];
 
@@ -71,7 +72,9 @@ impl Metrics {
         let families = Families::register(&registry);
         let extensions = extensions
             .into_iter()
-            .map(|(name, routes)| (name.to_owned(), Arc::new(ExtensionMetrics::new(name, &routes, &families))))
+            .map(|(name, routes)| {
+                (name.to_owned(), Arc::new(ExtensionMetrics::new(name, &routes, &families)))
+            })
             .collect();
         Self { registry, families, extensions }
     }
@@ -226,5 +229,41 @@ impl Families {
             }
         }
         families
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::http::Method;
+    use openmetrics_parser::prometheus::parse_prometheus;
+
+    use super::Metrics;
+
+    #[test]
+    fn hook_calls_errors_and_resources_render_under_their_fixed_names() {
+        let metrics = Metrics::new([("shop", vec![(Method::GET, "/ext/shop/items/{id}".to_owned())])]);
+        metrics.hook_executed("shop", "pre_request", Duration::from_millis(2));
+        metrics.error("shop", "rate_limited");
+        metrics.error("shop", "quota_exceeded");
+        metrics.set_resource("shop", "db_connections", 3.0);
+        let parsed = parse_prometheus(&metrics.render()).expect("valid text format");
+        for name in [
+            "extension_hooks_executed_total",
+            "extension_hook_duration_seconds",
+            "extension_errors_total",
+            "extension_resource_usage",
+            "extension_request_duration_seconds",
+            "annex_build_info",
+        ] {
+            assert!(parsed.families.contains_key(name), "{name} missing");
+        }
+        let errors = metrics.extension_json("shop")["extension_errors_total"].clone();
+        let types: Vec<&str> =
+            errors.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert!(
+            types.contains(&"rate_limited") && types.contains(&"quota_exceeded") && types.contains(&"panic")
+        );
     }
 }
