@@ -123,10 +123,11 @@ fn append_to_array(lines: &mut Vec<String>, start: usize, item: &str) -> anyhow:
     if end > start && lines[end].trim() == "]" {
         // A multi-line array closed on its own line: add one item line, indented like the last.
         let indent: String = lines[end - 1].chars().take_while(|c| c.is_whitespace()).collect();
-        if let Some(last) = lines.get_mut(end - 1) {
-            if !last.trim_end().ends_with(',') && !last.trim_end().ends_with('[') {
-                last.push(',');
-            }
+        if let Some(last) = lines.get_mut(end - 1)
+            && !last.trim_end().ends_with(',')
+            && !last.trim_end().ends_with('[')
+        {
+            last.push(',');
         }
         lines.insert(end, format!("{indent}{item},"));
         return Ok(end + 1);
@@ -242,4 +243,32 @@ async fn hello_answers() {{
         ("migrations/0001_init.down.sql".into(), "drop table items;\n".into()),
         (format!("tests/{name}.rs"), test),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire;
+
+    #[test]
+    fn wiring_handles_one_line_and_multi_line_arrays_in_the_form_build_rs_checks() {
+        let one_line = "[workspace]\nmembers = [\"core\"]\n\n[features]\ndefault = []\n\n[dependencies]\nanyhow = \"1\"\n\n[dev-dependencies]\n";
+        let out = wire(one_line, "demo", "annex-ext-demo", "extensions/custom/demo").unwrap();
+        assert!(out.contains("members = [\"core\", \"extensions/custom/demo\"]"), "{out}");
+        assert!(out.contains("default = [\"ext-demo\"]\next-demo = [\"dep:annex-ext-demo\"]"), "{out}");
+        assert!(out.contains("anyhow = \"1\"\nannex-ext-demo = { path = \"extensions/custom/demo\", optional = true }\n\n[dev-dependencies]"), "{out}");
+
+        let multi = "[workspace]\nmembers = [\n    \"core\",\n    \"x\"\n]\n[features]\ndefault = [\"ext-a\"]\n[dependencies]\n";
+        let out = wire(multi, "my_ext", "annex-ext-my-ext", "extensions/custom/my_ext").unwrap();
+        assert!(out.contains("    \"x\",\n    \"extensions/custom/my_ext\",\n]"), "{out}");
+        assert!(
+            out.contains("default = [\"ext-a\", \"ext-my_ext\"]\next-my_ext = [\"dep:annex-ext-my-ext\"]"),
+            "{out}"
+        );
+        assert!(
+            out.contains("annex-ext-my-ext = { path = \"extensions/custom/my_ext\", optional = true }"),
+            "{out}"
+        );
+
+        assert!(wire("[package]\n", "demo", "annex-ext-demo", "x").is_err());
+    }
 }

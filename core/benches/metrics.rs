@@ -25,10 +25,14 @@ fn per_request(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let metered = fixture.router("ext3");
     let bare = MetricsFixture::bare_router("ext3");
+    let noop = MetricsFixture::noop_router("ext3");
     let request = || Request::get("/ext/ext3/items23/200").body(Body::empty()).expect("request");
     let mut group = c.benchmark_group("request");
     group.bench_function("without metrics", |b| {
         b.iter(|| rt.block_on(bare.clone().oneshot(request())).map(|r| black_box(r.status())))
+    });
+    group.bench_function("with an empty middleware", |b| {
+        b.iter(|| rt.block_on(noop.clone().oneshot(request())).map(|r| black_box(r.status())))
     });
     group.bench_function("with metrics", |b| {
         b.iter(|| rt.block_on(metered.clone().oneshot(request())).map(|r| black_box(r.status())))

@@ -81,6 +81,12 @@ impl MetricsFixture {
         }))
     }
 
+    /// The same router with an empty middleware in place of the metrics one: the difference to
+    /// [`MetricsFixture::router`] is the cost of metrics alone.
+    pub fn noop_router(name: &str) -> Router {
+        Self::bare_router(name).layer(middleware::from_fn(|req: Request, next: Next| next.run(req)))
+    }
+
     /// The same router without the metrics middleware, for comparison.
     pub fn bare_router(name: &str) -> Router {
         (0..64).fold(Router::new(), |r, i| r.route(&format!("/ext/{name}/items{i}/{{id}}"), get(answer)))

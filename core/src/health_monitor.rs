@@ -87,7 +87,7 @@ pub(crate) async fn run(host: Weak<HostInner>) {
             }
         }
         round += 1;
-        if round % PRUNE_EVERY == 0 {
+        if round.is_multiple_of(PRUNE_EVERY) {
             let _ = ops_store::prune_health(&h.pool).await;
         }
     }
@@ -107,7 +107,9 @@ impl HostInner {
             Ok(Ok(h)) => (h.status, h.message, None),
             Ok(Err(panic)) => {
                 Counters::bump(&m.cx.counters().lifecycle_panics);
-                em.inspect(|e| e.error(ErrorType::Panic));
+                if let Some(e) = em {
+                    e.error(ErrorType::Panic);
+                }
                 (HealthStatus::Down, Some(format!("health() panicked: {panic}")), Some("panic"))
             }
             Err(_) => (

@@ -267,15 +267,15 @@ fn check_dependencies(
                 dependency: dep.name.clone(),
                 requirement: dep.requirement.clone(),
             });
-        } else if let Some(found) = versions.get(dep.name.as_str()) {
-            if !req.matches(found) {
-                errors.push(PlanError::IncompatibleDependency {
-                    extension: m.name.clone(),
-                    dependency: dep.name.clone(),
-                    requirement: dep.requirement.clone(),
-                    found: found.to_string(),
-                });
-            }
+        } else if let Some(found) = versions.get(dep.name.as_str())
+            && !req.matches(found)
+        {
+            errors.push(PlanError::IncompatibleDependency {
+                extension: m.name.clone(),
+                dependency: dep.name.clone(),
+                requirement: dep.requirement.clone(),
+                found: found.to_string(),
+            });
         }
     }
 }
@@ -321,10 +321,10 @@ fn check_routes(extension: &str, routes: &[RouteSpec], errors: &mut Vec<PlanErro
             });
             continue;
         }
-        if shapes.insert(shape) {
-            if let Err(e) = matcher.insert(route.path.as_str(), ()) {
-                errors.push(invalid(e.to_string()));
-            }
+        if shapes.insert(shape)
+            && let Err(e) = matcher.insert(route.path.as_str(), ())
+        {
+            errors.push(invalid(e.to_string()));
         }
     }
 }

@@ -55,15 +55,15 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
                 "schema",
                 format!("extension `{name}` declares an invalid config schema: {why}"),
             ));
-        } else if let Some(cfg) = &section.config {
-            if let Err(errors) = check_config(schema.as_ref(), cfg) {
-                for e in errors {
-                    let at = if e.pointer.is_empty() { "(root)".to_owned() } else { e.pointer };
-                    problems.push(problem(
-                        "config",
-                        format!("[extensions.{name}] config at {at}: {}; fix annex.toml", e.message),
-                    ));
-                }
+        } else if let Some(cfg) = &section.config
+            && let Err(errors) = check_config(schema.as_ref(), cfg)
+        {
+            for e in errors {
+                let at = if e.pointer.is_empty() { "(root)".to_owned() } else { e.pointer };
+                problems.push(problem(
+                    "config",
+                    format!("[extensions.{name}] config at {at}: {}; fix annex.toml", e.message),
+                ));
             }
         }
         let mut seen = BTreeSet::new();
@@ -89,4 +89,47 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::preflight;
+    use crate::config::Config;
+    use crate::extension::Extension;
+    use crate::metadata::Metadata;
+    use crate::migrations::{Migration, Migrations};
+
+    struct Needy;
+
+    #[async_trait::async_trait]
+    impl Extension for Needy {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("needy", "1.0.0").permission("database")
+        }
+        fn config_schema(&self) -> Option<serde_json::Value> {
+            Some(json!({ "type": "object", "properties": { "port": { "type": "integer" } } }))
+        }
+        fn migrations(&self) -> Migrations {
+            Migrations::new(vec![Migration::new(1, "items", "create table items ()", None)])
+        }
+    }
+
+    #[test]
+    fn missing_permissions_bad_config_and_irreversible_migrations_are_each_reported() {
+        let config = Config::from_toml_str("[extensions.needy]\nconfig = { port = \"x\" }").unwrap();
+        let problems = preflight(&config, &[Arc::new(Needy) as Arc<dyn Extension>]);
+        let checks: Vec<&str> = problems.iter().map(|p| p.check).collect();
+        assert_eq!(checks, ["permissions", "config", "migrations"], "{problems:?}");
+        assert!(problems[0].message.contains("add it to [extensions.needy] permissions"));
+        assert!(problems[1].message.contains("/port"));
+        assert!(problems[2].message.contains("0001_items.down.sql"));
+        let granted =
+            Config::from_toml_str("[extensions.needy]\npermissions = [\"database\"]\nconfig = { port = 1 }")
+                .unwrap();
+        assert_eq!(preflight(&granted, &[Arc::new(Needy) as Arc<dyn Extension>]).len(), 1);
+    }
 }

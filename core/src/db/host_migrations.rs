@@ -22,6 +22,7 @@ macro_rules! host_migration {
     };
 }
 
+#[allow(clippy::zero_prefixed_literal)] // versions read like the file names
 pub(crate) fn host_migrations() -> Migrations {
     Migrations::new(vec![
         host_migration!(0001, "extension_state"),

@@ -46,7 +46,7 @@ pub enum MigrationError {
 }
 
 /// Lock key for all migration work of one database; any constant works, this one spells annex.
-const LOCK_KEY: i64 = 0x616e_6e65_78;
+const LOCK_KEY: i64 = 0x0061_6e6e_6578;
 
 /// Creates the `annex` schema and the tracking table if absent.
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
