@@ -31,9 +31,22 @@ async fn an_extension_failing_its_health_checks_is_disabled_audited_and_re_enabl
     assert_eq!(body(res).await["error"]["code"], "extension_disabled");
     // Its dependent went with it, and stop() was called.
     assert_eq!(t.get("/ext/dependent/ping").await.status(), 503);
-    assert_eq!(probe.stops.load(Ordering::SeqCst), 1);
+    let stopped =
+        eventually(Duration::from_secs(5), || async { probe.stops.load(Ordering::SeqCst) == 1 }).await;
+    assert!(stopped.is_some(), "stop() was called once");
 
     let mut db = sqlx::PgConnection::connect(t.database_url()).await.unwrap();
+    let audited = eventually(Duration::from_secs(5), || async {
+        let url = t.database_url().to_owned();
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("select 1 from annex.audit_log where action = 'extension.unhealthy'")
+            .fetch_optional(&mut c)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    assert!(audited.is_some(), "the auto-disable is audited");
     let (action, reason): (String, String) = sqlx::query_as(
         "select action, details->>'reason' from annex.audit_log where target = 'base' and action = 'extension.unhealthy'",
     )
@@ -82,10 +95,19 @@ async fn panics_within_the_window_disable_an_extension() {
         eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 })
             .await;
     assert!(disabled.is_some(), "disabled after 3 panics");
-    let audit = body(
-        admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.unhealthy").send().await.unwrap(),
-    )
-    .await;
+    // The audit entry follows the disable.
+    let query = || async {
+        body(
+            admin(&t, Method::GET, "/api/v1/audit?target=base&action=extension.unhealthy")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    eventually(Duration::from_secs(5), || async { !query().await["entries"].as_array().unwrap().is_empty() })
+        .await;
+    let audit = query().await;
     let reason = audit["entries"][0]["details"]["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("3 panics"), "{audit}");
     t.shutdown().await;
