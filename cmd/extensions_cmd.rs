@@ -3,6 +3,8 @@
 use annex_core::{Admin, Config, ExtensionRecord};
 use clap::Subcommand;
 
+use crate::{control_cmd, scaffold};
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExtensionsCommand {
     /// List extensions: name, version, enabled, state, description.
@@ -13,14 +15,108 @@ pub(crate) enum ExtensionsCommand {
     },
     #[command(flatten)]
     Database(crate::migrate_cmd::MigrateCommand),
+    /// Details: metadata, dependencies, permissions, routes, migrations, config, health.
+    Info {
+        /// The extension.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable an extension; running servers start it within a second.
+    Enable {
+        /// The extension.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an extension; running servers stop it within a second.
+    Disable {
+        /// The extension.
+        name: String,
+        /// Also disable every enabled extension that depends on it.
+        #[arg(long)]
+        cascade: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// State and latest health of every extension.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Health status and history of one extension.
+    Health {
+        /// The extension.
+        name: String,
+        /// History entries to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or change an extension's config.
+    Config {
+        #[command(subcommand)]
+        command: crate::control_cmd::ConfigCommand,
+    },
+    /// Each running replica's latest figures for one extension.
+    Metrics {
+        /// The extension.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the compiled-in set against the config: names, dependencies, permissions, schemas,
+    /// routes, migration files. Needs no database.
+    Validate {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scaffold extensions/custom/<name> (a route, a migration pair, a test) and wire it into
+    /// Cargo.toml so the next `cargo build` includes it.
+    New {
+        /// The new extension's name.
+        name: String,
+        /// The workspace root (default: the nearest directory upwards with a workspace Cargo.toml).
+        #[arg(long, value_name = "DIR")]
+        path: Option<std::path::PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::Result<()> {
     let extensions = crate::compiled_in()?;
+    // These two need no database.
+    let command = match command {
+        ExtensionsCommand::Validate { json } => return control_cmd::validate(&config, &extensions, json),
+        ExtensionsCommand::New { name, path, json } => return scaffold::new(&name, path.as_deref(), json),
+        other => other,
+    };
     let admin = Admin::connect(&config, &extensions).await?;
     let result = match command {
         ExtensionsCommand::List { json } => list(&admin, json).await,
         ExtensionsCommand::Database(command) => crate::migrate_cmd::run(&admin, command).await,
+        ExtensionsCommand::Info { name, json } => control_cmd::info(&admin, &name, json).await,
+        ExtensionsCommand::Enable { name, json } => control_cmd::enable(&admin, &name, json).await,
+        ExtensionsCommand::Disable { name, cascade, json } => {
+            control_cmd::disable(&admin, &name, cascade, json).await
+        }
+        ExtensionsCommand::Status { json } => control_cmd::status(&admin, json).await,
+        ExtensionsCommand::Health { name, limit, json } => {
+            control_cmd::health(&admin, &name, limit, json).await
+        }
+        ExtensionsCommand::Config { command } => control_cmd::config(&admin, command).await,
+        ExtensionsCommand::Metrics { name, json } => control_cmd::metrics(&admin, &name, json).await,
+        ExtensionsCommand::Validate { .. } | ExtensionsCommand::New { .. } => Ok(()),
     };
     admin.close().await;
     result
@@ -36,7 +132,7 @@ async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn table(records: &[ExtensionRecord]) -> String {
+pub(crate) fn table(records: &[ExtensionRecord]) -> String {
     let rows: Vec<[String; 5]> = records
         .iter()
         .map(|r| {

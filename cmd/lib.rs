@@ -7,9 +7,11 @@ use std::sync::Arc;
 use annex_core::{Extension, RegistrationError};
 
 mod cli;
+mod control_cmd;
 mod extensions_cmd;
 mod logging;
 mod migrate_cmd;
+mod scaffold;
 mod serve;
 
 pub use cli::run;

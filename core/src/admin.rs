@@ -15,13 +15,19 @@ use crate::metadata::Metadata;
 use crate::migrations::Migrations;
 
 /// A connection to annex's database for operator commands.
-#[derive(Debug)]
 pub struct Admin {
     pub(crate) db: Database,
-    compiled: Vec<Metadata>,
+    pub(crate) compiled: Vec<Metadata>,
+    pub(crate) extensions: Vec<Arc<dyn Extension>>,
     pub(crate) config: Config,
     /// Each compiled-in extension's migrations, by name.
     pub(crate) migrations: BTreeMap<String, Migrations>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("compiled", &self.compiled).finish_non_exhaustive()
+    }
 }
 
 /// One extension as stored, joined with what is compiled in.
@@ -53,7 +59,7 @@ impl Admin {
             state::register(&db.pool, &m.name, &m.version, config.extension(&m.name).enabled).await?;
         }
         let migrations = extensions.iter().map(|e| (e.metadata().name, e.migrations())).collect();
-        Ok(Admin { db, compiled, config: config.clone(), migrations })
+        Ok(Admin { db, compiled, extensions: extensions.to_vec(), config: config.clone(), migrations })
     }
 
     /// Every known extension, by name.

@@ -24,6 +24,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Periodic health checks and auto-disable.
+    pub health: HealthConfig,
     /// Per-extension settings, by extension name.
     pub extensions: BTreeMap<String, ExtensionConfig>,
 }
@@ -84,6 +86,36 @@ pub enum Isolation {
     Role,
     /// Own schema only, for servers where annex cannot create roles.
     Schema,
+}
+
+/// `[health]`: how often each enabled extension's `health()` runs, and when the host gives up
+/// on it. An extension is disabled after `failure_threshold` consecutive failed checks (down,
+/// timed out or panicked), or after `panic_threshold` panics of any kind within `panic_window_ms`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Time between two checks of one extension.
+    pub interval_ms: u64,
+    /// Time limit of one `health()` call; a slower call counts as failed.
+    pub timeout_ms: u64,
+    /// Consecutive failed checks that disable an extension (0 never disables).
+    pub failure_threshold: u32,
+    /// Panics within `panic_window_ms` that disable an extension (0 never disables).
+    pub panic_threshold: u32,
+    /// The window over which panics are counted.
+    pub panic_window_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 10_000,
+            timeout_ms: 2_000,
+            failure_threshold: 3,
+            panic_threshold: 10,
+            panic_window_ms: 60_000,
+        }
+    }
 }
 
 /// `[log]`.

@@ -278,6 +278,11 @@ impl Context {
         audit::record(pool, &entry).await
     }
 
+    /// Swaps the config handed out from now on (after `apply_config` accepted it).
+    pub(crate) fn set_config(&self, config: serde_json::Value) {
+        self.inner.config.store(Arc::new(config));
+    }
+
     pub(crate) fn abort_tasks(&self) {
         self.inner.tasks.abort_all();
     }

@@ -75,6 +75,8 @@ pub(crate) struct HostInner {
     pub(crate) services: Arc<Services>,
     pub(crate) hooks: hooks::Registry,
     pub(crate) middleware: MiddlewareSet,
+    /// Metrics, admin token, health monitor and replica sync (see `ops.rs`).
+    pub(crate) ops: crate::ops::Ops,
 }
 
 /// One extension under the host's management.
@@ -178,7 +180,13 @@ impl HostBuilder {
                 needs,
             });
         }
+        let ops = crate::ops::Ops::new(&config, &extensions)?;
+        let hooks = hooks::Registry::new(hook_specs);
+        hooks.attach_metrics(&ops.metrics);
+        let middleware = MiddlewareSet::new(middleware_specs);
+        middleware.attach_metrics(&ops.metrics);
         let inner = Arc::new(HostInner {
+            ops,
             config,
             pool,
             database: Mutex::new(Some(database)),
@@ -186,12 +194,13 @@ impl HostBuilder {
             extensions,
             ready: AtomicBool::new(false),
             services,
-            hooks: hooks::Registry::new(hook_specs),
-            middleware: MiddlewareSet::new(middleware_specs),
+            hooks,
+            middleware,
         });
         prune_rate_limits(Arc::downgrade(&inner));
         inner.start_all().await;
         inner.ready.store(true, Ordering::Release);
+        crate::ops::Ops::start(&inner);
         Ok(Host { inner })
     }
 }
@@ -211,7 +220,7 @@ impl HostInner {
         audit::record_or_log(&self.pool, entry).await;
     }
 
-    fn lifecycle_timeout(&self) -> Duration {
+    pub(crate) fn lifecycle_timeout(&self) -> Duration {
         Duration::from_millis(self.config.server.lifecycle_timeout_ms)
     }
 
@@ -233,7 +242,8 @@ impl HostInner {
         }
     }
 
-    async fn start_one(&self, m: &Managed) -> Result<(), String> {
+    /// Starts one extension: permissions, dependencies, its database, `init`, `start`.
+    pub(crate) async fn start_one(&self, m: &Managed) -> Result<(), String> {
         if let Err((permission, message)) =
             permissions::check_needs(&m.metadata.name, &m.needs, m.cx.grants())
         {
@@ -303,7 +313,7 @@ fn prune_rate_limits(host: std::sync::Weak<HostInner>) {
 }
 
 /// Runs one lifecycle call with a time limit, inside the extension's span, catching panics.
-async fn lifecycle(
+pub(crate) async fn lifecycle(
     m: &Managed,
     step: &'static str,
     timeout: Duration,
@@ -367,6 +377,7 @@ impl Host {
     /// private PostgreSQL if this was the last annex process using it. Safe to call twice.
     pub async fn shutdown(&self) {
         self.inner.ready.store(false, Ordering::Release);
+        self.inner.ops.stop();
         self.inner.stop_all().await;
         for m in &self.inner.extensions {
             if let Ok(pool) = m.cx.db() {

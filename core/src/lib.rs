@@ -40,29 +40,38 @@ compile_error!(
 );
 
 mod admin;
+mod admin_api;
+mod admin_ops;
 mod api_error;
 mod audit;
 mod config;
+mod config_schema;
 mod context;
+mod control;
 mod db;
 mod error;
 mod events;
 mod extension;
 mod gate;
 mod health;
+mod health_monitor;
 mod hooks;
 mod host;
 mod metadata;
+mod metrics;
 mod middleware;
 mod migration_admin;
 mod migrations;
+mod ops;
 mod panic;
 mod permissions;
 mod plan;
+mod preflight;
 mod quota;
 mod rate_limit;
 mod registrar;
 mod registration;
+mod replica_sync;
 mod request_id;
 mod request_path;
 mod router;
@@ -74,15 +83,19 @@ mod tasks;
 pub mod testkit;
 
 pub use admin::{Admin, ExtensionRecord};
+pub use admin_ops::{ExtensionDetails, ExtensionFigures, HealthReport};
 pub use api_error::ApiError;
 pub use audit::AuditEntry;
 pub use config::{
-    Config, ConfigError, DatabaseConfig, ExtensionConfig, Isolation, LogConfig, LogFormat, QuotaConfig,
-    RateLimitConfig, ServerConfig,
+    Config, ConfigError, DatabaseConfig, ExtensionConfig, HealthConfig, Isolation, LogConfig, LogFormat,
+    QuotaConfig, RateLimitConfig, ServerConfig,
 };
+pub use config_schema::{SchemaViolation, check_config};
 pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
+pub use control::ControlError;
 pub use db::isolation::IsolationError;
 pub use db::migrate::{MigrationError, MigrationStep, StepAction};
+pub use db::ops_store::HealthCheck;
 pub use db::private_postgres::{PostgresError, PrivatePostgres};
 pub use error::HostError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
@@ -100,6 +113,7 @@ pub use migration_admin::{ExtensionDbError, MigrationHistoryEntry, MigrationRepo
 pub use migrations::{Migration, Migrations};
 pub use permissions::PermissionError;
 pub use plan::{PlanError, PlanErrors, validate};
+pub use preflight::{Problem, preflight};
 pub use quota::{LimitsError, ResourceUsage};
 pub use registrar::{Registrar, RouteRef};
 pub use registration::{Registration, RegistrationError, compiled_in};
@@ -123,6 +137,10 @@ pub use async_trait::async_trait;
 /// `NNNN_description.up.sql` (and optional `.down.sql`) files from that directory of the calling
 /// crate at compile time. See [`Migrations`].
 pub use annex_core_macros::migrations;
+
+#[doc(hidden)]
+#[path = "bench_support.rs"]
+pub mod __bench;
 
 #[doc(hidden)]
 pub mod __private {

@@ -63,6 +63,13 @@ impl MiddlewareSet {
     }
 
     /// The middleware that can apply to `extension`'s routes, outermost first.
+    /// Resolves every middleware's metric handles.
+    pub(crate) fn attach_metrics(&self, metrics: &crate::metrics::Metrics) {
+        for entry in &self.entries {
+            entry.placement.attach_metrics(metrics, "middleware");
+        }
+    }
+
     pub(crate) fn for_extension(&self, extension: &str) -> Arc<[Arc<MiddlewareEntry>]> {
         self.entries.iter().filter(|e| e.placement.relevant_to(extension)).cloned().collect()
     }

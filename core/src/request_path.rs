@@ -20,6 +20,7 @@ use crate::hooks::{
     RequestInfo, run_request_filters, run_response_filters, spawn_actions,
 };
 use crate::host::Managed;
+use crate::metrics::{ErrorType, ExtensionMetrics};
 use crate::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
 use crate::rate_limit::{ClientKey, Decision, RateLimit};
 use crate::request_id::RequestId;
@@ -33,10 +34,17 @@ pub(crate) struct ExtensionPath {
     cx: Context,
     chains: Chains,
     middleware: Arc<[Arc<MiddlewareEntry>]>,
+    /// Pre-resolved Prometheus handles (absent only for extensions the registry does not know).
+    metrics: Option<Arc<ExtensionMetrics>>,
 }
 
 impl ExtensionPath {
-    pub(crate) fn new(m: &Managed, hooks: &Registry, middleware: &MiddlewareSet) -> Self {
+    pub(crate) fn new(
+        m: &Managed,
+        hooks: &Registry,
+        middleware: &MiddlewareSet,
+        metrics: Option<Arc<ExtensionMetrics>>,
+    ) -> Self {
         let name = m.metadata.name.as_str();
         Self {
             name: name.into(),
@@ -44,6 +52,7 @@ impl ExtensionPath {
             cx: m.cx.clone(),
             chains: hooks.chains_for(name),
             middleware: middleware.for_extension(name),
+            metrics,
         }
     }
 }
@@ -105,6 +114,7 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         .into_response();
     }
     let started = Instant::now();
+    let meter = ext.metrics.as_ref().map(|m| m.start(&req));
     req.extensions_mut().insert(ext.cx.clone());
     // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
@@ -117,6 +127,9 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     let response = match limits.enter() {
         None => {
             Counters::bump(&counters.quota_rejections);
+            if let Some(m) = &ext.metrics {
+                m.error(ErrorType::QuotaExceeded);
+            }
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "quota_exceeded",
@@ -130,6 +143,12 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         Some(_in_flight) => match limits.max_body_bytes() {
             Some(max) if content_length(&req).is_some_and(|len| len > max) => {
                 Counters::bump(&counters.quota_rejections);
+                if let Some(m) = &ext.metrics {
+                    m.error(ErrorType::QuotaExceeded);
+                }
+                if let Some(m) = &ext.metrics {
+                    m.error(ErrorType::QuotaExceeded);
+                }
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
@@ -150,6 +169,9 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
                         Ok(res) => res,
                         Err(_) => {
                             Counters::bump(&counters.timeouts);
+                            if let Some(m) = &ext.metrics {
+                                m.error(ErrorType::Timeout);
+                            }
                             let message = format!(
                                 "extension `{}` did not answer within {} ms (quotas.timeout_ms)",
                                 ext.name,
@@ -164,6 +186,15 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         },
     };
 
+    let panicked = response.extensions().get::<HandlerPanicked>().is_some();
+    if let Some(meter) = meter {
+        if panicked && let Some(m) = &ext.metrics {
+            m.error(ErrorType::Panic);
+        }
+        let handler_error =
+            seen.handler_ran && timed_out.is_none() && !panicked && response.status().is_server_error();
+        meter.finish(response.status(), handler_error);
+    }
     let Some(method) = method else { return response };
     let error = if let Some(message) = timed_out {
         Some(RequestError { kind: ErrorKind::Timeout, message: message.into() })
@@ -198,6 +229,9 @@ fn limited(
         }
         Decision::Limited { retry_after } => {
             Counters::bump(&ext.cx.counters().rate_limited);
+            if let Some(m) = &ext.metrics {
+                m.error(ErrorType::RateLimited);
+            }
             Err(rate.rejection(&ext.name, retry_after))
         }
     }
@@ -264,7 +298,9 @@ async fn inner(
         Ok(()) => {
             let req = Request::from_parts(head.into_parts(), body);
             seen.handler_ran = true;
-            let response = Next::new(ext.middleware.clone(), next, ext.cx.clone()).run(req).await;
+            let handled = Next::new(ext.middleware.clone(), next, ext.cx.clone()).run(req);
+            // Busy time: the time spent polling this extension's middleware and handler.
+            let response = crate::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());

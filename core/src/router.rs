@@ -1,7 +1,9 @@
 //! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
 //!
 //! Layers, outermost first: request id → routing → (per extension route) the request path of
-//! `request_path.rs` → handler. `docs/request-path.md` has the full order.
+//! `request_path.rs` (gate, metrics, quotas, rate limit, hooks, middleware) → handler.
+//! `docs/request-path.md` has the full order. `/metrics` and the admin API (`/api/v1`, bearer
+//! token) sit beside the extensions.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -32,8 +34,12 @@ pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
 }
 
 fn build_unchecked(host: &Arc<HostInner>) -> Router {
-    let mut app =
-        Router::new().route("/health", get(health)).route("/ready", get(ready)).with_state(host.clone());
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(host.clone())
+        .merge(crate::admin_api::router(host));
     for m in &host.extensions {
         if let Some(routes) = extension_router(host, m) {
             app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
@@ -48,7 +54,8 @@ fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
     if m.routes.is_empty() {
         return None;
     }
-    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware));
+    let metrics = host.ops.metrics.extension(&m.metadata.name).cloned();
+    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware, metrics));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
     for spec in &m.routes {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());
@@ -59,6 +66,14 @@ fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
         by_path.insert(&spec.path, merged);
     }
     Some(by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h)))
+}
+
+/// Prometheus text format. Unauthenticated, as scrapers expect; it names extensions and routes
+/// but carries no data. Resource gauges are refreshed here, not on the request path.
+async fn metrics(State(host): State<Arc<HostInner>>) -> Response {
+    crate::metrics::refresh(&host);
+    let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (content_type, host.ops.metrics.render()).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -14,11 +14,19 @@ pub(crate) struct Counters {
     pub(crate) rate_limited: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) quota_rejections: AtomicU64,
+    /// Nanoseconds spent polling the extension's handler and task futures.
+    pub(crate) busy_nanos: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every panic caught for this extension so far, whatever it panicked in.
+    pub(crate) fn panics(&self) -> u64 {
+        let s = self.snapshot();
+        s.handler_panics + s.task_panics + s.lifecycle_panics + s.hook_panics
     }
 
     pub(crate) fn snapshot(&self) -> ExtensionStats {

@@ -17,12 +17,11 @@ macro_rules! host_migration {
     };
 }
 
-// The versions are written as their file names spell them (0001, not 1).
-#[allow(clippy::zero_prefixed_literal)]
 pub(crate) fn host_migrations() -> Migrations {
     Migrations::new(vec![
         host_migration!(1, "0001_extension_state"),
         host_migration!(2, "0002_audit_log"),
         host_migration!(3, "0003_extension_isolation"),
+        host_migration!(5, "0005_operations"),
     ])
 }

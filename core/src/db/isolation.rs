@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, Executor, PgPool};
 
 use crate::config::{Config, Isolation};
 use crate::db::database::Database;
@@ -138,7 +138,7 @@ impl Isolator {
             .map_err(provision_err("*"))?;
         // GRANT/REVOKE on the database are idempotent; the lock keeps replicas from racing on
         // the same catalog row ("tuple concurrently updated").
-        sqlx::raw_sql(
+        (&mut *tx).execute(sqlx::raw_sql(
             r#"
             do $$
             begin
@@ -148,8 +148,7 @@ impl Isolator {
             end
             $$;
             "#,
-        )
-        .execute(&mut *tx)
+        ))
         .await
         .map_err(err)?;
         tx.commit().await.map_err(provision_err("*"))
@@ -176,8 +175,8 @@ impl Isolator {
                     .execute(&mut *tx)
                     .await
                     .map_err(provision_err(extension))?;
-                sqlx::raw_sql(&format!("create schema if not exists \"{schema}\""))
-                    .execute(&mut *tx)
+                (&mut *tx)
+                    .execute(sqlx::raw_sql(&format!("create schema if not exists \"{schema}\"")))
                     .await
                     .map_err(provision_err(extension))?;
                 tx.commit().await.map_err(provision_err(extension))?;
@@ -286,7 +285,7 @@ impl Isolator {
             grant execute on all functions in schema annex_api to "{role}";
             "#
         ));
-        sqlx::raw_sql(&sql).execute(&mut *tx).await.map_err(provision_err(extension))?;
+        (&mut *tx).execute(sqlx::raw_sql(&sql)).await.map_err(provision_err(extension))?;
         sqlx::query(
             "insert into annex.extension_roles (extension, role) values ($1, $2)
              on conflict (extension) do update set role = excluded.role",
@@ -308,8 +307,8 @@ impl Isolator {
             .execute(&mut *tx)
             .await
             .map_err(provision_err(extension))?;
-        sqlx::raw_sql(&format!("alter role \"{role}\" password '{password}'"))
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(sqlx::raw_sql(&format!("alter role \"{role}\" password '{password}'")))
             .await
             .map_err(provision_err(extension))?;
         tx.commit().await.map_err(provision_err(extension))
@@ -327,8 +326,8 @@ impl Isolator {
             .execute(&mut *tx)
             .await
             .map_err(provision_err(extension))?;
-        sqlx::raw_sql(&format!("drop schema if exists \"{schema}\" cascade"))
-            .execute(&mut *tx)
+        (&mut *tx)
+            .execute(sqlx::raw_sql(&format!("drop schema if exists \"{schema}\" cascade")))
             .await
             .map_err(provision_err(extension))?;
         let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
@@ -338,8 +337,8 @@ impl Isolator {
             .map_err(provision_err(extension))?;
         if exists {
             // DROP OWNED also revokes what was granted to the role (CONNECT, annex_api).
-            sqlx::raw_sql(&format!("drop owned by \"{role}\"; drop role \"{role}\""))
-                .execute(&mut *tx)
+            (&mut *tx)
+                .execute(sqlx::raw_sql(&format!("drop owned by \"{role}\"; drop role \"{role}\"")))
                 .await
                 .map_err(provision_err(extension))?;
         }

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use crate::migrations::{Migration, Migrations};
 
@@ -134,8 +134,9 @@ pub(crate) const LOCK_KEY: i64 = 0x0061_6e6e_6578;
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
     sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
-    sqlx::raw_sql(
-        r#"
+    (&mut *tx)
+        .execute(sqlx::raw_sql(
+            r#"
         create schema if not exists annex;
         create table if not exists annex.migrations (
             scope       text not null,              -- `annex` or the extension name
@@ -158,9 +159,8 @@ async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         );
         create index if not exists migration_history_scope on annex.migration_history (scope, id);
         "#,
-    )
-    .execute(&mut *tx)
-    .await?;
+        ))
+        .await?;
     tx.commit().await
 }
 
@@ -175,87 +175,63 @@ pub(crate) async fn apply(
     Ok(up(&mut conn, Ledger::Host, scope, migrations, &mut |_| {}).await?.len())
 }
 
+// The ledger gives only SQL; the queries run inline in `up`/`down`. Async helpers taking
+// `&mut Transaction<'_>` made the callers' futures unprovably `Send` (sqlx's executor impls
+// on `&mut PgConnection` are per-lifetime), and those run in spawned tasks and handlers.
 impl Ledger {
-    async fn applied(self, conn: &mut PgConnection, scope: &str) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        let sql = match self {
+    /// Lists `(version, checksum)` of the applied steps of `$1`.
+    fn applied_sql(self) -> &'static str {
+        match self {
             Ledger::Host => {
                 "select version, checksum from annex.migrations where scope = $1 order by version"
             }
             Ledger::ExtensionRole => "select version, checksum from annex_api.applied_migrations($1)",
-        };
-        sqlx::query_as(sql).bind(scope).fetch_all(conn).await
+        }
     }
 
-    async fn recorded(
-        self,
-        tx: &mut Transaction<'_, Postgres>,
-        scope: &str,
-        version: i64,
-    ) -> Result<Option<String>, sqlx::Error> {
-        let sql = match self {
+    /// The checksum of step `$2` of `$1`, if applied.
+    fn recorded_sql(self) -> &'static str {
+        match self {
             Ledger::Host => "select checksum from annex.migrations where scope = $1 and version = $2",
             Ledger::ExtensionRole => {
                 "select checksum from annex_api.applied_migrations($1) where version = $2"
             }
-        };
-        sqlx::query_scalar(sql).bind(scope).bind(version).fetch_optional(&mut **tx).await
+        }
     }
 
-    async fn record_applied(
-        self,
-        tx: &mut Transaction<'_, Postgres>,
-        scope: &str,
-        m: &Migration,
-        checksum: &str,
-        ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        let sql = match self {
+    /// Records step ($1 scope, $2 version, $3 description, $4 checksum, $5 ms) as applied.
+    fn record_applied_sql(self) -> &'static str {
+        match self {
             Ledger::Host => {
                 r#"
-                with step as (
-                    insert into annex.migrations (scope, version, description, checksum, duration_ms)
-                    values ($1, $2, $3, $4, $5)
-                    returning scope, version, description, checksum, duration_ms
-                )
-                insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
-                select scope, version, description, checksum, 'applied', duration_ms from step
-                "#
+            with step as (
+                insert into annex.migrations (scope, version, description, checksum, duration_ms)
+                values ($1, $2, $3, $4, $5)
+                returning scope, version, description, checksum, duration_ms
+            )
+            insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
+            select scope, version, description, checksum, 'applied', duration_ms from step
+            "#
             }
             Ledger::ExtensionRole => "select annex_api.record_migration($1, $2, $3, $4, $5)",
-        };
-        sqlx::query(sql)
-            .bind(scope)
-            .bind(m.version)
-            .bind(&m.description)
-            .bind(checksum)
-            .bind(ms)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        }
     }
 
-    async fn record_reverted(
-        self,
-        tx: &mut Transaction<'_, Postgres>,
-        scope: &str,
-        version: i64,
-        ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        let sql = match self {
+    /// Records step ($1 scope, $2 version) as rolled back after $3 ms.
+    fn record_reverted_sql(self) -> &'static str {
+        match self {
             Ledger::Host => {
                 r#"
-                with gone as (
-                    delete from annex.migrations where scope = $1 and version = $2
-                    returning scope, version, description, checksum
-                )
-                insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
-                select scope, version, description, checksum, 'rolled_back', $3 from gone
-                "#
+            with gone as (
+                delete from annex.migrations where scope = $1 and version = $2
+                returning scope, version, description, checksum
+            )
+            insert into annex.migration_history (scope, version, description, checksum, action, duration_ms)
+            select scope, version, description, checksum, 'rolled_back', $3 from gone
+            "#
             }
             Ledger::ExtensionRole => "select annex_api.record_rollback($1, $2, $3)",
-        };
-        sqlx::query(sql).bind(scope).bind(version).bind(ms).execute(&mut **tx).await?;
-        Ok(())
+        }
     }
 }
 
@@ -283,7 +259,8 @@ pub(crate) async fn up(
     progress: Progress<'_>,
 ) -> Result<Vec<MigrationStep>, MigrationError> {
     // Fast path without the lock: nothing pending (the usual restart) costs one query.
-    let applied = ledger.applied(conn, scope).await?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as(ledger.applied_sql()).bind(scope).fetch_all(&mut *conn).await?;
     for m in migrations.iter() {
         if let Some((_, recorded)) = applied.iter().find(|(v, _)| *v == m.version)
             && *recorded != m.checksum()
@@ -301,14 +278,19 @@ pub(crate) async fn up(
         // Taken per step and re-checked under the lock: a replica that lost the race skips.
         sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
         let checksum = m.checksum();
-        if let Some(recorded) = ledger.recorded(&mut tx, scope, m.version).await? {
+        if let Some(recorded) = sqlx::query_scalar::<_, String>(ledger.recorded_sql())
+            .bind(scope)
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
             if recorded != checksum {
                 return Err(mismatch(scope, m, recorded));
             }
             continue;
         }
         let started = Instant::now();
-        if let Err(e) = sqlx::raw_sql(&m.up).execute(&mut *tx).await {
+        if let Err(e) = (&mut *tx).execute(sqlx::raw_sql(&m.up)).await {
             // Dropping `tx` rolls back every statement of the step.
             return Err(MigrationError::Failed {
                 scope: scope.to_owned(),
@@ -318,7 +300,14 @@ pub(crate) async fn up(
             });
         }
         let ms = elapsed_ms(started);
-        ledger.record_applied(&mut tx, scope, m, &checksum, ms).await?;
+        sqlx::query(ledger.record_applied_sql())
+            .bind(scope)
+            .bind(m.version)
+            .bind(&m.description)
+            .bind(&checksum)
+            .bind(ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         if m.down.is_none() {
             tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration applied (irreversible: it has no .down.sql)");
@@ -349,7 +338,8 @@ pub(crate) async fn down(
     target: i64,
     progress: Progress<'_>,
 ) -> Result<Vec<MigrationStep>, MigrationError> {
-    let mut applied = ledger.applied(conn, scope).await?;
+    let mut applied: Vec<(i64, String)> =
+        sqlx::query_as(ledger.applied_sql()).bind(scope).fetch_all(&mut *conn).await?;
     applied.retain(|(v, _)| *v > target);
     applied.sort_by_key(|(v, _)| std::cmp::Reverse(*v));
     let mut plan = Vec::with_capacity(applied.len());
@@ -374,11 +364,17 @@ pub(crate) async fn down(
     for (m, down_sql) in plan {
         let mut tx = conn.begin().await?;
         sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
-        if ledger.recorded(&mut tx, scope, m.version).await?.is_none() {
+        if sqlx::query_scalar::<_, String>(ledger.recorded_sql())
+            .bind(scope)
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
             continue; // another process reverted it meanwhile
         }
         let started = Instant::now();
-        if let Err(e) = sqlx::raw_sql(down_sql).execute(&mut *tx).await {
+        if let Err(e) = (&mut *tx).execute(sqlx::raw_sql(down_sql)).await {
             return Err(MigrationError::Failed {
                 scope: scope.to_owned(),
                 version: m.version,
@@ -387,7 +383,12 @@ pub(crate) async fn down(
             });
         }
         let ms = elapsed_ms(started);
-        ledger.record_reverted(&mut tx, scope, m.version, ms).await?;
+        sqlx::query(ledger.record_reverted_sql())
+            .bind(scope)
+            .bind(m.version)
+            .bind(ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         tracing::info!(scope, version = m.version, description = %m.description, duration_ms = ms, "migration rolled back");
         let step = MigrationStep {

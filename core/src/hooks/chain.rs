@@ -64,6 +64,8 @@ pub(crate) struct Placement {
     pub(crate) cx: Context,
     slot: Arc<Slot>,
     figures: Figures,
+    /// Prometheus handles, attached once the host's metrics exist.
+    prom: std::sync::OnceLock<crate::metrics::HookHandles>,
 }
 
 impl Placement {
@@ -78,12 +80,18 @@ impl Placement {
             cx,
             slot,
             figures: Figures::default(),
+            prom: std::sync::OnceLock::new(),
         }
     }
 
     /// The deterministic order: priority, then extension name, then id.
     pub(crate) fn order(a: &Placement, b: &Placement) -> std::cmp::Ordering {
         (a.priority, &*a.owner, &*a.id).cmp(&(b.priority, &*b.owner, &*b.id))
+    }
+
+    /// Resolves this hook's metric handles (`hook` label `<point>:<id>`).
+    pub(crate) fn attach_metrics(&self, metrics: &crate::metrics::Metrics, point: &str) {
+        let _ = self.prom.set(metrics.hook_handles(&self.owner, &format!("{point}:{}", self.id)));
     }
 
     /// Whether it runs for `path` now: one atomic load for the owner's gate, one prefix test.
@@ -107,6 +115,9 @@ impl Placement {
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.figures.calls.fetch_add(1, Ordering::Relaxed);
         self.figures.nanos.fetch_add(nanos, Ordering::Relaxed);
+        if let Some(prom) = self.prom.get() {
+            prom.record(Duration::from_nanos(nanos), out.is_err());
+        }
         if let Err(message) = &out {
             self.figures.panics.fetch_add(1, Ordering::Relaxed);
             Counters::bump(&self.cx.counters().hook_panics);
@@ -166,6 +177,13 @@ impl Registry {
             chain.sort_by(|a, b| Placement::order(&a.placement, &b.placement));
         }
         Self { chains }
+    }
+
+    /// Resolves every hook's metric handles.
+    pub(crate) fn attach_metrics(&self, metrics: &crate::metrics::Metrics) {
+        for entry in self.chains.iter().flatten() {
+            entry.placement.attach_metrics(metrics, entry.point.as_str());
+        }
     }
 
     /// The chains that can apply to `extension`'s routes, in order.

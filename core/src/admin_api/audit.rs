@@ -1,0 +1,83 @@
+//! `GET /api/v1/audit?target=&actor=&action=&before=&limit=`: the audit log, newest first,
+//! paginated by id (`next_before` is the `before` of the next page).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+use crate::host::HostInner;
+
+const MAX_LIMIT: i64 = 500;
+
+fn invalid(message: String) -> Response {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", message).into_response()
+}
+
+/// Filters are exact matches; `action` may end in `*` to match a prefix (`extension.*`).
+pub(super) async fn audit(
+    State(host): State<Arc<HostInner>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(unknown) =
+        query.keys().find(|k| !["target", "actor", "action", "before", "limit"].contains(&k.as_str()))
+    {
+        return invalid(format!("unknown filter `{unknown}`; use target, actor, action, before or limit"));
+    }
+    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => return invalid(format!("limit must be a whole number from 1 to {MAX_LIMIT}")),
+    };
+    let before = match query.get("before").map(|b| b.parse::<i64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => return invalid("before must be an entry id (a whole number)".into()),
+    };
+    let action = query.get("action").map(|a| match a.strip_suffix('*') {
+        Some(prefix) => format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")),
+        None => a.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"),
+    });
+    type Row = (i64, String, String, String, String, Value, Option<String>);
+    let rows: Result<Vec<Row>, sqlx::Error> = sqlx::query_as(
+        r#"
+        select id, to_char(at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+               actor, action, target, details, request_id
+          from annex.audit_log
+         where ($1::text is null or target = $1)
+           and ($2::text is null or actor = $2)
+           and ($3::text is null or action like $3)
+           and ($4::bigint is null or id < $4)
+         order by id desc
+         limit $5
+        "#,
+    )
+    .bind(query.get("target"))
+    .bind(query.get("actor"))
+    .bind(action)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&host.pool)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(error = %e, "admin API: cannot read the audit log");
+            return ApiError::internal("the database failed; details are logged").into_response();
+        }
+    };
+    let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0)).flatten();
+    let entries: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, at, actor, action, target, details, request_id)| {
+            json!({ "id": id, "at": at, "actor": actor, "action": action, "target": target,
+                    "details": details, "request_id": request_id })
+        })
+        .collect();
+    Json(json!({ "entries": entries, "next_before": next_before })).into_response()
+}

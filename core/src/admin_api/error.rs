@@ -1,0 +1,35 @@
+//! [`ControlError`] as an HTTP response; 422s list one entry per schema violation.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api_error::ApiError;
+use crate::control::ControlError;
+use crate::request_id::RequestId;
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        match &self {
+            ControlError::InvalidConfig { errors, .. } => {
+                let body = json!({ "error": {
+                    "code": self.code(),
+                    "message": self.to_string(),
+                    "request_id": RequestId::current().map(|r| r.to_string()),
+                    "errors": errors,
+                }});
+                (self.status(), Json(body)).into_response()
+            }
+            ControlError::Database(e) => {
+                tracing::error!(error = %e, "admin API: database error");
+                ApiError::internal("the database failed; details are logged").into_response()
+            }
+            _ => ApiError::new(self.status(), self.code(), self.to_string()).into_response(),
+        }
+    }
+}
+
+/// A database error in a read-only handler.
+pub(super) fn database(e: sqlx::Error) -> ControlError {
+    ControlError::Database(e)
+}

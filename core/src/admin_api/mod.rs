@@ -1,0 +1,102 @@
+//! The admin API under `/api/v1`: bearer-token protected, JSON in and out.
+//!
+//! | route | file |
+//! |---|---|
+//! | `GET /api/v1/extensions`, `GET /api/v1/extensions/{name}` | `extensions.rs` |
+//! | `POST /api/v1/extensions/{name}/enable`, `…/disable` | `switch.rs` |
+//! | `GET /api/v1/extensions/{name}/health` | `health.rs` |
+//! | `GET /api/v1/extensions/{name}/metrics` | `metrics.rs` |
+//! | `GET`/`PUT /api/v1/extensions/{name}/config` | `config.rs` |
+//! | `GET /api/v1/audit` | `audit.rs` |
+//! | `GET /api/v1/openapi.json` | `openapi.rs` |
+//!
+//! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>` (see
+//! `auth.rs`). The route list below is the one place routes are declared; the OpenAPI document
+//! is checked against it by a test.
+
+mod audit;
+mod auth;
+mod config;
+mod error;
+mod extensions;
+mod health;
+mod metrics;
+mod openapi;
+mod switch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::{MethodRouter, get, post, put};
+
+use crate::host::HostInner;
+
+pub(crate) use auth::resolve_token;
+
+type State = Arc<HostInner>;
+
+/// Collects routes and remembers each (method, path), so the OpenAPI test sees the real list.
+struct Routes {
+    router: Router<State>,
+    declared: Vec<(Method, &'static str)>,
+}
+
+impl Routes {
+    fn add(mut self, method: Method, path: &'static str, handler: MethodRouter<State>) -> Self {
+        self.declared.push((method, path));
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+fn routes() -> Routes {
+    let routes = Routes { router: Router::new(), declared: Vec::new() };
+    routes
+        .add(Method::GET, "/api/v1/extensions", get(extensions::list))
+        .add(Method::GET, "/api/v1/extensions/{name}", get(extensions::info))
+        .add(Method::POST, "/api/v1/extensions/{name}/enable", post(switch::enable))
+        .add(Method::POST, "/api/v1/extensions/{name}/disable", post(switch::disable))
+        .add(Method::GET, "/api/v1/extensions/{name}/health", get(health::health))
+        .add(Method::GET, "/api/v1/extensions/{name}/metrics", get(metrics::metrics))
+        .add(Method::GET, "/api/v1/extensions/{name}/config", get(config::get_config))
+        .add(Method::PUT, "/api/v1/extensions/{name}/config", put(config::put_config))
+        .add(Method::GET, "/api/v1/audit", get(audit::audit))
+        .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
+}
+
+/// The admin API's routes, token check included, ready to merge into the app.
+pub(crate) fn router(host: &Arc<HostInner>) -> Router {
+    routes()
+        .router
+        .layer(middleware::from_fn_with_state(host.clone(), auth::require_token))
+        .with_state(host.clone())
+}
+
+/// Every (method, path) the router serves.
+#[cfg(test)]
+pub(crate) fn declared_routes() -> Vec<(Method, &'static str)> {
+    routes().declared
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn every_route_of_the_router_is_in_the_openapi_document_and_back() {
+        let served: BTreeSet<(String, String)> = super::declared_routes()
+            .into_iter()
+            .map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned()))
+            .collect();
+        let doc = super::openapi::spec();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        assert_eq!(served, documented);
+    }
+}

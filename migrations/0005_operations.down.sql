@@ -1,0 +1,3 @@
+drop table annex.replica_metrics;
+drop table annex.extension_config_history;
+drop table annex.extension_health;

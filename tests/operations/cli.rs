@@ -1,0 +1,148 @@
+//! The `annex` binary: `extensions …` commands against the database, and two `annex serve`
+//! processes following each other's and the CLI's changes.
+#![cfg(feature = "ext-hello")]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, eventually};
+
+const TOKEN: &str = "cli-test-token";
+
+struct Env {
+    url: String,
+    data: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new() -> Env {
+        Env {
+            url: annex_core::testkit::test_database_url().await.unwrap(),
+            data: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
+        c.args(args)
+            .env("DATABASE_URL", &self.url)
+            .env("ANNEX_DATA_DIR", self.data.path())
+            .env("ANNEX_ADMIN_TOKEN", TOKEN)
+            .env("ANNEX_LOG", "warn")
+            .current_dir(self.data.path());
+        c
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let input = stdin.map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            let mut child = c.spawn().expect("annex runs");
+            if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+                pipe.write_all(text.as_bytes()).unwrap();
+            }
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args, None).await;
+        assert!(out.status.success(), "annex {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn extension_commands_work_against_the_database_with_json_and_exit_codes() {
+    let env = Env::new().await;
+    let list = env.json(&["extensions", "list", "--json"]).await;
+    assert_eq!(list[0]["name"], "hello");
+
+    let disabled = env.json(&["extensions", "disable", "hello", "--json"]).await;
+    assert_eq!(disabled["disabled"], json!(["hello"]));
+    let status = env.json(&["extensions", "status", "--json"]).await;
+    assert_eq!(status[0]["enabled"], false);
+    assert_eq!(status[0]["health"], "unknown");
+    env.json(&["extensions", "enable", "hello", "--json"]).await;
+
+    let set = env
+        .run(&["extensions", "config", "set", "hello", "-", "--json"], Some(r#"{"greeting": "hi"}"#))
+        .await;
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let got = env.json(&["extensions", "config", "get", "hello", "--json"]).await;
+    assert_eq!(got["config"], json!({ "greeting": "hi" }));
+
+    let info = env.json(&["extensions", "info", "hello", "--json"]).await;
+    assert_eq!(info["routes"], json!(["GET /ext/hello/ping"]));
+    let health = env.json(&["extensions", "health", "hello", "--json"]).await;
+    assert_eq!(health["status"], "unknown");
+    let metrics = env.json(&["extensions", "metrics", "hello", "--json"]).await;
+    assert_eq!(metrics["replicas"], json!([]));
+    let valid = env.json(&["extensions", "validate", "--json"]).await;
+    assert_eq!(valid["ok"], true);
+
+    // Failures exit non-zero and say what to do.
+    let out = env.run(&["extensions", "info", "nope"], None).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no extension named `nope`"));
+    let out = env.run(&["extensions", "config", "set", "hello", "/nonexistent.json"], None).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
+    let out = env.run(&["extensions", "config", "set", "hello", "-"], Some("not json")).await;
+    assert!(!out.status.success());
+    let out = env.run(&["extensions", "new", "Bad-Name"], None).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_serve_processes_follow_the_admin_api_of_either_and_the_cli() {
+    let env = Env::new().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start(env.command(&["serve", "--bind", "127.0.0.1:0"]), da.path());
+    let b = Server::start(env.command(&["serve", "--bind", "127.0.0.1:0"]), db.path());
+    let client = reqwest::Client::new();
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(status(format!("{}/ext/hello/ping", b.url)).await, 200);
+
+    let res = client
+        .post(format!("{}/api/v1/extensions/hello/disable", a.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let took = eventually(Duration::from_secs(1), || {
+        let answer = status(format!("{}/ext/hello/ping", b.url));
+        async move { answer.await == 503 }
+    })
+    .await;
+    assert!(took.is_some(), "the other process still serves after 1 s");
+
+    let set = env.run(&["extensions", "config", "set", "hello", "-"], Some(r#"{"greeting": "both"}"#)).await;
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    for server in [&a, &b] {
+        let url = format!("{}/api/v1/extensions/hello/config", server.url);
+        let took = eventually(Duration::from_secs(1), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move {
+                let res = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+                res.json::<Value>().await.unwrap()["config"] == json!({ "greeting": "both" })
+            }
+        })
+        .await;
+        assert!(took.is_some(), "config reached {}", server.url);
+    }
+    a.stop();
+    b.stop();
+}
