@@ -158,12 +158,24 @@ async fn two_annex_processes_started_at_once_apply_each_hello_migration_once() {
     assert!(!la.contains("failed") && !lb.contains("failed"), "{la}\n---\n{lb}");
 
     let db = superuser(&url).await;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "select scope, count(*) from annex.migration_history where action = 'applied' group by scope order by scope",
+    // Each step once: as many `applied` history rows as distinct steps, and as steps recorded.
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "select h.scope, count(*), count(distinct h.version), \
+                (select count(*) from annex.migrations m where m.scope = h.scope) \
+         from annex.migration_history h where h.action = 'applied' group by h.scope order by h.scope",
     )
     .fetch_all(&db)
     .await
     .expect("history");
-    assert_eq!(rows, vec![("annex".to_owned(), 3), ("hello".to_owned(), 2)]);
+    let scopes: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(scopes, ["annex", "hello"]);
+    for (scope, applied, distinct, recorded) in &rows {
+        assert_eq!(
+            (applied, distinct),
+            (recorded, recorded),
+            "scope {scope}: each step applied exactly once"
+        );
+    }
+    assert_eq!(rows[1].1, 2, "hello has two migrations");
     db.close().await;
 }

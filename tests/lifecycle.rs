@@ -213,3 +213,40 @@ async fn context_config_comes_from_the_config_file() {
     assert_eq!(t.get("/ext/configured/greeting").await.text().await.expect("text"), "hi");
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_config_file_value_that_breaks_the_schema_fails_only_that_extension() {
+    struct Strict;
+    #[annex_core::async_trait]
+    impl Extension for Strict {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("strict", "1.0.0")
+        }
+        fn config_schema(&self) -> Option<serde_json::Value> {
+            Some(serde_json::json!({
+                "type": "object",
+                "properties": { "greeting": { "type": "string" } },
+                "required": ["greeting"]
+            }))
+        }
+    }
+    let journal = Journal::default();
+    let t = TestHost::builder()
+        .extension(Strict)
+        .extension(Probe::new("bystander", &journal))
+        .config(|c| {
+            c.extensions.entry("strict".into()).or_default().config =
+                Some(serde_json::json!({ "greeting": 5 }))
+        })
+        .start()
+        .await
+        .expect("host starts");
+    match t.host().state("strict") {
+        Some(ExtensionState::Failed(reason)) => {
+            assert!(reason.contains("[extensions.strict] config") && reason.contains("/greeting"), "{reason}")
+        }
+        other => panic!("strict should have failed, is {other:?}"),
+    }
+    assert_eq!(t.host().state("bystander"), Some(ExtensionState::Running));
+    t.shutdown().await;
+}

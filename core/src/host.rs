@@ -17,7 +17,7 @@ use crate::context::{Context, Services};
 use crate::db::database::Database;
 use crate::db::extension_db;
 use crate::db::isolation::{DEFAULT_POOL_SIZE, Isolator};
-use crate::db::state;
+use crate::db::{ops_store, state};
 use crate::error::HostError;
 use crate::events::{Event, EventBus};
 use crate::extension::{Extension, ExtensionResult};
@@ -156,7 +156,35 @@ impl HostBuilder {
             let ext_config = config.extension(&name);
             let stored = state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
             let needs = permissions::needs_of(&p);
-            let settings = ext_config.config.unwrap_or(stored.config);
+            // A `config` in annex.toml is written to the database at start (validated, with a
+            // history entry), so every replica and the CLI see one config; live changes made
+            // later last until a restart brings the file's value back.
+            let mut config_problem = None;
+            let settings = match ext_config.config {
+                Some(file) if file != stored.config => {
+                    match crate::config_schema::check_config(p.extension.config_schema().as_ref(), &file) {
+                        Ok(()) => {
+                            let old =
+                                ops_store::store_config(&pool, &name, &file, "config-file", None).await?;
+                            let entry = AuditEntry::new("config-file", "extension.config_changed", &name)
+                                .details(serde_json::json!({ "old": old, "new": file }));
+                            audit::record_or_log(&pool, entry).await;
+                            file
+                        }
+                        Err(errors) => {
+                            let list: Vec<String> =
+                                errors.iter().map(|e| format!("{}: {}", e.pointer, e.message)).collect();
+                            config_problem = Some(format!(
+                                "its config in annex.toml ([extensions.{name}] config) does not match its schema: {}",
+                                list.join("; ")
+                            ));
+                            stored.config
+                        }
+                    }
+                }
+                Some(file) => file,
+                None => stored.config,
+            };
             let limits = Arc::new(Limits::unlimited());
             limits.apply(prepared);
             let grants = Arc::new(Grants::new(&ext_config.permissions));
@@ -170,6 +198,8 @@ impl HostBuilder {
             middleware_specs.extend(p.middleware.into_iter().map(|m| (cx.clone(), slot.clone(), m)));
             if !stored.enabled {
                 slot.set(ExtensionState::Disabled);
+            } else if let Some(reason) = config_problem {
+                slot.set(ExtensionState::Failed(reason));
             }
             extensions.push(Managed {
                 metadata: p.metadata,
@@ -226,12 +256,17 @@ impl HostInner {
 
     async fn start_all(&self) {
         for m in &self.extensions {
-            if m.slot.state() == ExtensionState::Disabled {
-                tracing::info!(extension = %m.metadata.name, "disabled; not started");
-                let _ = state::set_state(&self.pool, &m.metadata.name, "disabled", None).await;
-                continue;
-            }
-            if let Err(reason) = self.start_one(m).await {
+            let outcome = match m.slot.state() {
+                ExtensionState::Disabled => {
+                    tracing::info!(extension = %m.metadata.name, "disabled; not started");
+                    let _ = state::set_state(&self.pool, &m.metadata.name, "disabled", None).await;
+                    continue;
+                }
+                // Refused before start (an invalid config in annex.toml).
+                ExtensionState::Failed(reason) => Err(reason),
+                _ => self.start_one(m).await,
+            };
+            if let Err(reason) = outcome {
                 tracing::error!(extension = %m.metadata.name, %reason, "extension failed to start; the others go on");
                 m.slot.set(ExtensionState::Failed(reason.clone()));
                 let _ = state::set_state(&self.pool, &m.metadata.name, "failed", Some(&reason)).await;
