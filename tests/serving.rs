@@ -108,3 +108,36 @@ async fn the_hello_example_answers_pong() {
     assert_eq!(json_body(res).await, serde_json::json!({ "pong": true }));
     t.shutdown().await;
 }
+
+/// `GET /secret` needs role `admin`.
+struct Guarded;
+
+#[annex_core::async_trait]
+impl annex_core::Extension for Guarded {
+    fn metadata(&self) -> annex_core::Metadata {
+        annex_core::Metadata::new("guarded", "1.0.0")
+    }
+    fn register(&self, r: &mut annex_core::Registrar) {
+        r.get("/secret", |who: annex_core::Identity| async move { who.id().to_owned() })
+            .require_role("admin");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_token_grants_role_admin_on_extension_routes() {
+    let t = TestHost::builder()
+        .extension(Guarded)
+        .config(|c| c.server.admin_token = Some("s3cret-token".into()))
+        .start()
+        .await
+        .expect("host starts");
+    let anonymous = t.get("/ext/guarded/secret").await;
+    assert_eq!(anonymous.status(), 401);
+    let wrong = t.client().get(t.url("/ext/guarded/secret")).bearer_auth("nope").send().await.expect("sent");
+    assert_eq!(wrong.status(), 401);
+    let admin =
+        t.client().get(t.url("/ext/guarded/secret")).bearer_auth("s3cret-token").send().await.expect("sent");
+    assert_eq!(admin.status(), 200);
+    assert_eq!(admin.text().await.expect("body"), "admin");
+    t.shutdown().await;
+}

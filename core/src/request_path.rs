@@ -36,6 +36,8 @@ pub(crate) struct ExtensionPath {
     middleware: Arc<[Arc<MiddlewareEntry>]>,
     /// Pre-resolved Prometheus handles (absent only for extensions the registry does not know).
     metrics: Option<Arc<ExtensionMetrics>>,
+    /// The admin API token: a request bearing it is identity `admin` with role `admin`.
+    admin_token: Arc<str>,
 }
 
 impl ExtensionPath {
@@ -44,6 +46,7 @@ impl ExtensionPath {
         hooks: &Registry,
         middleware: &MiddlewareSet,
         metrics: Option<Arc<ExtensionMetrics>>,
+        admin_token: Arc<str>,
     ) -> Self {
         let name = m.metadata.name.as_str();
         Self {
@@ -53,6 +56,7 @@ impl ExtensionPath {
             chains: hooks.chains_for(name),
             middleware: middleware.for_extension(name),
             metrics,
+            admin_token,
         }
     }
 }
@@ -256,7 +260,12 @@ async fn inner(
     {
         return res;
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The operator's admin token authenticates on extension routes too (identity `admin`, role
+    // `admin`), so routes can `require_role("admin")` without an auth extension.
+    if crate::admin_api::bearer_matches(&parts.headers, &ext.admin_token) == Some(true) {
+        parts.extensions.insert(Identity::new("admin").with_role("admin"));
+    }
     let mut head = Head::Plain(parts);
     let chains = &ext.chains;
     let early = async {

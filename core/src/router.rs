@@ -55,7 +55,8 @@ fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
         return None;
     }
     let metrics = host.ops.metrics.extension(&m.metadata.name).cloned();
-    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware, metrics));
+    let token: Arc<str> = host.ops.admin_token.as_str().into();
+    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware, metrics, token));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
     for spec in &m.routes {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());

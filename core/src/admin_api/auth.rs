@@ -49,19 +49,22 @@ pub(crate) fn resolve_token(config: &Config) -> Result<String, HostError> {
     Ok(token)
 }
 
-/// 401 unless the request carries `Authorization: Bearer <the token>`.
-pub(super) async fn require_token(State(host): State<Arc<HostInner>>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
+/// `None` when the request carries no bearer token; else whether it is `expected`, compared in
+/// constant time (only the length can leak, and a generated token's length is public).
+pub(crate) fn bearer_matches(headers: &axum::http::HeaderMap, expected: &str) -> Option<bool> {
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let expected = host.ops.admin_token.as_bytes();
-    // Only the length can leak through timing, and the length of a generated token is public.
-    let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected)));
-    if !ok {
-        let message = if given.is_some() {
+        .map(str::trim)?;
+    Some(bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// 401 unless the request carries `Authorization: Bearer <the token>`.
+pub(super) async fn require_token(State(host): State<Arc<HostInner>>, req: Request, next: Next) -> Response {
+    let matched = bearer_matches(req.headers(), &host.ops.admin_token);
+    if matched != Some(true) {
+        let message = if matched.is_some() {
             "the admin token is wrong; use the one in server.admin_token, ANNEX_ADMIN_TOKEN or <data_dir>/admin-token"
         } else {
             "the admin API needs `Authorization: Bearer <token>` (server.admin_token, ANNEX_ADMIN_TOKEN or <data_dir>/admin-token)"

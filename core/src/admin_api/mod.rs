@@ -33,7 +33,7 @@ use axum::routing::{MethodRouter, get, post, put};
 
 use crate::host::HostInner;
 
-pub(crate) use auth::resolve_token;
+pub(crate) use auth::{bearer_matches, resolve_token};
 
 type State = Arc<HostInner>;
 
