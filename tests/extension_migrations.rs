@@ -289,3 +289,21 @@ async fn purge_removes_schema_and_role_and_refuses_while_enabled() {
     assert_eq!(applied, 0);
     db.close().await;
 }
+
+#[tokio::test]
+async fn applied_migrations_are_audited_once_and_a_restart_with_nothing_pending_adds_nothing() {
+    let url = test_database_url().await.expect("fresh database");
+    let first = TestHost::builder().database_url(&url).extension(counted()).start().await.expect("first start");
+    first.shutdown().await;
+    let second = TestHost::builder().database_url(&url).extension(counted()).start().await.expect("restart");
+    let db = superuser(&url).await;
+    let details: Vec<serde_json::Value> = sqlx::query_scalar(
+        "select details from annex.audit_log where action = 'extension.migrated' and target = 'counted'",
+    )
+    .fetch_all(&db)
+    .await
+    .expect("audit");
+    assert_eq!(details, vec![serde_json::json!({ "extension": "counted", "versions": [1, 2, 3] })]);
+    db.close().await;
+    second.shutdown().await;
+}

@@ -298,9 +298,17 @@ impl HostInner {
         // Its schema, role and pool, and its migrations applied as its role, before init().
         let size = self.config.extension(&m.metadata.name).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
         let migrations = m.extension.migrations();
-        let (pool, _) = extension_db::open(&self.isolator, &m.metadata.name, &migrations, size, &mut |_| {})
-            .await
-            .map_err(|e| e.to_string())?;
+        let (pool, applied) =
+            extension_db::open(&self.isolator, &m.metadata.name, &migrations, size, &mut |_| {})
+                .await
+                .map_err(|e| e.to_string())?;
+        if !applied.is_empty() {
+            let versions: Vec<i64> = applied.iter().map(|s| s.version).collect();
+            let data = serde_json::json!({ "extension": m.metadata.name, "versions": versions });
+            self.audit(AuditEntry::new("host", "extension.migrated", &m.metadata.name).details(data.clone()))
+                .await;
+            self.publish("extension.migrated", data);
+        }
         if let Err(spare) = m.cx.set_db(pool) {
             spare.close().await;
         }
