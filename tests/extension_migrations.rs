@@ -293,7 +293,8 @@ async fn purge_removes_schema_and_role_and_refuses_while_enabled() {
 #[tokio::test]
 async fn applied_migrations_are_audited_once_and_a_restart_with_nothing_pending_adds_nothing() {
     let url = test_database_url().await.expect("fresh database");
-    let first = TestHost::builder().database_url(&url).extension(counted()).start().await.expect("first start");
+    let first =
+        TestHost::builder().database_url(&url).extension(counted()).start().await.expect("first start");
     first.shutdown().await;
     let second = TestHost::builder().database_url(&url).extension(counted()).start().await.expect("restart");
     let db = superuser(&url).await;
