@@ -18,6 +18,9 @@ const STATUSES: [&str; 4] = ["pending", "delivering", "succeeded", "failed"];
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
+/// number, started_at, duration_ms, status_code, error, worker.
+type AttemptRow = (i32, String, i32, Option<i32>, Option<String>, String);
+
 const COLUMNS: &str = "id, subscription_id, event_id, event, status, attempts,
     to_json(next_attempt_at)#>>'{}', last_status_code, last_error, redelivery_of,
     to_json(created_at)#>>'{}', to_json(completed_at)#>>'{}'";
@@ -134,7 +137,7 @@ async fn find(cx: &Context, id: &str) -> Result<(Row, String), ApiError> {
 /// `GET /deliveries/{id}`: the delivery, its body and every attempt.
 pub(crate) async fn get(cx: Context, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let (row, payload) = find(&cx, &id).await?;
-    let attempts: Vec<(i32, String, i32, Option<i32>, Option<String>, String)> = sqlx::query_as(
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
         "select number, to_json(started_at)#>>'{}', duration_ms, status_code, error, worker
          from attempts where delivery_id = $1 order by number, id",
     )
