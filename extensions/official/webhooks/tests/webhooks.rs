@@ -428,3 +428,37 @@ async fn a_private_target_is_refused_unless_allow_private_targets_is_set() {
     assert!(receiver.received().is_empty(), "nothing reached the private target");
     t.shutdown().await;
 }
+
+/// Not a check: prints how fast one host drains a burst of events to a local receiver.
+/// `cargo test -p annex-ext-webhooks --test webhooks -- --ignored --nocapture measure`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement, run by hand"]
+async fn measure_delivery_throughput() {
+    const EVENTS: usize = 1000;
+    let receiver = Receiver::start(0).await;
+    for replicas in [1, 2] {
+        let a = host(fast()).await;
+        let b = if replicas == 2 { Some(replica(a.database_url(), fast()).await) } else { None };
+        subscribe(&a, &receiver.url, &["bench.*"]).await;
+        let before = receiver.received().len();
+        let started = std::time::Instant::now();
+        for i in 0..EVENTS {
+            let on = match &b {
+                Some(b) if i % 2 == 1 => b,
+                _ => &a,
+            };
+            on.host().publish("bench.tick", json!({ "i": i }));
+        }
+        receiver.wait_for(before + EVENTS).await;
+        let took = started.elapsed();
+        println!(
+            "{replicas} replica(s): {EVENTS} deliveries in {:.2} s = {:.0}/s",
+            took.as_secs_f64(),
+            EVENTS as f64 / took.as_secs_f64()
+        );
+        if let Some(b) = b {
+            b.shutdown().await;
+        }
+        a.shutdown().await;
+    }
+}
