@@ -155,7 +155,10 @@ async fn two_annex_processes_started_at_once_apply_each_hello_migration_once() {
     }
     let _ = (a.wait(), b.wait());
     assert!(la.contains("annex is serving") && lb.contains("annex is serving"), "{la}\n---\n{lb}");
-    assert!(!la.contains("failed") && !lb.contains("failed"), "{la}\n---\n{lb}");
+    // An extension compiled in by default but not granted its permissions fails to start by
+    // design; anything else failing is a bug.
+    let failed = |log: &str| log.lines().any(|l| l.contains("failed") && !l.contains("which is not granted"));
+    assert!(!failed(&la) && !failed(&lb), "{la}\n---\n{lb}");
 
     let db = superuser(&url).await;
     // Each step once: as many `applied` history rows as distinct steps, and as steps recorded.

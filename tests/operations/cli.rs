@@ -19,10 +19,13 @@ struct Env {
 
 impl Env {
     async fn new() -> Env {
-        Env {
-            url: annex_core::testkit::test_database_url().await.unwrap(),
-            data: tempfile::tempdir().unwrap(),
+        let data = tempfile::tempdir().unwrap();
+        // Extensions compiled in by default are valid only with their permissions granted.
+        if cfg!(feature = "ext-webhooks") {
+            let grant = "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n";
+            std::fs::write(data.path().join("annex.toml"), grant).unwrap();
         }
+        Env { url: annex_core::testkit::test_database_url().await.unwrap(), data }
     }
 
     fn command(&self, args: &[&str]) -> Command {

@@ -1,0 +1,3 @@
+drop table attempts;
+drop table deliveries;
+drop table subscriptions;
