@@ -17,11 +17,6 @@ use crate::target::{self, GuardedResolver};
 /// Deliveries one worker sends at once.
 const BATCH: i64 = 16;
 
-/// Whether the HTTP client can speak TLS. The workspace builds `reqwest` without a TLS backend;
-/// enabling one (`reqwest` feature `rustls-tls`) is the only change `https://` targets need
-/// besides flipping this.
-const HTTPS_SUPPORTED: bool = false;
-
 /// What the extension shares between its event handler, its handlers and its worker.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -150,14 +145,6 @@ async fn attempt(cx: &Context, client: &reqwest::Client, settings: &Settings, d:
         Ok(url) => url,
         Err(e) => return failed(e.to_string(), None),
     };
-    if url.scheme() == "https" && !HTTPS_SUPPORTED {
-        return failed(
-            "https:// targets need TLS, which this build of annex lacks (reqwest has no TLS backend); \
-             use an http:// target or rebuild with reqwest feature `rustls-tls`"
-                .into(),
-            None,
-        );
-    }
     if let Err(e) = target::vet(&url, settings.allow_private_targets).await {
         return failed(e.to_string(), None);
     }
