@@ -182,6 +182,24 @@ fn top_paths(stats: &Stats) -> String {
     out
 }
 
+fn agents(stats: &Stats) -> String {
+    if stats.agents.is_empty() {
+        return "<p class=\"empty\">No page views in this window.</p>".to_owned();
+    }
+    let mut out = String::from("<table><thead><tr><th>Client</th><th class=\"n\">Views</th><th class=\"n\">Share</th></tr></thead><tbody>");
+    for a in &stats.agents {
+        let _ = write!(
+            out,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{:.1}%</td></tr>"#,
+            escape(&a.agent),
+            a.views,
+            percent(a.views, stats.total_views)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
 fn events(stats: &Stats) -> String {
     if stats.events.is_empty() {
         return "<p class=\"empty\">No custom events in this window.</p>".to_owned();
@@ -215,7 +233,7 @@ pub(crate) fn render(stats: &Stats) -> String {
 <form method="get"><label>From <input name="from" value="{from}" size="22"></label> <label>To <input name="to" value="{to}" size="22"></label> <label>Bucket <select name="bucket"><option value="hour"{hsel}>hour</option><option value="day"{dsel}>day</option></select></label> <button type="submit">Show</button></form>
 <div class="cards"><div class="card">Page views<b>{total}</b></div><div class="card">Server errors<b>{errors}</b></div><div class="card">Waiting to be written<b>{buffered}</b></div><div class="card">Dropped (buffer full)<b>{dropped}</b></div></div>
 <h2>Views over time</h2>{chart}
-<div class="grid"><section><h2>Top paths</h2>{paths}</section><section><h2>Status mix</h2>{mix}<h2>Custom events</h2>{events}</section></div>
+<div class="grid"><section><h2>Top paths</h2>{paths}</section><section><h2>Status mix</h2>{mix}<h2>Clients</h2>{agents}<h2>Custom events</h2>{events}</section></div>
 </body></html>"#,
         from = escape(&stats.from),
         to = escape(&stats.to),
@@ -229,6 +247,7 @@ pub(crate) fn render(stats: &Stats) -> String {
         chart = views_chart(stats),
         paths = top_paths(stats),
         mix = status_mix(stats),
+        agents = agents(stats),
         events = events(stats),
     );
     page
@@ -238,7 +257,7 @@ pub(crate) fn render(stats: &Stats) -> String {
 mod tests {
     use super::*;
     use crate::recorder::RecorderFigures;
-    use crate::stats::{BucketCount, EventCount, PathCount, StatusMix};
+    use crate::stats::{AgentCount, BucketCount, EventCount, PathCount, StatusMix};
 
     fn stats() -> Stats {
         Stats {
@@ -253,6 +272,7 @@ mod tests {
             ],
             top_paths: vec![PathCount { route: "/ext/x/<script>alert(1)</script>".into(), views: 7, avg_ms: 1.5 }],
             status: StatusMix { ok: 6, redirect: 0, client_error: 1, server_error: 0 },
+            agents: vec![AgentCount { agent: "firefox".into(), views: 7 }],
             events: vec![EventCount { name: "a&b".into(), count: 1 }],
             recorder: RecorderFigures::default(),
         }

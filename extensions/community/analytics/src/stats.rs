@@ -150,6 +150,13 @@ pub(crate) struct EventCount {
     pub(crate) count: i64,
 }
 
+/// Views by user-agent family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct AgentCount {
+    pub(crate) agent: String,
+    pub(crate) views: i64,
+}
+
 /// Everything `/stats` answers and the dashboard draws.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct Stats {
@@ -160,6 +167,7 @@ pub(crate) struct Stats {
     pub(crate) views: Vec<BucketCount>,
     pub(crate) top_paths: Vec<PathCount>,
     pub(crate) status: StatusMix,
+    pub(crate) agents: Vec<AgentCount>,
     pub(crate) events: Vec<EventCount>,
     pub(crate) recorder: RecorderFigures,
 }
@@ -219,6 +227,17 @@ pub(crate) async fn query(
     .bind(to)
     .fetch_one(pool)
     .await?;
+    let agents: Vec<(String, i64)> = sqlx::query_as(
+        r"select agent, count(*)
+          from page_views
+          where occurred_at >= to_timestamp($1) and occurred_at < to_timestamp($2)
+          group by agent
+          order by count(*) desc, agent",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
     let events: Vec<(String, i64)> = sqlx::query_as(
         r"select name, count(*)
           from events
@@ -240,6 +259,7 @@ pub(crate) async fn query(
         views: views.into_iter().map(|(start, views)| BucketCount { start, views }).collect(),
         top_paths: top.into_iter().map(|(route, views, avg_ms)| PathCount { route, views, avg_ms }).collect(),
         status: StatusMix { ok, redirect, client_error, server_error },
+        agents: agents.into_iter().map(|(agent, views)| AgentCount { agent, views }).collect(),
         events: events.into_iter().map(|(name, count)| EventCount { name, count }).collect(),
         recorder,
     })
