@@ -50,7 +50,11 @@ async fn stats(t: &TestHost, query: &str) -> Value {
 }
 
 /// Waits (generously) until `done` holds for the recorder's figures.
-async fn wait_for(analytics: &Analytics, what: &str, done: impl Fn(&RecorderFigures) -> bool) -> RecorderFigures {
+async fn wait_for(
+    analytics: &Analytics,
+    what: &str,
+    done: impl Fn(&RecorderFigures) -> bool,
+) -> RecorderFigures {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let figures = analytics.figures();
@@ -107,7 +111,12 @@ async fn views_of_another_extensions_routes_are_counted_exactly_by_route_templat
         .collect();
     assert_eq!(
         routes,
-        [("/ext/shop/items/{id}", 6), ("/ext/shop/moved", 3), ("/ext/shop/missing", 2), ("/ext/shop/boom", 1)]
+        [
+            ("/ext/shop/items/{id}", 6),
+            ("/ext/shop/moved", 3),
+            ("/ext/shop/missing", 2),
+            ("/ext/shop/boom", 1)
+        ]
     );
     assert_eq!(s["agents"], json!([{ "agent": "other", "views": 11 }, { "agent": "firefox", "views": 1 }]));
     let buckets = s["views"].as_array().unwrap();
@@ -117,17 +126,19 @@ async fn views_of_another_extensions_routes_are_counted_exactly_by_route_templat
     assert_eq!(s["recorder"], json!({ "buffered": 0, "inserted": 12, "dropped": 0, "failed": 0 }));
 
     let db = superuser(&t).await;
-    let (method, referrer, agent, identity): (String, Option<String>, String, Option<String>) = sqlx::query_as(
-        "select method, referrer, agent, identity from ext_analytics.page_views where agent = 'firefox'",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let (method, referrer, agent, identity): (String, Option<String>, String, Option<String>) =
+        sqlx::query_as(
+            "select method, referrer, agent, identity from ext_analytics.page_views where agent = 'firefox'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(method, "GET");
     assert_eq!(referrer.as_deref(), Some("https://example.com/landing"), "query and fragment removed");
     assert_eq!((agent.as_str(), identity.as_deref()), ("firefox", Some("admin")));
     // Polling /stats above added nothing: still exactly 12.
-    let n: i64 = sqlx::query_scalar("select count(*) from ext_analytics.page_views").fetch_one(&db).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("select count(*) from ext_analytics.page_views").fetch_one(&db).await.unwrap();
     assert_eq!(n, 12);
     t.shutdown().await;
 }
@@ -170,7 +181,8 @@ async fn stats_buckets_include_empty_ones_and_the_status_mix_follows_the_window(
 
     // `to` is exclusive: the view at 2024-05-04 00:00 is outside.
     let days = stats(&t, "?from=2024-05-01&to=2024-05-04&bucket=day").await;
-    let per_day: Vec<i64> = days["views"].as_array().unwrap().iter().map(|b| b["views"].as_i64().unwrap()).collect();
+    let per_day: Vec<i64> =
+        days["views"].as_array().unwrap().iter().map(|b| b["views"].as_i64().unwrap()).collect();
     assert_eq!(per_day, [3, 1, 0]);
     assert_eq!(days["views"][2]["start"], "2024-05-03T00:00:00Z");
     assert_eq!(days["total_views"], 4);
@@ -224,14 +236,21 @@ async fn track_validates_events_and_stats_counts_them() {
         assert_eq!(err["error"]["code"], "invalid_event");
         assert!(err["error"]["message"].as_str().unwrap().contains(needle), "{err}");
     }
-    for body in [r#"{"name":"signup","properties":{"plan":"pro"}}"#, r#"{"name":"signup"}"#, r#"{"name":"cart.checkout"}"#] {
+    for body in [
+        r#"{"name":"signup","properties":{"plan":"pro"}}"#,
+        r#"{"name":"signup"}"#,
+        r#"{"name":"cart.checkout"}"#,
+    ] {
         let res = post(body).await.unwrap();
         assert_eq!(res.status(), 201, "{body}");
         let created: Value = res.json().await.unwrap();
         assert!(created["id"].as_i64().is_some() && created["occurred_at"].is_string(), "{created}");
     }
     let s = stats(&t, "").await;
-    assert_eq!(s["events"], json!([{ "name": "signup", "count": 2 }, { "name": "cart.checkout", "count": 1 }]));
+    assert_eq!(
+        s["events"],
+        json!([{ "name": "signup", "count": 2 }, { "name": "cart.checkout", "count": 1 }])
+    );
     assert_eq!(s["total_views"], 0, "analytics' own routes are not page views");
     t.shutdown().await;
 }
@@ -244,13 +263,7 @@ async fn the_dashboard_renders_the_chart_top_paths_and_status_mix() {
         t.get(&format!("/ext/shop/items/{id}")).await;
     }
     t.get("/ext/shop/missing").await;
-    let res = t
-        .client()
-        .post(t.url("/ext/analytics/track"))
-        .body(r#"{"name":"a<b"}"#)
-        .send()
-        .await
-        .unwrap();
+    let res = t.client().post(t.url("/ext/analytics/track")).body(r#"{"name":"a<b"}"#).send().await.unwrap();
     assert_eq!(res.status(), 422, "names with markup are refused before they reach the page");
     wait_for(&analytics, "4 views written", |f| f.inserted >= 4).await;
 
@@ -261,8 +274,12 @@ async fn the_dashboard_renders_the_chart_top_paths_and_status_mix() {
     assert!(page.contains("<svg") && page.contains("Page views</text>"), "an SVG chart with a y-axis title");
     assert!(page.contains("<code>/ext/shop/items/{id}</code>"), "the top path");
     assert!(page.contains("<code>/ext/shop/missing</code>"));
-    assert!(page.contains("<td><span class=\"swatch\" style=\"background:#2e9e5b\"></span>2xx</td><td class=\"n\">3</td>"));
-    assert!(page.contains("<td><span class=\"swatch\" style=\"background:#e0a100\"></span>4xx</td><td class=\"n\">1</td>"));
+    assert!(page.contains(
+        "<td><span class=\"swatch\" style=\"background:#2e9e5b\"></span>2xx</td><td class=\"n\">3</td>"
+    ));
+    assert!(page.contains(
+        "<td><span class=\"swatch\" style=\"background:#e0a100\"></span>4xx</td><td class=\"n\">1</td>"
+    ));
     assert!(!page.contains("<script"), "no scripts");
     t.shutdown().await;
 }
@@ -271,11 +288,15 @@ async fn the_dashboard_renders_the_chart_top_paths_and_status_mix() {
 async fn a_blocked_database_never_holds_up_responses_and_a_full_buffer_drops_and_counts() {
     let analytics = Arc::new(Analytics::default());
     // Only a full batch wakes the writer; the interval never fires during the test.
-    let t = start(&analytics, json!({ "flush_interval_ms": 600000, "batch_size": 2, "buffer_capacity": 5 })).await;
+    let t = start(&analytics, json!({ "flush_interval_ms": 600000, "batch_size": 2, "buffer_capacity": 5 }))
+        .await;
     let db = superuser(&t).await;
     // Hold an exclusive lock: the writer's INSERT waits for as long as the test wants.
     let mut lock = db.begin().await.unwrap();
-    sqlx::query("lock table ext_analytics.page_views in access exclusive mode").execute(&mut *lock).await.unwrap();
+    sqlx::query("lock table ext_analytics.page_views in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
 
     // Every request is answered while the writer is stuck: the hook only buffers.
     for id in 0..20 {

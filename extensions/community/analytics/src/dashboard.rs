@@ -27,7 +27,8 @@ fn axis(max: i64) -> (i64, i64) {
     let max = max.max(1);
     let rough = (max as f64 / 5.0).max(1.0);
     let magnitude = 10f64.powi(rough.log10().floor() as i32);
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= rough).unwrap_or(rough) as i64;
+    let step =
+        [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= rough).unwrap_or(rough) as i64;
     let step = step.max(1);
     ((max + step - 1) / step * step, step)
 }
@@ -186,7 +187,9 @@ fn agents(stats: &Stats) -> String {
     if stats.agents.is_empty() {
         return "<p class=\"empty\">No page views in this window.</p>".to_owned();
     }
-    let mut out = String::from("<table><thead><tr><th>Client</th><th class=\"n\">Views</th><th class=\"n\">Share</th></tr></thead><tbody>");
+    let mut out = String::from(
+        "<table><thead><tr><th>Client</th><th class=\"n\">Views</th><th class=\"n\">Share</th></tr></thead><tbody>",
+    );
     for a in &stats.agents {
         let _ = write!(
             out,
@@ -204,9 +207,15 @@ fn events(stats: &Stats) -> String {
     if stats.events.is_empty() {
         return "<p class=\"empty\">No custom events in this window.</p>".to_owned();
     }
-    let mut out = String::from("<table><thead><tr><th>Event</th><th class=\"n\">Count</th></tr></thead><tbody>");
+    let mut out =
+        String::from("<table><thead><tr><th>Event</th><th class=\"n\">Count</th></tr></thead><tbody>");
     for e in &stats.events {
-        let _ = write!(out, r#"<tr><td><code>{}</code></td><td class="n">{}</td></tr>"#, escape(&e.name), e.count);
+        let _ = write!(
+            out,
+            r#"<tr><td><code>{}</code></td><td class="n">{}</td></tr>"#,
+            escape(&e.name),
+            e.count
+        );
     }
     out.push_str("</tbody></table>");
     out
@@ -270,7 +279,11 @@ mod tests {
                 BucketCount { start: "2024-05-01T01:00:00Z".into(), views: 0 },
                 BucketCount { start: "2024-05-01T02:00:00Z".into(), views: 2 },
             ],
-            top_paths: vec![PathCount { route: "/ext/x/<script>alert(1)</script>".into(), views: 7, avg_ms: 1.5 }],
+            top_paths: vec![PathCount {
+                route: "/ext/x/<script>alert(1)</script>".into(),
+                views: 7,
+                avg_ms: 1.5,
+            }],
             status: StatusMix { ok: 6, redirect: 0, client_error: 1, server_error: 0 },
             agents: vec![AgentCount { agent: "firefox".into(), views: 7 }],
             events: vec![EventCount { name: "a&b".into(), count: 1 }],

@@ -82,9 +82,12 @@ impl Extension for Analytics {
             stats_json(cx, recorder.clone(), query)
         });
         let recorder = self.recorder.clone();
-        r.get("/dashboard", move |cx: Context, query: Result<Query<HashMap<String, String>>, QueryRejection>| {
-            dashboard_page(cx, recorder.clone(), query)
-        });
+        r.get(
+            "/dashboard",
+            move |cx: Context, query: Result<Query<HashMap<String, String>>, QueryRejection>| {
+                dashboard_page(cx, recorder.clone(), query)
+            },
+        );
         r.post("/track", track_event);
     }
 
@@ -124,7 +127,8 @@ async fn load_stats(
     recorder: &Recorder,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<stats::Stats, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::bad_request(format!("cannot read the query string: {e}")))?;
     let window = stats::Window::from_query(&query, SystemTime::now())?;
     Ok(stats::query(cx.db()?, &window, recorder.figures()).await?)
 }

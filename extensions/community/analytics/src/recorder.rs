@@ -37,7 +37,8 @@ pub(crate) struct PageView {
 impl PageView {
     fn from_completed(done: &Completed) -> Self {
         let req = &done.request;
-        let header = |v: &Option<axum::http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header =
+            |v: &Option<axum::http::HeaderValue>| v.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned);
         Self {
             at: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
             extension: req.extension.to_string(),
@@ -224,7 +225,12 @@ impl Recorder {
 
     /// The flusher: writes every `flush_interval_ms`, or as soon as `batch_size` views wait,
     /// and once more when asked to stop.
-    pub(crate) async fn run(self: Arc<Self>, pool: sqlx::PgPool, mut stop: oneshot::Receiver<()>, done: oneshot::Sender<()>) {
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        pool: sqlx::PgPool,
+        mut stop: oneshot::Receiver<()>,
+        done: oneshot::Sender<()>,
+    ) {
         loop {
             let interval = self.settings.load().flush_interval();
             let stopping = tokio::select! {

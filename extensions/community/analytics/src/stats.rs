@@ -68,7 +68,9 @@ impl Window {
     /// does not silently give the default window.
     pub(crate) fn from_query(query: &HashMap<String, String>, now: SystemTime) -> Result<Self, ApiError> {
         if let Some(unknown) = query.keys().find(|k| !matches!(k.as_str(), "from" | "to" | "bucket")) {
-            return Err(bad(format!("unknown parameter `{unknown}`; the parameters are from, to and bucket")));
+            return Err(bad(format!(
+                "unknown parameter `{unknown}`; the parameters are from, to and bucket"
+            )));
         }
         let bucket = match query.get("bucket").map(String::as_str) {
             None | Some("hour") => Bucket::Hour,
@@ -105,11 +107,11 @@ impl Window {
         t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
     }
 
-    pub(crate) fn from_epoch(&self) -> f64 {
+    pub(crate) fn start_secs(&self) -> f64 {
         Self::epoch(self.from)
     }
 
-    pub(crate) fn to_epoch(&self) -> f64 {
+    pub(crate) fn end_secs(&self) -> f64 {
         Self::epoch(self.to)
     }
 }
@@ -181,7 +183,7 @@ pub(crate) async fn query(
     window: &Window,
     recorder: RecorderFigures,
 ) -> Result<Stats, sqlx::Error> {
-    let (from, to, unit) = (window.from_epoch(), window.to_epoch(), window.bucket.as_str());
+    let (from, to, unit) = (window.start_secs(), window.end_secs(), window.bucket.as_str());
     let views: Vec<(String, i64)> = sqlx::query_as(&format!(
         r"with counts as (
               select date_trunc($3, occurred_at at time zone 'utc') as start, count(*) as views
@@ -291,7 +293,10 @@ mod tests {
             SystemTime::now(),
         )
         .unwrap();
-        assert_eq!((w.from, w.to, w.bucket), (at("2024-05-01T00:00:00Z"), at("2024-05-03T00:00:00Z"), Bucket::Day));
+        assert_eq!(
+            (w.from, w.to, w.bucket),
+            (at("2024-05-01T00:00:00Z"), at("2024-05-03T00:00:00Z"), Bucket::Day)
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
 /// Parses and checks a track body: a JSON object with a `name` of 1 to 64 characters from
 /// `[A-Za-z0-9_.:-]` and an optional `properties` object of at most 4 KiB.
 pub(crate) fn parse(body: &[u8]) -> Result<TrackedEvent, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("the body is not JSON ({e}); send {{\"name\": \"…\", \"properties\": {{…}}}}")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        invalid(format!("the body is not JSON ({e}); send {{\"name\": \"…\", \"properties\": {{…}}}}"))
+    })?;
     let Value::Object(mut object) = value else {
         return Err(invalid("the body must be a JSON object {\"name\": \"…\", \"properties\": {…}}"));
     };
@@ -39,7 +40,8 @@ pub(crate) fn parse(body: &[u8]) -> Result<TrackedEvent, ApiError> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(invalid(format!("field `name` must have 1 to {MAX_NAME} characters")));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))) {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-')))
+    {
         return Err(invalid(format!(
             "field `name` contains `{c}`; use letters, digits and _ . : - (such as `signup` or `cart.checkout`)"
         )));
