@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -91,14 +91,24 @@ struct Seen {
     handler_ran: bool,
 }
 
-fn info(rs: &RouteState, method: &Method, uri: &Uri, identity: Option<Identity>) -> Arc<RequestInfo> {
+/// What response filters and actions learn about the request head, taken only when some hook
+/// needs it (headers are reference-counted, so this copies no bytes).
+struct Observed {
+    method: Method,
+    user_agent: Option<HeaderValue>,
+    referer: Option<HeaderValue>,
+}
+
+fn info(rs: &RouteState, seen: &Observed, uri: &Uri, identity: Option<Identity>) -> Arc<RequestInfo> {
     Arc::new(RequestInfo {
-        method: method.clone(),
+        method: seen.method.clone(),
         uri: uri.clone(),
         extension: rs.ext.name.clone(),
         route: rs.route.clone(),
         request_id: RequestId::current(),
         identity,
+        user_agent: seen.user_agent.clone(),
+        referer: seen.referer.clone(),
     })
 }
 
@@ -122,7 +132,11 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     req.extensions_mut().insert(ext.cx.clone());
     // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
-    let method = ext.chains.needs_info.then(|| req.method().clone());
+    let method = ext.chains.needs_info.then(|| Observed {
+        method: req.method().clone(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        referer: req.headers().get(header::REFERER).cloned(),
+    });
     let counters = ext.cx.counters();
     let limits = ext.cx.limits();
     let mut seen = Seen::default();
@@ -147,9 +161,6 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         Some(_in_flight) => match limits.max_body_bytes() {
             Some(max) if content_length(&req).is_some_and(|len| len > max) => {
                 Counters::bump(&counters.quota_rejections);
-                if let Some(m) = &ext.metrics {
-                    m.error(ErrorType::QuotaExceeded);
-                }
                 if let Some(m) = &ext.metrics {
                     m.error(ErrorType::QuotaExceeded);
                 }
@@ -248,7 +259,7 @@ async fn inner(
     req: Request,
     next: HandlerNext,
     uri: &Uri,
-    method: Option<&Method>,
+    method: Option<&Observed>,
     seen: &mut Seen,
 ) -> Response {
     let ext = &*rs.ext;

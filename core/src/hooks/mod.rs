@@ -331,6 +331,10 @@ pub struct RequestInfo {
     pub request_id: Option<RequestId>,
     /// The caller, if authenticated.
     pub identity: Option<Identity>,
+    /// The `User-Agent` header as received.
+    pub user_agent: Option<HeaderValue>,
+    /// The `Referer` header as received.
+    pub referer: Option<HeaderValue>,
 }
 
 /// A finished request, as `post_response` and `error` actions see it.

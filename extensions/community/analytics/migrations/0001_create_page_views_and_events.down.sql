@@ -1,0 +1,2 @@
+drop table events;
+drop table page_views;
