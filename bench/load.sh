@@ -93,7 +93,7 @@ wait_for() {  # url, name, log
     exit 1
 }
 
-RUST_LOG=warn "$annex_bin" --config "$work/annex.toml" serve >"$work/annex.log" 2>&1 &
+ANNEX_LOADTEST=1 RUST_LOG=warn "$annex_bin" --config "$work/annex.toml" serve >"$work/annex.log" 2>&1 &
 pids+=($!)
 "$bare_bin" "127.0.0.1:$BARE_PORT" >"$work/bare.log" 2>&1 &
 pids+=($!)

@@ -13,10 +13,44 @@
 //!
 //! The benchmark's `annex.toml` grants `hooks:global` (and `hooks:auth` to `bench_auth`) and sets
 //! a per-client rate limit at a quota the load never reaches. Opt-in: feature `ext-loadtest`.
+//!
+//! The four hooking extensions are **inert unless `ANNEX_LOADTEST=1`** is set when annex starts
+//! (`bench/load.sh` sets it): inert, they register nothing and need no permission, so a build with
+//! every feature (`cargo test --all-features`) runs unaffected and without permission errors.
+//! Code that builds a host itself uses `BenchAuth::armed()` and its siblings.
 #![warn(missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// Whether `ANNEX_LOADTEST=1` arms the hooking extensions.
+fn armed_by_env() -> bool {
+    std::env::var_os("ANNEX_LOADTEST").is_some_and(|v| v == "1")
+}
+
+/// The permissions an armed extension needs; none when inert.
+fn needs(meta: Metadata, armed: bool, permissions: &[&str]) -> Metadata {
+    if !armed {
+        return meta;
+    }
+    permissions.iter().fold(meta, |m, p| m.permission(*p))
+}
+
+macro_rules! armable {
+    ($ty:ident) => {
+        impl $ty {
+            /// Active whatever the environment says.
+            pub fn armed() -> Self {
+                Self { armed: true }
+            }
+
+            /// Active when `ANNEX_LOADTEST=1`, else inert.
+            pub fn from_env() -> Self {
+                Self { armed: armed_by_env() }
+            }
+        }
+    };
+}
 
 use annex_core::{Context, Extension, Hook, HookRequest, Identity, Metadata, Next, Registrar};
 use axum::Json;
@@ -47,18 +81,24 @@ impl Extension for BenchTarget {
 
 /// Authenticates `x-user: <id>` callers (so the per-client rate limit keys by identity).
 #[derive(Debug, Default)]
-pub struct BenchAuth;
+pub struct BenchAuth {
+    armed: bool,
+}
+
+armable!(BenchAuth);
 
 #[annex_core::async_trait]
 impl Extension for BenchAuth {
     fn metadata(&self) -> Metadata {
-        Metadata::new("bench_auth", env!("CARGO_PKG_VERSION"))
-            .description("Load benchmark: an authentication hook")
-            .permission(annex_core::permission::HOOKS_GLOBAL)
-            .permission(annex_core::permission::HOOKS_AUTH)
+        let meta = Metadata::new("bench_auth", env!("CARGO_PKG_VERSION"))
+            .description("Load benchmark: an authentication hook (inert unless ANNEX_LOADTEST=1)");
+        needs(meta, self.armed, &[annex_core::permission::HOOKS_GLOBAL, annex_core::permission::HOOKS_AUTH])
     }
 
     fn register(&self, r: &mut Registrar) {
+        if !self.armed {
+            return;
+        }
         r.authentication(Hook::new("x-user"), |_cx, req: HookRequest| async move {
             if let Some(user) = req.header("x-user").and_then(|v| v.to_str().ok().map(str::to_owned)) {
                 req.set_identity(Identity::new(user));
@@ -72,17 +112,25 @@ const SEEN: HeaderName = HeaderName::from_static("x-bench-seen");
 
 /// A request filter and a response filter.
 #[derive(Debug, Default)]
-pub struct BenchHeaders;
+pub struct BenchHeaders {
+    armed: bool,
+}
+
+armable!(BenchHeaders);
 
 #[annex_core::async_trait]
 impl Extension for BenchHeaders {
     fn metadata(&self) -> Metadata {
-        Metadata::new("bench_headers", env!("CARGO_PKG_VERSION"))
-            .description("Load benchmark: pre_request and pre_response filters")
-            .permission(annex_core::permission::HOOKS_GLOBAL)
+        let meta = Metadata::new("bench_headers", env!("CARGO_PKG_VERSION")).description(
+            "Load benchmark: pre_request and pre_response filters (inert unless ANNEX_LOADTEST=1)",
+        );
+        needs(meta, self.armed, &[annex_core::permission::HOOKS_GLOBAL])
     }
 
     fn register(&self, r: &mut Registrar) {
+        if !self.armed {
+            return;
+        }
         r.pre_request(Hook::new("read"), |_cx, req: HookRequest| async move {
             let _ = req.header("user-agent");
             Ok(())
@@ -98,17 +146,24 @@ const HANDLED_IN: HeaderName = HeaderName::from_static("x-handled-in-us");
 
 /// A middleware timing the handler.
 #[derive(Debug, Default)]
-pub struct BenchTiming;
+pub struct BenchTiming {
+    armed: bool,
+}
+
+armable!(BenchTiming);
 
 #[annex_core::async_trait]
 impl Extension for BenchTiming {
     fn metadata(&self) -> Metadata {
-        Metadata::new("bench_timing", env!("CARGO_PKG_VERSION"))
-            .description("Load benchmark: a middleware timing the handler")
-            .permission(annex_core::permission::HOOKS_GLOBAL)
+        let meta = Metadata::new("bench_timing", env!("CARGO_PKG_VERSION"))
+            .description("Load benchmark: a middleware timing the handler (inert unless ANNEX_LOADTEST=1)");
+        needs(meta, self.armed, &[annex_core::permission::HOOKS_GLOBAL])
     }
 
     fn register(&self, r: &mut Registrar) {
+        if !self.armed {
+            return;
+        }
         r.middleware(Hook::new("timer"), |_cx: Context, req: Request, next: Next| async move {
             let started = Instant::now();
             let mut res = next.run(req).await;
@@ -124,17 +179,24 @@ static COMPLETED: AtomicU64 = AtomicU64::new(0);
 
 /// A response filter and an action, counting what they see.
 #[derive(Debug, Default)]
-pub struct BenchObserver;
+pub struct BenchObserver {
+    armed: bool,
+}
+
+armable!(BenchObserver);
 
 #[annex_core::async_trait]
 impl Extension for BenchObserver {
     fn metadata(&self) -> Metadata {
-        Metadata::new("bench_observer", env!("CARGO_PKG_VERSION"))
-            .description("Load benchmark: a post_request filter and a post_response action")
-            .permission(annex_core::permission::HOOKS_GLOBAL)
+        let meta = Metadata::new("bench_observer", env!("CARGO_PKG_VERSION"))
+            .description("Load benchmark: a post_request filter and a post_response action (inert unless ANNEX_LOADTEST=1)");
+        needs(meta, self.armed, &[annex_core::permission::HOOKS_GLOBAL])
     }
 
     fn register(&self, r: &mut Registrar) {
+        if !self.armed {
+            return;
+        }
         r.post_request(Hook::new("count"), |_cx, _res| async {
             RESPONSES.fetch_add(1, Ordering::Relaxed);
             Ok(())
@@ -146,7 +208,7 @@ impl Extension for BenchObserver {
 }
 
 annex_core::register_extension!(BenchTarget);
-annex_core::register_extension!(BenchAuth);
-annex_core::register_extension!(BenchHeaders);
-annex_core::register_extension!(BenchTiming);
-annex_core::register_extension!(BenchObserver);
+annex_core::register_extension!(BenchAuth, BenchAuth::from_env());
+annex_core::register_extension!(BenchHeaders, BenchHeaders::from_env());
+annex_core::register_extension!(BenchTiming, BenchTiming::from_env());
+annex_core::register_extension!(BenchObserver, BenchObserver::from_env());

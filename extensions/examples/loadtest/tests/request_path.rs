@@ -9,10 +9,10 @@ use annex_ext_loadtest::{BenchAuth, BenchHeaders, BenchObserver, BenchTarget, Be
 async fn host(per_second: u32) -> TestHost {
     TestHost::builder()
         .extension(BenchTarget)
-        .extension(BenchAuth)
-        .extension(BenchHeaders)
-        .extension(BenchTiming)
-        .extension(BenchObserver)
+        .extension(BenchAuth::armed())
+        .extension(BenchHeaders::armed())
+        .extension(BenchTiming::armed())
+        .extension(BenchObserver::armed())
         .config(|c| {
             for (name, perms) in [
                 ("bench_auth", &["hooks:global", "hooks:auth"][..]),
@@ -61,4 +61,23 @@ async fn the_rate_limit_keys_by_the_identity_the_auth_hook_sets() {
 
 fn remaining(headers: &axum::http::HeaderMap) -> u64 {
     headers["x-ratelimit-remaining"].to_str().expect("ascii").parse().expect("a number")
+}
+
+#[tokio::test]
+async fn unarmed_bench_extensions_start_without_permissions_and_hook_nothing() {
+    let t = TestHost::builder()
+        .extension(BenchTarget)
+        .extension(BenchAuth::default())
+        .extension(BenchHeaders::default())
+        .extension(BenchTiming::default())
+        .extension(BenchObserver::default())
+        .start()
+        .await
+        .expect("host starts");
+    let res = t.get("/ext/bench_target/ping").await;
+    assert_eq!(res.status(), 200);
+    assert!(!res.headers().contains_key("x-bench-seen"), "no hook ran");
+    let states = t.get("/ready").await.text().await.expect("body");
+    assert!(!states.contains("failed"), "every bench extension runs: {states}");
+    t.shutdown().await;
 }
