@@ -1,7 +1,9 @@
-//! Hooks for `core/benches/metrics.rs`; not part of the API.
+//! Fixtures for `core/benches/` (`metrics.rs`, `hot_paths.rs`): crate internals wrapped just
+//! enough to be measured. Not part of the API.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -9,7 +11,11 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::routing::get;
 
-use crate::metrics::{ErrorType, ExtensionMetrics, Metrics, RouteList, measured};
+use crate::config::RateLimitConfig;
+use crate::gate::{ExtensionState, Slot};
+use crate::hooks::{Chains, FailMode, Head, HookPoint, Registry, run_request_filters};
+use crate::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
+use crate::rate_limit::{ClientKey, Decision, RateLimit};
 
 /// A registry with `extensions` extensions sharing `routes` routes, each route with a few
 /// recorded status codes, as after some traffic.
@@ -60,6 +66,20 @@ impl MetricsFixture {
         fixture
     }
 
+    /// One request's metric update, as the request path does it: in flight +1, the route's
+    /// handles found by template, then the status counter, the duration histogram and in flight
+    /// −1. `route` is a full template such as `/ext/ext3/items23/{id}`.
+    pub fn record_request(&self, extension: &str, route: &str, status: StatusCode) {
+        if let Some(em) = self.metrics.extension(extension) {
+            em.start_route(&Method::GET, Some(route)).finish(status, false);
+        }
+    }
+
+    /// A hook's metric handles (calls counter and duration histogram), resolved once.
+    pub fn hook_handles(&self, extension: &str, hook: &str) -> HookMetric {
+        HookMetric(self.metrics.hook_handles(extension, hook))
+    }
+
     /// `/metrics` as served.
     pub fn render(&self) -> String {
         self.metrics.render()
@@ -98,4 +118,126 @@ impl MetricsFixture {
 
 async fn answer(axum::extract::Path(code): axum::extract::Path<u16>) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
+}
+
+/// One hook's pre-resolved metric handles.
+pub struct HookMetric(HookHandles);
+
+impl std::fmt::Debug for HookMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookMetric").finish_non_exhaustive()
+    }
+}
+
+impl HookMetric {
+    /// Records one successful call that took `elapsed`, as every hook call does.
+    pub fn record(&self, elapsed: Duration) {
+        self.0.record(elapsed, false);
+    }
+}
+
+/// An extension's gate, open.
+#[derive(Debug)]
+pub struct Gate(Slot);
+
+impl Default for Gate {
+    fn default() -> Self {
+        let slot = Slot::new();
+        slot.set(ExtensionState::Running);
+        Self(slot)
+    }
+}
+
+impl Gate {
+    /// The check every extension request (and every hook call) makes.
+    pub fn is_open(&self) -> bool {
+        self.0.is_open()
+    }
+}
+
+/// A rate limit at a quota no benchmark exhausts, with `clients` distinct identities to key by.
+#[derive(Debug)]
+pub struct RateLimitFixture {
+    limit: RateLimit,
+    keys: Vec<ClientKey>,
+}
+
+impl RateLimitFixture {
+    /// One bucket for every caller (`per_client = false`).
+    pub fn shared() -> Self {
+        Self::new(false, 1)
+    }
+
+    /// One bucket per caller (`per_client = true`), with `clients` callers taking turns.
+    pub fn per_client(clients: usize) -> Self {
+        Self::new(true, clients)
+    }
+
+    fn new(per_client: bool, clients: usize) -> Self {
+        let config = RateLimitConfig { per_second: u32::MAX, burst: u32::MAX, per_client };
+        let limit = RateLimit::new("bench", config).unwrap_or_else(|e| panic!("{e}"));
+        let keys = (0..clients.max(1)).map(|i| ClientKey::Identity(format!("user-{i}").into())).collect();
+        let fixture = Self { limit, keys };
+        for i in 0..fixture.keys.len() {
+            fixture.check(i);
+        }
+        fixture
+    }
+
+    /// Takes one request from the bucket of caller `i % clients` (the key is cloned, as the
+    /// request path does); `true` when allowed.
+    pub fn check(&self, i: usize) -> bool {
+        let key = self.keys[i % self.keys.len()].clone();
+        matches!(self.limit.check(&key), Decision::Allowed { .. })
+    }
+}
+
+/// A `pre_request` chain of `n` filters, one per extension (each behind its own open gate, with
+/// its metric handles attached), each reading a header, as they apply to `/ext/target/ping`.
+pub struct HookChainFixture {
+    chains: Chains,
+    target: Arc<str>,
+    _gates: Vec<Arc<Slot>>,
+}
+
+impl std::fmt::Debug for HookChainFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookChainFixture").finish_non_exhaustive()
+    }
+}
+
+const CHAIN_PATH: &str = "/ext/target/ping";
+
+impl HookChainFixture {
+    /// Registers the `n` filters through the public [`Registrar`](crate::Registrar) API.
+    pub fn new(n: usize) -> Self {
+        let mut specs = Vec::new();
+        let mut gates = Vec::new();
+        let names: Vec<String> = (0..n).map(|i| format!("hooks{i}")).collect();
+        for name in &names {
+            let mut r = crate::registrar::Registrar::new(name);
+            r.pre_request(crate::Hook::new("read"), |_cx, req: crate::HookRequest| async move {
+                let _ = req.header("x-user");
+                Ok(())
+            });
+            let slot = Arc::new(Slot::new());
+            slot.set(ExtensionState::Running);
+            gates.push(slot.clone());
+            let cx = crate::Context::new_test(name);
+            specs.extend(r.hooks.into_iter().map(|spec| (cx.clone(), slot.clone(), spec)));
+        }
+        let registry = Registry::new(specs);
+        let metrics = Metrics::new(names.iter().map(|n| (n.as_str(), Vec::new())));
+        registry.attach_metrics(&metrics);
+        Self { chains: registry.chains_for("target"), target: "target".into(), _gates: gates }
+    }
+
+    /// Runs the chain over a fresh request head; `true` when no filter answered early.
+    pub async fn run(&self) -> bool {
+        let req = axum::http::Request::get(CHAIN_PATH).header("x-user", "bench").body(());
+        let (parts, ()) = req.expect("a constant, valid request").into_parts();
+        let mut head = Head::Plain(parts);
+        let chain = self.chains.get(HookPoint::PreRequest);
+        run_request_filters(chain, CHAIN_PATH, &mut head, &self.target, FailMode::Open).await.is_ok()
+    }
 }

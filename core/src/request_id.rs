@@ -8,7 +8,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -22,9 +23,20 @@ tokio::task_local! {
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
-    /// A fresh random id.
+    /// A fresh id: 32 lowercase hex digits, a random prefix drawn once per process followed by
+    /// a counter, so ids are unique across replicas and restarts and sort by arrival within one
+    /// process. (A random UUID per request cost a `getrandom` system call on every request.)
     pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string().into())
+        static PREFIX: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut hex = [0u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            let (word, shift) = if i < 16 { (prefix, 60 - 4 * i) } else { (n, 60 - 4 * (i - 16)) };
+            *digit = b"0123456789abcdef"[((word >> shift) & 0xf) as usize];
+        }
+        Self(hex.iter().map(|&b| char::from(b)).collect::<String>().into())
     }
 
     /// The id as text.
@@ -86,5 +98,16 @@ mod tests {
         assert!(RequestId::from_client(&HeaderValue::from_static("")).is_none());
         let long = HeaderValue::from_str(&"x".repeat(129)).expect("ascii");
         assert!(RequestId::from_client(&long).is_none());
+    }
+
+    #[test]
+    fn generated_ids_are_distinct_32_hex_digit_strings() {
+        let ids: Vec<String> = (0..1000).map(|_| RequestId::generate().to_string()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 }

@@ -172,12 +172,16 @@ impl ExtensionMetrics {
 
     /// Starts metering one request: counts it in flight and finds its route's handles.
     pub(crate) fn start<B>(&self, req: &Request<B>) -> RequestMeter<'_> {
+        let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+        self.start_route(req.method(), route)
+    }
+
+    /// [`ExtensionMetrics::start`] for a request matched to `route` (a template), if any.
+    pub(crate) fn start_route(&self, method: &Method, route: Option<&str>) -> RequestMeter<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let handles = req
-            .extensions()
-            .get::<MatchedPath>()
-            .and_then(|p| self.routes.get(p.as_str()))
-            .and_then(|methods| methods.iter().find(|(m, _)| m == req.method()))
+        let handles = route
+            .and_then(|r| self.routes.get(r))
+            .and_then(|methods| methods.iter().find(|(m, _)| m == method))
             .map(|(_, h)| h);
         RequestMeter { owner: self, handles, started: Instant::now(), finished: false }
     }
