@@ -169,17 +169,7 @@ impl Isolator {
         let size = size.max(1);
         match self.mode {
             Isolation::Schema => {
-                let mut tx = self.admin.begin().await.map_err(provision_err(extension))?;
-                sqlx::query("select pg_advisory_xact_lock($1)")
-                    .bind(LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(provision_err(extension))?;
-                (&mut *tx)
-                    .execute(sqlx::raw_sql(&format!("create schema if not exists \"{schema}\"")))
-                    .await
-                    .map_err(provision_err(extension))?;
-                tx.commit().await.map_err(provision_err(extension))?;
+                self.locked_ddl(extension, &format!("create schema if not exists \"{schema}\"")).await?;
                 let options = self.options.clone().options([("search_path", schema.as_str())]);
                 let pool =
                     pool_options(size).connect_with(options).await.map_err(provision_err(extension))?;
@@ -301,16 +291,20 @@ impl Isolator {
     }
 
     async fn set_password(&self, extension: &str, role: &str, password: &str) -> Result<(), IsolationError> {
+        // The password is hex (an HMAC), so it needs no quoting beyond the literal's quotes.
+        self.locked_ddl(extension, &format!("alter role \"{role}\" password '{password}'")).await
+    }
+
+    /// Runs `sql` in its own transaction under the migration advisory lock, so DDL from
+    /// concurrent replicas never interleaves.
+    async fn locked_ddl(&self, extension: &str, sql: &str) -> Result<(), IsolationError> {
         let mut tx = self.admin.begin().await.map_err(provision_err(extension))?;
         sqlx::query("select pg_advisory_xact_lock($1)")
             .bind(LOCK_KEY)
             .execute(&mut *tx)
             .await
             .map_err(provision_err(extension))?;
-        (&mut *tx)
-            .execute(sqlx::raw_sql(&format!("alter role \"{role}\" password '{password}'")))
-            .await
-            .map_err(provision_err(extension))?;
+        (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(provision_err(extension))?;
         tx.commit().await.map_err(provision_err(extension))
     }
 
