@@ -13,7 +13,7 @@ use sqlx::{Connection, Executor, PgPool};
 
 use crate::config::{Config, Isolation};
 use crate::db::database::Database;
-use crate::db::migrate::{LOCK_KEY, Ledger};
+use crate::db::migrate::{self, Ledger};
 use crate::secret::{HostSecret, SecretError};
 
 /// Connections in an extension's pool when `quotas.db_connections` is not set.
@@ -131,11 +131,7 @@ impl Isolator {
             return Err(IsolationError::CannotCreateRoles { user });
         }
         let mut tx = self.admin.begin().await.map_err(provision_err("*"))?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(provision_err("*"))?;
+        migrate::lock(&mut tx).await.map_err(provision_err("*"))?;
         // GRANT/REVOKE on the database are idempotent; the lock keeps replicas from racing on
         // the same catalog row ("tuple concurrently updated").
         (&mut *tx).execute(sqlx::raw_sql(
@@ -237,11 +233,7 @@ impl Isolator {
     ) -> Result<(), IsolationError> {
         let mut conn = self.admin.acquire().await.map_err(provision_err(extension))?;
         let mut tx = conn.begin().await.map_err(provision_err(extension))?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(provision_err(extension))?;
+        migrate::lock(&mut tx).await.map_err(provision_err(extension))?;
         let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
             .bind(role)
             .fetch_one(&mut *tx)
@@ -299,11 +291,7 @@ impl Isolator {
     /// concurrent replicas never interleaves.
     async fn locked_ddl(&self, extension: &str, sql: &str) -> Result<(), IsolationError> {
         let mut tx = self.admin.begin().await.map_err(provision_err(extension))?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(provision_err(extension))?;
+        migrate::lock(&mut tx).await.map_err(provision_err(extension))?;
         (&mut *tx).execute(sqlx::raw_sql(sql)).await.map_err(provision_err(extension))?;
         tx.commit().await.map_err(provision_err(extension))
     }
@@ -315,11 +303,7 @@ impl Isolator {
         let schema = schema_name(extension);
         let role = self.role_name(extension);
         let mut tx = self.admin.begin().await.map_err(provision_err(extension))?;
-        sqlx::query("select pg_advisory_xact_lock($1)")
-            .bind(LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(provision_err(extension))?;
+        migrate::lock(&mut tx).await.map_err(provision_err(extension))?;
         (&mut *tx)
             .execute(sqlx::raw_sql(&format!("drop schema if exists \"{schema}\" cascade")))
             .await

@@ -128,12 +128,18 @@ pub(crate) enum Ledger {
 }
 
 /// Lock key for all migration work of one database; any constant works, this one spells annex.
-pub(crate) const LOCK_KEY: i64 = 0x0061_6e6e_6578;
+const LOCK_KEY: i64 = 0x0061_6e6e_6578;
+
+/// Takes the migration advisory lock for the rest of the transaction `tx` belongs to. All
+/// schema work (migrations, roles, schemas, purge) takes it, so replicas never interleave DDL.
+pub(crate) async fn lock(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await.map(drop)
+}
 
 /// Creates the `annex` schema and the tracking tables if absent.
 async fn bootstrap(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let mut tx = conn.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+    lock(&mut tx).await?;
     (&mut *tx)
         .execute(sqlx::raw_sql(
             r#"
@@ -276,7 +282,7 @@ pub(crate) async fn up(
     for m in migrations.iter() {
         let mut tx = conn.begin().await?;
         // Taken per step and re-checked under the lock: a replica that lost the race skips.
-        sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+        lock(&mut tx).await?;
         let checksum = m.checksum();
         if let Some(recorded) = sqlx::query_scalar::<_, String>(ledger.recorded_sql())
             .bind(scope)
@@ -363,7 +369,7 @@ pub(crate) async fn down(
     let mut done = Vec::new();
     for (m, down_sql) in plan {
         let mut tx = conn.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock($1)").bind(LOCK_KEY).execute(&mut *tx).await?;
+        lock(&mut tx).await?;
         if sqlx::query_scalar::<_, String>(ledger.recorded_sql())
             .bind(scope)
             .bind(m.version)
