@@ -12,10 +12,11 @@ use axum::middleware::{self, Next};
 use axum::routing::get;
 
 use crate::config::RateLimitConfig;
-use crate::gate::{ExtensionState, Slot};
-use crate::hooks::{Chains, FailMode, Head, HookPoint, Registry, run_request_filters};
-use crate::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
-use crate::rate_limit::{ClientKey, Decision, RateLimit};
+use crate::extension::gate::{ExtensionState, Slot};
+use crate::extension::hooks::HookPoint;
+use crate::http::hook_chain::{Chains, FailMode, Head, Registry, run_request_filters};
+use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
+use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
 
 /// A registry with `extensions` extensions sharing `routes` routes, each route with a few
 /// recorded status codes, as after some traffic.
@@ -215,8 +216,8 @@ impl HookChainFixture {
         let mut gates = Vec::new();
         let names: Vec<String> = (0..n).map(|i| format!("hooks{i}")).collect();
         for name in &names {
-            let mut r = crate::registrar::Registrar::new(name);
-            r.pre_request(crate::Hook::new("read"), |_cx, req: crate::HookRequest| async move {
+            let mut r = crate::extension::registrar::Registrar::new(name);
+            r.pre_request(crate::Hook::new("read"), |_cx, req: crate::hooks::HookRequest| async move {
                 let _ = req.header("x-user");
                 Ok(())
             });

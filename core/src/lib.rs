@@ -39,96 +39,27 @@ compile_error!(
      `panic = \"abort\"` from your Cargo profile)"
 );
 
-mod admin;
-mod admin_api;
-mod admin_ops;
-mod api_error;
-mod audit;
-mod config;
-mod config_schema;
-mod context;
-mod control;
+pub mod admin;
+pub mod config;
 mod db;
-mod error;
-mod events;
-mod extension;
-mod gate;
-mod health;
-mod health_monitor;
-mod hooks;
-mod host;
-mod metadata;
-mod metrics;
-mod middleware;
-mod migration_admin;
-mod migrations;
-mod ops;
-mod panic;
-mod permissions;
+pub mod extension;
+pub mod host;
+mod http;
+mod limits;
+mod observe;
 mod plan;
-mod preflight;
-mod quota;
-mod rate_limit;
-mod registrar;
-mod registration;
-mod replica_sync;
-mod request_id;
-mod request_path;
-mod router;
-mod secret;
-mod stats;
-mod storage;
-mod tasks;
+mod runtime;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use admin::{Admin, ExtensionRecord};
-pub use admin_ops::{ExtensionDetails, ExtensionFigures, HealthReport};
-pub use api_error::ApiError;
-pub use audit::AuditEntry;
-pub use config::{
-    Config, ConfigError, DatabaseConfig, ExtensionConfig, HealthConfig, Isolation, LogConfig, LogFormat,
-    QuotaConfig, RateLimitConfig, ServerConfig,
-};
-pub use config_schema::{SchemaViolation, check_config};
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
-pub use control::ControlError;
-pub use db::isolation::IsolationError;
-pub use db::migrate::{MigrationError, MigrationStep, StepAction};
-pub use db::ops_store::HealthCheck;
-pub use db::private_postgres::{PostgresError, PrivatePostgres};
-pub use error::HostError;
-pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
-pub use extension::{BoxError, Extension, ExtensionResult};
-pub use gate::ExtensionState;
-pub use health::{Health, HealthStatus};
-pub use hooks::{
-    Completed, ErrorKind, Hook, HookInfo, HookPoint, HookRequest, HookResponse, Identity, RequestError,
-    RequestInfo,
-};
-pub use host::{ExtensionStatus, Host, HostBuilder};
-pub use metadata::{Dependency, Metadata};
-pub use middleware::Next;
-pub use migration_admin::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};
-pub use migrations::{Migration, Migrations};
-pub use permissions::PermissionError;
-pub use plan::{PlanError, PlanErrors, validate};
-pub use preflight::{Problem, preflight};
-pub use quota::{LimitsError, ResourceUsage};
-pub use registrar::{Registrar, RouteRef};
-pub use registration::{Registration, RegistrationError, compiled_in};
-pub use request_id::{REQUEST_ID_HEADER, RequestId};
-pub use secret::SecretError;
-pub use stats::ExtensionStats;
-pub use storage::{Storage, StorageError};
+#[cfg(test)]
+mod layering_tests;
 
-/// The permission names annex itself checks. Extensions declare them with
-/// [`Metadata::permission`]; operators grant them in `[extensions.<name>] permissions`.
-pub mod permission {
-    pub use crate::permissions::{
-        DATABASE, EVENTS_PUBLISH, EVENTS_SUBSCRIBE, HOOKS_AUTH, HOOKS_GLOBAL, HTTP_OUTBOUND, STORAGE,
-    };
-}
+pub use extension::hooks::{self, Hook, Identity, Next};
+pub use extension::{
+    ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Metadata, Migration,
+    Migrations, Registrar, RequestId, Storage, permission,
+};
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.
 pub use async_trait::async_trait;
@@ -138,11 +69,14 @@ pub use async_trait::async_trait;
 /// crate at compile time. See [`Migrations`].
 pub use annex_core_macros::migrations;
 
+/// Fixtures for `core/benches/`: crate internals wrapped just enough to be measured.
+#[cfg(feature = "bench")]
 #[doc(hidden)]
-#[path = "bench_support.rs"]
+#[path = "bench.rs"]
 pub mod __bench;
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::extension::registration::Registration;
     pub use inventory;
 }

@@ -3,14 +3,14 @@
 
 use serde::Serialize;
 
-use crate::admin::Admin;
-use crate::audit::{self, AuditEntry};
+use crate::admin::client::Admin;
+use crate::db::error::DbError;
 use crate::db::extension_db::{self, OpenError};
 use crate::db::isolation::{IsolationError, Isolator, schema_name};
 use crate::db::migrate::{MigrationError, MigrationStep};
 use crate::db::state;
-use crate::error::HostError;
-use crate::migrations::Migrations;
+use crate::extension::migrations::Migrations;
+use crate::observe::audit::{self, AuditEntry};
 
 /// Why an operator command on an extension's database failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum ExtensionDbError {
     Migration(#[from] MigrationError),
     /// The database failed.
     #[error(transparent)]
-    Host(#[from] HostError),
+    Database(#[from] DbError),
 }
 
 impl From<OpenError> for ExtensionDbError {
@@ -49,7 +49,7 @@ impl From<OpenError> for ExtensionDbError {
 
 impl From<sqlx::Error> for ExtensionDbError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Host(HostError::Database(e))
+        Self::Database(DbError::Query(e))
     }
 }
 
@@ -101,16 +101,15 @@ pub struct MigrationHistoryEntry {
 
 impl Admin {
     fn compiled_migrations(&self, name: &str) -> Result<&Migrations, ExtensionDbError> {
-        self.migrations.get(name).ok_or_else(|| ExtensionDbError::NotCompiledIn(name.to_owned()))
+        self.controller()
+            .catalog()
+            .get(name)
+            .map(|d| &d.migrations)
+            .ok_or_else(|| ExtensionDbError::NotCompiledIn(name.to_owned()))
     }
 
     async fn isolator(&self) -> Result<Isolator, ExtensionDbError> {
-        Ok(Isolator::prepare(&self.db, &self.config).await?)
-    }
-
-    /// The compiled-in extensions, by name.
-    pub fn extension_names(&self) -> Vec<String> {
-        self.migrations.keys().cloned().collect()
+        Ok(Isolator::prepare(&self.db, self.controller().config()).await?)
     }
 
     /// Applies the pending migrations of `name` as its own role; `progress` sees each step.
@@ -158,7 +157,7 @@ impl Admin {
         .bind(name)
         .fetch_all(pool)
         .await?;
-        let compiled = self.migrations.get(name);
+        let compiled = self.controller().catalog().get(name).map(|d| &d.migrations);
         if compiled.is_none() && applied.is_empty() && !self.is_known(name).await? {
             return Err(ExtensionDbError::NotCompiledIn(name.to_owned()));
         }

@@ -1,5 +1,12 @@
 //! `annex.toml`, environment overrides and defaults. No file is needed to run.
 
+pub(crate) mod admin_token;
+pub(crate) mod schema;
+pub(crate) mod secret;
+
+pub use schema::{SchemaViolation, check_config};
+
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

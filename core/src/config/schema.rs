@@ -40,6 +40,26 @@ pub fn check_config(
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
+/// Checks an extension's config as every entry point must (the admin API, the CLI, annex.toml):
+/// a JSON object, fitting the extension's schema if it declares one.
+pub(crate) fn check_extension_config(
+    schema: Option<&serde_json::Value>,
+    config: &serde_json::Value,
+) -> Result<(), Vec<SchemaViolation>> {
+    let kind = match config {
+        serde_json::Value::Object(_) => return check_config(schema, config),
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+    };
+    Err(vec![SchemaViolation {
+        pointer: String::new(),
+        message: format!("an extension's config must be a JSON object (a table in annex.toml), not {kind}"),
+    }])
+}
+
 /// Whether `schema` compiles as a JSON Schema; the error says why not.
 pub(crate) fn schema_problem(schema: &serde_json::Value) -> Option<String> {
     jsonschema::validator_for(schema).err().map(|e| e.to_string())

@@ -9,8 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::Config;
 use crate::db::host_migrations::{HOST_SCOPE, host_migrations};
 use crate::db::migrate;
-use crate::db::private_postgres::{Durability, PrivatePostgres};
-use crate::error::HostError;
+use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
+use crate::db::error::DbError;
 
 /// The host's connection pool, and the private server if annex runs one.
 #[derive(Debug)]
@@ -29,15 +29,15 @@ fn application_name() -> String {
 impl Database {
     /// Connects (starting the private server if no URL is configured) and applies the host's
     /// own migrations.
-    pub(crate) async fn open(config: &Config) -> Result<Self, HostError> {
+    pub(crate) async fn open(config: &Config) -> Result<Self, DbError> {
         let (options, private) = match &config.database.url {
-            Some(url) => (PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?, None),
+            Some(url) => (PgConnectOptions::from_str(url).map_err(DbError::Url)?, None),
             None => {
                 let dir = config.data_dir.clone();
                 let pg =
                     tokio::task::spawn_blocking(move || PrivatePostgres::ensure(&dir, Durability::default()))
                         .await
-                        .map_err(|e| HostError::Internal(e.to_string()))??;
+                        .map_err(|e| PostgresError::Command { step: "starting the private PostgreSQL".into(), detail: e.to_string() })??;
                 (pg.connect_options("postgres"), Some(pg))
             }
         };
@@ -49,7 +49,7 @@ impl Database {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
-            .map_err(HostError::Connect)?;
+            .map_err(DbError::Connect)?;
         migrate::apply(&pool, HOST_SCOPE, &host_migrations()).await?;
         Ok(Self { pool, options, private })
     }

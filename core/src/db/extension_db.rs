@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 use crate::db::isolation::{IsolationError, Isolator};
 use crate::db::migrate::{self, MigrationError, MigrationStep, Progress};
-use crate::migrations::Migrations;
+use crate::extension::migrations::Migrations;
 
 /// Why an extension's database could not be opened.
 #[derive(Debug, thiserror::Error)]

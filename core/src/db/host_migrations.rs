@@ -1,6 +1,6 @@
 //! The host's own migrations, embedded from `migrations/` at the workspace root.
 
-use crate::migrations::{Migration, Migrations};
+use crate::extension::migrations::{Migration, Migrations};
 
 /// The scope under which the host's own steps are tracked.
 pub(crate) const HOST_SCOPE: &str = "annex";

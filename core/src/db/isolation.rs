@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor, PgPool};
 use crate::config::{Config, Isolation};
 use crate::db::database::Database;
 use crate::db::migrate::{self, Ledger};
-use crate::secret::{HostSecret, SecretError};
+use crate::config::secret::{HostSecret, SecretError};
 
 /// Connections in an extension's pool when `quotas.db_connections` is not set.
 pub(crate) const DEFAULT_POOL_SIZE: u32 = 2;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
-use crate::migrations::{Migration, Migrations};
+use crate::extension::migrations::{Migration, Migrations};
 
 /// Why migrations could not be applied or reverted.
 #[derive(Debug, thiserror::Error)]

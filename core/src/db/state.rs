@@ -68,6 +68,17 @@ pub(crate) async fn all(pool: &PgPool) -> Result<Vec<StoredExtension>, sqlx::Err
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
+/// One stored extension, if a host or the CLI ever recorded it.
+pub(crate) async fn one(pool: &PgPool, name: &str) -> Result<Option<StoredExtension>, sqlx::Error> {
+    let row: Option<(String, String, bool, serde_json::Value, String, Option<String>)> = sqlx::query_as(
+        "select name, version, enabled, config, state, last_error from annex.extensions where name = $1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
 impl From<(String, String, bool, serde_json::Value, String, Option<String>)> for StoredExtension {
     fn from(r: (String, String, bool, serde_json::Value, String, Option<String>)) -> Self {
         Self { name: r.0, version: r.1, enabled: r.2, config: r.3, state: r.4, last_error: r.5 }

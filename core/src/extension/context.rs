@@ -9,14 +9,14 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::api_error::ApiError;
-use crate::audit::{self, AuditEntry};
-use crate::events::{Event, EventBus};
-use crate::permissions::{self, Grants, PermissionError};
-use crate::quota::{Limits, ResourceUsage};
-use crate::stats::{Counters, ExtensionStats};
-use crate::storage::Storage;
-use crate::tasks::Tasks;
+use crate::extension::error::ApiError;
+use crate::observe::audit::{self, AuditEntry};
+use crate::extension::events::{Event, EventBus};
+use crate::extension::permissions::{self, Grants, PermissionError};
+use crate::limits::quota::{Limits, ResourceUsage};
+use crate::observe::stats::{Counters, ExtensionStats};
+use crate::extension::storage::{Storage, StorageScope};
+use crate::extension::tasks::Tasks;
 
 /// An extension's handle on the services the host gives it, and nothing more.
 ///
@@ -47,7 +47,7 @@ struct Inner {
     grants: Arc<Grants>,
     limits: Arc<Limits>,
     /// Serialises storage writes so the quota accounting stays exact; `true` once measured.
-    storage_lock: tokio::sync::Mutex<bool>,
+    storage_lock: Arc<tokio::sync::Mutex<bool>>,
 }
 
 /// Host services shared by every context; never handed to extensions directly.
@@ -112,7 +112,7 @@ impl Context {
                 db: OnceLock::new(),
                 grants,
                 limits,
-                storage_lock: tokio::sync::Mutex::new(false),
+                storage_lock: Arc::new(tokio::sync::Mutex::new(false)),
             }),
         }
     }
@@ -180,7 +180,14 @@ impl Context {
     /// Files in the storage directory, within `quotas.storage_bytes`; needs permission
     /// `storage`.
     pub fn storage(&self) -> Storage {
-        Storage::new(self.clone())
+        Storage::new(StorageScope {
+            extension: self.inner.name.clone(),
+            dir: self.inner.storage_dir.clone(),
+            limits: self.inner.limits.clone(),
+            grants: self.inner.grants.clone(),
+            host_pool: self.inner.services.pool.clone(),
+            lock: self.inner.storage_lock.clone(),
+        })
     }
 
     /// Whether the operator granted this extension `permission`.
@@ -256,10 +263,6 @@ impl Context {
         self.inner.services.pool.as_ref()
     }
 
-    pub(crate) fn storage_lock(&self) -> &tokio::sync::Mutex<bool> {
-        &self.inner.storage_lock
-    }
-
     /// Appends `<name>.<action>` on `target` to the audit log, as actor `extension:<name>`.
     /// In a test context without a database this does nothing.
     pub async fn audit(
@@ -295,5 +298,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         parts.extensions.get::<Context>().cloned().ok_or_else(|| {
             ApiError::internal("this handler asked for an extension Context outside /ext/<name>")
         })
+    }
+}
+
+impl From<DatabaseUnavailable> for ApiError {
+    fn from(e: DatabaseUnavailable) -> Self {
+        Self::internal(e.to_string())
     }
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::request_id::RequestId;
+use crate::observe::request_id::RequestId;
 
 /// An HTTP error response in annex's JSON shape. Return it from handlers.
 ///
@@ -86,11 +86,5 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database error in a handler");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "database_error", "a database error occurred")
-    }
-}
-
-impl From<crate::context::DatabaseUnavailable> for ApiError {
-    fn from(e: crate::context::DatabaseUnavailable) -> Self {
-        Self::internal(e.to_string())
     }
 }

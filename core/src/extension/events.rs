@@ -6,7 +6,6 @@
 //! that subscriber only, counted, and logged (first drop, then every 1000th). A slow subscriber
 //! therefore costs at most its queue's memory and never slows the publisher or the others.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -15,9 +14,9 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::context::Context;
-use crate::gate::Slot;
-use crate::panic;
+use crate::extension::gate::Slot;
+use crate::extension::panic;
+use crate::observe::stats::Counters;
 
 /// Events a subscriber's queue holds before new ones are dropped for it.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -49,16 +48,17 @@ impl Event {
     }
 }
 
-/// A subscriber's handler, as stored.
-pub(crate) type EventHandler = Arc<dyn Fn(Context, Event) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Delivers one event to a subscriber (the runtime binds the subscriber's context in).
+pub(crate) type Deliver = Arc<dyn Fn(Event) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// Boxes an async closure into an [`EventHandler`].
-pub(crate) fn handler<F, Fut>(f: F) -> EventHandler
-where
-    F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    Arc::new(move |cx, ev| Box::pin(f(cx, ev)))
+/// One subscription, as the runtime wires it: whose it is, its pattern, the subscriber's gate and
+/// counters, and the bound handler.
+pub(crate) struct Subscription {
+    pub(crate) extension: String,
+    pub(crate) pattern: String,
+    pub(crate) gate: Arc<Slot>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) deliver: Deliver,
 }
 
 /// `*` matches everything; a `*` segment matches one segment, or every remaining segment when it
@@ -102,18 +102,19 @@ impl EventBus {
     /// Adds a subscription and starts the task that drains its queue. Events arrive only while
     /// the subscriber's gate is open (it is running); a panic in the handler is caught, counted
     /// and logged, and the next event is delivered as usual.
-    pub(crate) fn subscribe(&self, cx: Context, slot: Arc<Slot>, pattern: String, handler: EventHandler) {
+    pub(crate) fn subscribe(&self, subscriber: Subscription) {
         let (tx, mut rx) = mpsc::channel::<Event>(QUEUE_CAPACITY);
-        let extension = cx.name().to_owned();
+        let Subscription { extension, pattern, gate, counters, deliver } = subscriber;
+        let name_of_subscriber = extension.clone();
         let task = async move {
             while let Some(event) = rx.recv().await {
-                if !slot.is_open() {
+                if !gate.is_open() {
                     continue;
                 }
                 let name = event.name.clone();
-                if let Err(message) = panic::catch(handler(cx.clone(), event)).await {
-                    crate::stats::Counters::bump(&cx.counters().hook_panics);
-                    tracing::error!(extension = %cx.name(), event = %name, panic = %message, "event handler panicked");
+                if let Err(message) = panic::catch(deliver(event)).await {
+                    Counters::bump(&counters.hook_panics);
+                    tracing::error!(extension = %name_of_subscriber, event = %name, panic = %message, "event handler panicked");
                 }
             }
         };

@@ -12,8 +12,7 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use crate::audit::{self, AuditEntry};
-use crate::hooks::HookPoint;
+use crate::observe::audit::{self, AuditEntry};
 
 /// Permission to use the extension's own database pool.
 pub const DATABASE: &str = "database";
@@ -77,40 +76,6 @@ impl Grants {
     fn first_denial(&self, permission: &str) -> bool {
         self.audited.lock().unwrap_or_else(|p| p.into_inner()).insert(permission.to_owned())
     }
-}
-
-/// Everything `planned` needs: what it declares plus what its registrations imply.
-pub(crate) fn needs_of(planned: &crate::plan::Planned) -> Vec<Need> {
-    let name = planned.metadata.name.as_str();
-    let mut needs: Vec<Need> = Vec::new();
-    let mut add = |permission: &str, why: String| {
-        if !needs.iter().any(|n| n.permission == permission) {
-            needs.push(Need { permission: permission.to_owned(), why });
-        }
-    };
-    for declared in &planned.metadata.permissions {
-        add(declared, "declared in its metadata".into());
-    }
-    if let Some((pattern, _)) = planned.subscriptions.first() {
-        add(EVENTS_SUBSCRIBE, format!("it subscribes to `{pattern}`"));
-    }
-    for spec in &planned.hooks {
-        if matches!(spec.point, HookPoint::Authentication | HookPoint::Authorization) {
-            add(HOOKS_AUTH, format!("it registers the {} hook `{}`", spec.point, spec.hook.id));
-        }
-        if crate::hooks::resolve(&spec.hook, name).1 {
-            add(
-                HOOKS_GLOBAL,
-                format!("its {} hook `{}` sees other extensions' requests", spec.point, spec.hook.id),
-            );
-        }
-    }
-    for spec in &planned.middleware {
-        if crate::hooks::resolve(&spec.hook, name).1 {
-            add(HOOKS_GLOBAL, format!("its middleware `{}` sees other extensions' requests", spec.hook.id));
-        }
-    }
-    needs
 }
 
 /// The enable-time check: every need granted, else a message naming the first missing

@@ -1,14 +1,25 @@
 //! The [`Registrar`]: what an extension declares in [`Extension::register`](crate::Extension::register).
 
+use axum::extract::Request;
 use axum::handler::Handler;
+use axum::response::Response;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use std::future::Future;
+use std::sync::Arc;
 
-use crate::context::Context;
-use crate::events::{self, Event, EventHandler};
-use crate::hooks::{Access, HookSpec};
-use crate::middleware::MiddlewareSpec;
+use futures::future::BoxFuture;
+
+use crate::extension::context::Context;
+use crate::extension::events::Event;
+use crate::extension::hooks::middleware::{MiddlewareFn, MiddlewareSpec, Next};
+use crate::extension::hooks::{
+    ActionFn, Access, Completed, Hook, HookFn, HookPoint, HookRequest, HookResponse, HookSpec, RequestFilterFn,
+    ResponseFilterFn,
+};
+
+/// A subscriber's handler, as registered.
+pub(crate) type EventHandler = Arc<dyn Fn(Context, Event) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// One route an extension declared, relative to its `/ext/<name>` prefix.
 #[derive(Debug)]
@@ -135,7 +146,8 @@ impl Registrar {
         F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.subscriptions.push((pattern.to_owned(), events::handler(handler)));
+        let handler: EventHandler = Arc::new(move |cx, ev| Box::pin(handler(cx, ev)));
+        self.subscriptions.push((pattern.to_owned(), handler));
         self
     }
 
@@ -162,5 +174,136 @@ impl Registrar {
     /// Adds a `DELETE` route.
     pub fn delete<H: Handler<T, ()>, T: 'static>(&mut self, path: &str, handler: H) -> RouteRef<'_> {
         self.route(Method::DELETE, path, handler)
+    }
+}
+
+impl Registrar {
+    fn request_filter<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        let f: RequestFilterFn = Arc::new(move |cx, req| Box::pin(f(cx, req)));
+        self.hooks.push(HookSpec { point, hook, f: HookFn::Request(f) });
+        self
+    }
+
+    fn response_filter<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        let f: ResponseFilterFn = Arc::new(move |cx, res| Box::pin(f(cx, res)));
+        self.hooks.push(HookSpec { point, hook, f: HookFn::Response(f) });
+        self
+    }
+
+    fn action<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let f: ActionFn = Arc::new(move |cx, done| Box::pin(f(cx, done)));
+        self.hooks.push(HookSpec { point, hook, f: HookFn::Action(f) });
+        self
+    }
+
+    /// An `authentication` filter: recognise the caller and
+    /// [`set_identity`](HookRequest::set_identity), or answer early with `Err(response)`.
+    /// Needs permission `hooks:auth`. A panic leaves the request unauthenticated.
+    ///
+    /// ```
+    /// use annex_core::{Hook, HookRequest, Identity, Registrar};
+    /// fn register(r: &mut Registrar) {
+    ///     r.authentication(Hook::new("api_key"), |_cx, req: HookRequest| async move {
+    ///         if let Some(key) = req.header("x-api-key").and_then(|v| v.to_str().ok().map(String::from)) {
+    ///             req.set_identity(Identity::new(key));
+    ///         }
+    ///         Ok(())
+    ///     });
+    /// }
+    /// ```
+    pub fn authentication<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        self.request_filter(HookPoint::Authentication, hook, f)
+    }
+
+    /// An `authorization` filter: deny with `Err(response)` (a 403, say). Needs permission
+    /// `hooks:auth`. A panic denies the request (500): authorization fails closed.
+    pub fn authorization<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        self.request_filter(HookPoint::Authorization, hook, f)
+    }
+
+    /// A `pre_request` filter: change the request, or answer early with `Err(response)`, which
+    /// stops the chain: later filters, middleware and the handler do not run. A panic skips
+    /// this hook only.
+    pub fn pre_request<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        self.request_filter(HookPoint::PreRequest, hook, f)
+    }
+
+    /// A `post_request` filter, after the handler: change the response, or replace it with
+    /// `Err(response)`, which stops the chain. Not run when the handler did not run.
+    pub fn post_request<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        self.response_filter(HookPoint::PostRequest, hook, f)
+    }
+
+    /// A `pre_response` filter, just before the response leaves: runs on every response of
+    /// the extension's routes, early answers and errors included (headers such as CORS).
+    pub fn pre_response<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Response>> + Send + 'static,
+    {
+        self.response_filter(HookPoint::PreResponse, hook, f)
+    }
+
+    /// A `post_response` action: observes every finished request, in a background task with a
+    /// time limit; never delays the client.
+    pub fn post_response<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.action(HookPoint::PostResponse, hook, f)
+    }
+
+    /// An `error` action: observes handler panics, timeouts and 5xx answers, like
+    /// [`post_response`](Registrar::post_response).
+    pub fn on_error<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.action(HookPoint::Error, hook, f)
+    }
+
+    /// Adds a middleware around handlers: on this extension's routes
+    /// ([`Hook::own_routes`]), under a path prefix, or (no prefix) on every extension route.
+    /// Reaching beyond its own routes needs permission `hooks:global`. Middleware runs after
+    /// the `pre_request` hooks, outermost first by priority, then extension name, then id. A
+    /// panic in it answers 500; it is counted as a hook panic.
+    pub fn middleware<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
+    where
+        F: Fn(Context, Request, Next) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let f: MiddlewareFn = Arc::new(move |cx, req, next| Box::pin(f(cx, req, next)));
+        self.middleware.push(MiddlewareSpec { hook, f });
+        self
     }
 }

@@ -32,7 +32,7 @@ macro_rules! register_extension {
     };
     ($ty:ty, $ctor:expr) => {
         $crate::__private::inventory::submit! {
-            $crate::Registration {
+            $crate::__private::Registration {
                 crate_name: ::core::env!("CARGO_PKG_NAME"),
                 constructor: || -> ::std::sync::Arc<dyn $crate::Extension> {
                     let ext: $ty = $ctor;

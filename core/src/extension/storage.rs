@@ -5,8 +5,10 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use crate::context::Context;
-use crate::permissions::{self, PermissionError};
+use std::sync::Arc;
+
+use crate::extension::permissions::{self, Grants, PermissionError};
+use crate::limits::quota::Limits;
 
 /// A storage call that was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,7 @@ pub enum StorageError {
     },
 }
 
-/// The extension's own directory. Get it with [`Context::storage`]; paths are relative to it.
+/// The extension's own directory. Get it with [`Context::storage`](crate::Context::storage); paths are relative to it.
 ///
 /// ```no_run
 /// # async fn f(cx: annex_core::Context) -> Result<(), annex_core::StorageError> {
@@ -69,7 +71,20 @@ pub enum StorageError {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Storage {
-    cx: Context,
+    scope: StorageScope,
+}
+
+/// What storage needs of its extension's context: who it is, where its directory is, its quota
+/// and grants, and the lock that keeps the quota accounting exact.
+#[derive(Debug, Clone)]
+pub(crate) struct StorageScope {
+    pub(crate) extension: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) limits: Arc<Limits>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) host_pool: Option<sqlx::PgPool>,
+    /// `true` once the directory's size was measured.
+    pub(crate) lock: Arc<tokio::sync::Mutex<bool>>,
 }
 
 struct Op {
@@ -178,27 +193,27 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Storage {
-    pub(crate) fn new(cx: Context) -> Self {
-        Self { cx }
+    pub(crate) fn new(scope: StorageScope) -> Self {
+        Self { scope }
     }
 
     fn op(&self, path: &str) -> Result<Op, StorageError> {
-        permissions::require(self.cx.name(), permissions::STORAGE, self.cx.grants(), self.cx.host_pool())?;
-        let extension = self.cx.name().to_owned();
+        permissions::require(self.scope.extension.as_str(), permissions::STORAGE, &self.scope.grants, self.scope.host_pool.as_ref())?;
+        let extension = self.scope.extension.as_str().to_owned();
         let relative = relative(path).map_err(|reason| StorageError::InvalidPath {
             extension: extension.clone(),
             path: path.to_owned(),
             reason,
         })?;
-        Ok(Op { extension, path: path.to_owned(), root: self.cx.storage_dir().to_owned(), relative })
+        Ok(Op { extension, path: path.to_owned(), root: self.scope.dir.as_path().to_owned(), relative })
     }
 
     /// Measures the directory once per run; later calls keep the figure up to date.
     async fn measured(&self, scanned: &mut bool) -> Result<u64, StorageError> {
-        let used = &self.cx.limits().storage_used;
+        let used = &self.scope.limits.storage_used;
         if !*scanned {
-            let root = self.cx.storage_dir().to_owned();
-            let extension = self.cx.name().to_owned();
+            let root = self.scope.dir.as_path().to_owned();
+            let extension = self.scope.extension.as_str().to_owned();
             let size = blocking(move || {
                 dir_size(&root).map_err(|source| StorageError::Io {
                     extension,
@@ -219,9 +234,9 @@ impl Storage {
     pub async fn write(&self, path: &str, data: impl Into<Vec<u8>>) -> Result<(), StorageError> {
         let op = self.op(path)?;
         let data = data.into();
-        let mut scanned = self.cx.storage_lock().lock().await;
+        let mut scanned = self.scope.lock.lock().await;
         let used = self.measured(&mut scanned).await?;
-        let quota = self.cx.limits().storage_quota();
+        let quota = self.scope.limits.storage_quota();
         let now = blocking(move || {
             let target = op.confine()?;
             let old = op.size_of(&target)?;
@@ -244,7 +259,7 @@ impl Storage {
             Ok(would_use)
         })
         .await?;
-        self.cx.limits().storage_used.store(now, Ordering::Relaxed);
+        self.scope.limits.storage_used.store(now, Ordering::Relaxed);
         Ok(())
     }
 
@@ -261,7 +276,7 @@ impl Storage {
     /// Removes a file; a missing file is not an error.
     pub async fn remove(&self, path: &str) -> Result<(), StorageError> {
         let op = self.op(path)?;
-        let mut scanned = self.cx.storage_lock().lock().await;
+        let mut scanned = self.scope.lock.lock().await;
         let used = self.measured(&mut scanned).await?;
         let now = blocking(move || {
             let target = op.confine()?;
@@ -273,14 +288,14 @@ impl Storage {
             }
         })
         .await?;
-        self.cx.limits().storage_used.store(now, Ordering::Relaxed);
+        self.scope.limits.storage_used.store(now, Ordering::Relaxed);
         Ok(())
     }
 
     /// Bytes the directory holds.
     pub async fn used(&self) -> Result<u64, StorageError> {
-        permissions::require(self.cx.name(), permissions::STORAGE, self.cx.grants(), self.cx.host_pool())?;
-        let mut scanned = self.cx.storage_lock().lock().await;
+        permissions::require(self.scope.extension.as_str(), permissions::STORAGE, &self.scope.grants, self.scope.host_pool.as_ref())?;
+        let mut scanned = self.scope.lock.lock().await;
         self.measured(&mut scanned).await
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use crate::panic;
-use crate::stats::Counters;
+use crate::extension::panic;
+use crate::observe::stats::Counters;
 
 #[derive(Debug, Default)]
 pub(crate) struct Tasks {
@@ -36,7 +36,7 @@ impl Tasks {
         Counters::bump(&counters.tasks_spawned);
         let name = extension.to_owned();
         let task = async move {
-            if let Err(message) = panic::catch(crate::metrics::measured(&counters.busy_nanos, fut)).await {
+            if let Err(message) = panic::catch(crate::observe::metrics::measured(&counters.busy_nanos, fut)).await {
                 Counters::bump(&counters.task_panics);
                 tracing::error!(extension = %name, panic = %message, "background task panicked");
             }

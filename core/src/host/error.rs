@@ -1,13 +1,13 @@
 //! [`HostError`]: why the host could not start or run.
 
 use crate::config::ConfigError;
-use crate::db::isolation::IsolationError;
-use crate::db::migrate::MigrationError;
-use crate::db::private_postgres::PostgresError;
+use crate::config::admin_token::AdminTokenError;
+use crate::db::error::DbError;
+use crate::extension::registration::RegistrationError;
+use crate::limits::quota::LimitsError;
 use crate::plan::PlanErrors;
-use crate::registration::RegistrationError;
 
-/// Why the host could not start.
+/// Why the host could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// The compiled-in set is invalid (names, versions, dependencies, routes).
@@ -19,27 +19,15 @@ pub enum HostError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// `database.url` could not be parsed.
-    #[error("database.url (or DATABASE_URL) is not a valid PostgreSQL URL: {0}")]
-    DatabaseUrl(#[source] sqlx::Error),
-    /// The database could not be reached.
-    #[error("cannot connect to PostgreSQL: {0}")]
-    Connect(#[source] sqlx::Error),
-    /// A database call failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The private PostgreSQL could not be run.
+    /// The database could not be opened, migrated, isolated or used.
     #[error(transparent)]
-    Postgres(#[from] PostgresError),
-    /// The host's own migrations failed.
-    #[error(transparent)]
-    Migration(#[from] MigrationError),
-    /// Extensions cannot be isolated in the database as configured.
-    #[error(transparent)]
-    Isolation(#[from] IsolationError),
+    Database(#[from] DbError),
     /// A rate limit or quota in the config cannot be applied.
     #[error(transparent)]
-    Limits(#[from] crate::quota::LimitsError),
+    Limits(#[from] LimitsError),
+    /// The admin token could not be read or generated.
+    #[error(transparent)]
+    AdminToken(#[from] AdminTokenError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -52,4 +40,10 @@ pub enum HostError {
     /// A bug in annex itself.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<sqlx::Error> for HostError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Database(DbError::Query(e))
+    }
 }

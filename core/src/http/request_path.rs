@@ -12,19 +12,20 @@ use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use crate::api_error::ApiError;
-use crate::context::Context;
-use crate::gate::Slot;
-use crate::hooks::{
-    Access, Chains, Completed, ErrorKind, FailMode, Head, HookPoint, Identity, Registry, RequestError,
-    RequestInfo, run_request_filters, run_response_filters, spawn_actions,
+use crate::extension::error::ApiError;
+use crate::extension::context::Context;
+use crate::extension::gate::Slot;
+use crate::config::admin_token::AdminToken;
+use crate::extension::hooks::{Access, Completed, ErrorKind, HookPoint, Identity, RequestError, RequestInfo};
+use crate::http::hook_chain::{
+    Chains, FailMode, Head, Registry, run_request_filters, run_response_filters, spawn_actions,
 };
-use crate::host::Managed;
-use crate::metrics::{ErrorType, ExtensionMetrics};
-use crate::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
-use crate::rate_limit::{ClientKey, Decision, RateLimit};
-use crate::request_id::RequestId;
-use crate::stats::Counters;
+use crate::runtime::lifecycle::Managed;
+use crate::observe::metrics::{ErrorType, ExtensionMetrics};
+use crate::extension::hooks::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
+use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
+use crate::observe::request_id::RequestId;
+use crate::observe::stats::Counters;
 
 /// What every route of one extension shares, resolved once when the router is built.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub(crate) struct ExtensionPath {
     /// Pre-resolved Prometheus handles (absent only for extensions the registry does not know).
     metrics: Option<Arc<ExtensionMetrics>>,
     /// The admin API token: a request bearing it is identity `admin` with role `admin`.
-    admin_token: Arc<str>,
+    admin_token: AdminToken,
 }
 
 impl ExtensionPath {
@@ -46,13 +47,13 @@ impl ExtensionPath {
         hooks: &Registry,
         middleware: &MiddlewareSet,
         metrics: Option<Arc<ExtensionMetrics>>,
-        admin_token: Arc<str>,
+        admin_token: AdminToken,
     ) -> Self {
-        let name = m.metadata.name.as_str();
+        let name = m.name();
         Self {
             name: name.into(),
-            slot: m.slot.clone(),
-            cx: m.cx.clone(),
+            slot: m.slot().clone(),
+            cx: m.cx().clone(),
             chains: hooks.chains_for(name),
             middleware: middleware.for_extension(name),
             metrics,
@@ -274,7 +275,7 @@ async fn inner(
     let (mut parts, body) = req.into_parts();
     // The operator's admin token authenticates on extension routes too (identity `admin`, role
     // `admin`), so routes can `require_role("admin")` without an auth extension.
-    if crate::admin_api::bearer_matches(&parts.headers, &ext.admin_token) == Some(true) {
+    if ext.admin_token.matches(&parts.headers) == Some(true) {
         parts.extensions.insert(Identity::new("admin").with_role("admin"));
     }
     let mut head = Head::Plain(parts);
@@ -320,7 +321,7 @@ async fn inner(
             seen.handler_ran = true;
             let handled = Next::new(ext.middleware.clone(), next, ext.cx.clone()).run(req);
             // Busy time: the time spent polling this extension's middleware and handler.
-            let response = crate::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
+            let response = crate::observe::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());

@@ -1,14 +1,14 @@
 //! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
 //!
 //! Layers, outermost first: request id → routing → (per extension route) the request path of
-//! `request_path.rs` (gate, metrics, quotas, rate limit, hooks, middleware) → handler.
+//! `request_path.rs` (gate, quotas, rate limit, hooks, middleware, metrics) → handler.
 //! `docs/request-path.md` has the full order. `/metrics` and the admin API (`/api/v1`, bearer
 //! token) sit beside the extensions.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -19,46 +19,68 @@ use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::api_error::ApiError;
-use crate::error::HostError;
-use crate::host::{HostInner, Managed};
-use crate::panic;
-use crate::request_id;
-use crate::request_path::{self, ExtensionPath};
+use crate::admin::api::{self, ApiState};
+use crate::config::admin_token::AdminToken;
+use crate::extension::error::ApiError;
+use crate::extension::hooks::middleware::MiddlewareSet;
+use crate::extension::panic;
+use crate::http::hook_chain::Registry;
+use crate::http::request_path::{self, ExtensionPath};
+use crate::observe::request_id;
+use crate::runtime::lifecycle::{Managed, Runtime};
 
-pub(crate) fn build(host: &Arc<HostInner>) -> Result<Router, HostError> {
-    // Validation already rejected conflicts; this catch is the last line against a router panic.
-    std::panic::catch_unwind(AssertUnwindSafe(|| build_unchecked(host))).map_err(|p| {
-        HostError::Internal(format!("building the router failed: {}", panic::panic_message(&*p)))
-    })
+/// What the application is built from.
+#[derive(Debug)]
+pub(crate) struct App<'a> {
+    pub(crate) runtime: &'a Arc<Runtime>,
+    pub(crate) hooks: &'a Registry,
+    pub(crate) middleware: &'a MiddlewareSet,
+    pub(crate) admin_token: &'a AdminToken,
+    /// False while starting and once shutdown began: `/ready` answers 503.
+    pub(crate) ready: &'a Arc<AtomicBool>,
 }
 
-fn build_unchecked(host: &Arc<HostInner>) -> Router {
-    let mut app = Router::new()
+/// State of the host endpoints.
+#[derive(Debug, Clone)]
+struct HostState {
+    runtime: Arc<Runtime>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Builds the application; `Err` says why (a bug: validation rejects conflicting routes first).
+pub(crate) fn build(app: &App<'_>) -> Result<Router, String> {
+    // Validation already rejected conflicts; this catch is the last line against a router panic.
+    std::panic::catch_unwind(AssertUnwindSafe(|| build_unchecked(app)))
+        .map_err(|p| format!("building the router failed: {}", panic::panic_message(&*p)))
+}
+
+fn build_unchecked(app: &App<'_>) -> Router {
+    let state = HostState { runtime: app.runtime.clone(), ready: app.ready.clone() };
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(host.clone())
-        .merge(crate::admin_api::router(host));
-    for m in &host.extensions {
-        if let Some(routes) = extension_router(host, m) {
-            app = app.nest(&format!("/ext/{}", m.metadata.name), routes);
+        .with_state(state)
+        .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())));
+    for m in app.runtime.extensions() {
+        if let Some(routes) = extension_router(app, m) {
+            router = router.nest(&format!("/ext/{}", m.name()), routes);
         }
     }
-    app.fallback(not_found)
+    router
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(request_id::assign))
 }
 
-fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
-    if m.routes.is_empty() {
+fn extension_router(app: &App<'_>, m: &Managed) -> Option<Router> {
+    if m.routes().is_empty() {
         return None;
     }
-    let metrics = host.ops.metrics.extension(&m.metadata.name).cloned();
-    let token: Arc<str> = host.ops.admin_token.as_str().into();
-    let path = Arc::new(ExtensionPath::new(m, &host.hooks, &host.middleware, metrics, token));
+    let metrics = app.runtime.metrics().extension(m.name()).cloned();
+    let path = Arc::new(ExtensionPath::new(m, app.hooks, app.middleware, metrics, app.admin_token.clone()));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
-    for spec in &m.routes {
+    for spec in m.routes() {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());
         let merged = match by_path.remove(spec.path.as_str()) {
             Some(existing) => existing.merge(handler),
@@ -71,17 +93,17 @@ fn extension_router(host: &HostInner, m: &Managed) -> Option<Router> {
 
 /// Prometheus text format. Unauthenticated, as scrapers expect; it names extensions and routes
 /// but carries no data. Resource gauges are refreshed here, not on the request path.
-async fn metrics(State(host): State<Arc<HostInner>>) -> Response {
-    crate::metrics::refresh(&host);
+async fn metrics(State(host): State<HostState>) -> Response {
+    host.runtime.refresh_metrics();
     let content_type = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
-    (content_type, host.ops.metrics.render()).into_response()
+    (content_type, host.runtime.metrics().render()).into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn ready(State(host): State<Arc<HostInner>>) -> Response {
+async fn ready(State(host): State<HostState>) -> Response {
     if !host.ready.load(Ordering::Acquire) {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -90,7 +112,7 @@ async fn ready(State(host): State<Arc<HostInner>>) -> Response {
         )
         .into_response();
     }
-    let ping = sqlx::query("select 1").execute(&host.pool);
+    let ping = sqlx::query("select 1").execute(host.runtime.pool());
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -112,7 +134,7 @@ async fn ready(State(host): State<Arc<HostInner>>) -> Response {
         }
     }
     let extensions: serde_json::Map<String, serde_json::Value> =
-        host.extensions.iter().map(|m| (m.metadata.name.clone(), json!(m.slot.state().as_str()))).collect();
+        host.runtime.extensions().iter().map(|m| (m.name().to_owned(), json!(m.state().as_str()))).collect();
     Json(json!({ "status": "ready", "extensions": extensions })).into_response()
 }
 

@@ -13,7 +13,7 @@ use arc_swap::{ArcSwapOption, Guard};
 use serde::Serialize;
 
 use crate::config::{ExtensionConfig, QuotaConfig};
-use crate::rate_limit::RateLimit;
+use crate::limits::rate_limit::RateLimit;
 
 const NONE: u64 = u64::MAX;
 

@@ -17,9 +17,9 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::api_error::ApiError;
+use crate::extension::error::ApiError;
 use crate::config::RateLimitConfig;
-use crate::quota::LimitsError;
+use crate::limits::quota::LimitsError;
 
 /// How often idle per-client keys are pruned.
 pub(crate) const PRUNE_INTERVAL: Duration = Duration::from_secs(60);

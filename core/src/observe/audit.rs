@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 /// One audit entry.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     /// Who: `host`, `cli`, `admin`, or `extension:<name>`.
     pub actor: String,
     /// What: `extension.enabled`, `config.changed`, `<ext>.<action>`, …
@@ -20,18 +20,18 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// An entry with empty details; the current request id is filled in when there is one.
-    pub fn new(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+    pub(crate) fn new(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
         Self {
             actor: actor.into(),
             action: action.into(),
             target: target.into(),
             details: serde_json::Value::Object(Default::default()),
-            request_id: crate::request_id::RequestId::current().map(|r| r.to_string()),
+            request_id: crate::observe::request_id::RequestId::current().map(|r| r.to_string()),
         }
     }
 
     /// Sets the details.
-    pub fn details(mut self, details: serde_json::Value) -> Self {
+    pub(crate) fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
         self
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The header that carries the request id.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 tokio::task_local! {
     static CURRENT: RequestId;
@@ -23,6 +23,9 @@ tokio::task_local! {
 pub struct RequestId(Arc<str>);
 
 impl RequestId {
+    /// The header that carries the request id: `x-request-id`.
+    pub const HEADER: HeaderName = REQUEST_ID_HEADER;
+
     /// A fresh id: 32 lowercase hex digits, a random prefix drawn once per process followed by
     /// a counter, so ids are unique across replicas and restarts and sort by arrival within one
     /// process. (A random UUID per request cost a `getrandom` system call on every request.)

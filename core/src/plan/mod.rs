@@ -3,13 +3,22 @@
 //! Everything here is pure: names, versions, dependencies, cycles and route conflicts are found
 //! before any database or socket is touched, and every problem is reported at once.
 
+pub(crate) mod catalog;
+pub(crate) mod dependents;
+mod hook_check;
+mod needs;
+pub(crate) mod preflight;
+
+pub(crate) use needs::needs_of;
+
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use crate::extension::Extension;
-use crate::metadata::Metadata;
-use crate::registrar::{Registrar, RouteSpec};
+use crate::extension::metadata::Metadata;
+use crate::extension::registrar::{Registrar, RouteSpec};
 
 /// One problem with the compiled-in set of extensions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,9 +163,9 @@ pub(crate) struct Planned {
     pub(crate) extension: Arc<dyn Extension>,
     pub(crate) metadata: Metadata,
     pub(crate) routes: Vec<RouteSpec>,
-    pub(crate) subscriptions: Vec<(String, crate::events::EventHandler)>,
-    pub(crate) hooks: Vec<crate::hooks::HookSpec>,
-    pub(crate) middleware: Vec<crate::middleware::MiddlewareSpec>,
+    pub(crate) subscriptions: Vec<(String, crate::extension::registrar::EventHandler)>,
+    pub(crate) hooks: Vec<crate::extension::hooks::HookSpec>,
+    pub(crate) middleware: Vec<crate::extension::hooks::middleware::MiddlewareSpec>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -236,7 +245,7 @@ impl Plan {
             check_routes(&p.metadata.name, &p.routes, &mut errors);
             let hooks = p.hooks.iter().map(|h| (h.point.as_str(), &h.hook));
             let middleware = p.middleware.iter().map(|m| ("middleware", &m.hook));
-            crate::hooks::check(&p.metadata.name, hooks.chain(middleware), &mut errors);
+            hook_check::check(&p.metadata.name, hooks.chain(middleware), &mut errors);
         }
         if errors.is_empty() {
             match start_order(&planned) {

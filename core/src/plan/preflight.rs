@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::config_schema::{check_config, schema_problem};
+use crate::config::schema::{check_config, schema_problem};
 use crate::extension::Extension;
 use crate::plan;
 
@@ -100,8 +100,8 @@ mod tests {
     use super::preflight;
     use crate::config::Config;
     use crate::extension::Extension;
-    use crate::metadata::Metadata;
-    use crate::migrations::{Migration, Migrations};
+    use crate::extension::metadata::Metadata;
+    use crate::extension::migrations::{Migration, Migrations};
 
     struct Needy;
 

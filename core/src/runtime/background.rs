@@ -1,61 +1,34 @@
-//! The host's operations state: metrics, the admin token, the health book, the control lock and
-//! the background tasks (health monitor, replica sync) that run beside the extensions.
+//! The tasks that run beside the extensions: the health monitor, the replica sync and the
+//! pruning of idle per-client rate-limit keys. Each holds the runtime weakly, so it ends when the
+//! runtime is dropped, or when [`Background::stop`] aborts it at shutdown.
 
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::task::AbortHandle;
 
-use crate::config::Config;
-use crate::error::HostError;
-use crate::health_monitor::HealthBook;
-use crate::host::{HostInner, Managed};
-use crate::metrics::Metrics;
+use crate::limits::rate_limit::PRUNE_INTERVAL;
+use crate::runtime::lifecycle::Runtime;
+use crate::runtime::{health_monitor, replica_sync};
 
-/// Held in [`HostInner`] as `ops`.
-#[derive(Debug)]
-pub(crate) struct Ops {
-    pub(crate) metrics: Metrics,
-    pub(crate) admin_token: String,
-    /// `<hostname>:<pid>`: names this process in health history and metric snapshots.
-    pub(crate) replica: String,
-    /// Serialises enable, disable, config changes and replica sync, so two never interleave.
-    pub(crate) control: tokio::sync::Mutex<()>,
-    pub(crate) health: HealthBook,
+/// The running background tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Background {
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
-impl Ops {
-    pub(crate) fn new(config: &Config, extensions: &[Managed]) -> Result<Self, HostError> {
-        let metrics = Metrics::new(extensions.iter().map(|m| {
-            let routes = m
-                .routes
-                .iter()
-                .map(|r| (r.method.clone(), format!("/ext/{}{}", m.metadata.name, r.path)))
-                .collect();
-            (m.metadata.name.as_str(), routes)
-        }));
-        Ok(Self {
-            metrics,
-            admin_token: crate::admin_api::resolve_token(config)?,
-            replica: replica_name(),
-            control: tokio::sync::Mutex::new(()),
-            health: HealthBook::default(),
-            tasks: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Starts the health monitor and the replica sync. They hold the host weakly and end when
-    /// it is dropped or [`Ops::stop`] is called.
-    pub(crate) fn start(host: &Arc<HostInner>) {
-        let weak: Weak<HostInner> = Arc::downgrade(host);
-        let handles = [
-            tokio::spawn(crate::health_monitor::run(weak.clone())).abort_handle(),
-            tokio::spawn(crate::replica_sync::run(weak)).abort_handle(),
+impl Background {
+    /// Starts the health monitor, the replica sync and the rate-limit pruner.
+    pub(crate) fn start(runtime: &Arc<Runtime>) -> Self {
+        let weak: Weak<Runtime> = Arc::downgrade(runtime);
+        let tasks = vec![
+            tokio::spawn(health_monitor::run(weak.clone())).abort_handle(),
+            tokio::spawn(replica_sync::run(weak.clone())).abort_handle(),
+            tokio::spawn(prune_rate_limits(weak)).abort_handle(),
         ];
-        host.ops.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(handles);
+        Self { tasks: Mutex::new(tasks) }
     }
 
-    /// Stops the background tasks (at shutdown, before extensions stop).
+    /// Stops every task (at shutdown, before the extensions stop). Safe to call twice.
     pub(crate) fn stop(&self) {
         for h in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             h.abort();
@@ -63,16 +36,15 @@ impl Ops {
     }
 }
 
-fn replica_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    // Tests run several hosts in one process; each needs its own name.
-    static HOSTS_IN_PROCESS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    match HOSTS_IN_PROCESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
-        0 => format!("{host}:{}", std::process::id()),
-        n => format!("{host}:{}.{n}", std::process::id()),
+/// Prunes idle per-client rate-limit keys every [`PRUNE_INTERVAL`].
+async fn prune_rate_limits(runtime: Weak<Runtime>) {
+    let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(rt) = runtime.upgrade() else { return };
+        for m in rt.extensions() {
+            m.cx().limits().prune();
+        }
     }
 }

@@ -1,248 +1,180 @@
-//! [`Host`]: validates the compiled-in set, opens the database, starts extensions in
-//! dependency order, serves them, and stops them in reverse order.
+//! The [`Runtime`]: the extensions under management and their lifecycle. It starts each
+//! (permissions, dependencies, its database, `init`, `start`), stops each, applies configs, and
+//! records every state change. What to start or stop is decided by the controller
+//! (`controller.rs`); this file only knows how.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::audit::{self, AuditEntry};
 use crate::config::Config;
-use crate::context::{Context, Services};
-use crate::db::database::Database;
 use crate::db::extension_db;
 use crate::db::isolation::{DEFAULT_POOL_SIZE, Isolator};
-use crate::db::{ops_store, state};
-use crate::error::HostError;
-use crate::events::{Event, EventBus};
+use crate::db::state;
+use crate::extension::context::Context;
+use crate::extension::events::{Event, EventBus};
+use crate::extension::gate::{ExtensionState, Slot};
+use crate::extension::metadata::Metadata;
+use crate::extension::panic;
+use crate::extension::permissions::{self, Need};
+use crate::extension::registrar::RouteSpec;
 use crate::extension::{Extension, ExtensionResult};
-use crate::gate::{ExtensionState, Slot};
-use crate::hooks::{self, HookInfo};
-use crate::metadata::Metadata;
-use crate::middleware::MiddlewareSet;
-use crate::panic;
-use crate::permissions::{self, Grants, Need};
-use crate::plan::Plan;
-use crate::quota::{Limits, LimitsError, ResourceUsage};
-use crate::registrar::RouteSpec;
-use crate::stats::{Counters, ExtensionStats};
+use crate::limits::quota::{Limits, LimitsError};
+use crate::observe::audit::{self, AuditEntry};
+use crate::observe::metrics::{Metrics, Resource};
+use crate::observe::stats::Counters;
+use crate::plan::catalog::Catalog;
+use crate::runtime::health_book::HealthBook;
 
-/// Builds a [`Host`] from a config and a set of extensions.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), annex_core::HostError> {
-/// use annex_core::{Config, Host};
-/// let host = Host::builder(Config::default())
-///     .extensions(annex_core::compiled_in(&[])?)
-///     .start()
-///     .await?;
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
-/// host.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
-/// host.shutdown().await;
-/// # Ok(()) }
-/// ```
-pub struct HostBuilder {
-    config: Config,
-    extensions: Vec<Arc<dyn Extension>>,
-}
-
-impl std::fmt::Debug for HostBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<String> = self.extensions.iter().map(|e| e.metadata().name).collect();
-        f.debug_struct("HostBuilder").field("extensions", &names).finish_non_exhaustive()
-    }
-}
-
-/// A started annex host. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Host {
-    pub(crate) inner: Arc<HostInner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct HostInner {
-    pub(crate) config: Config,
-    pub(crate) pool: PgPool,
-    database: Mutex<Option<Database>>,
-    isolator: Isolator,
-    pub(crate) extensions: Vec<Managed>,
-    pub(crate) ready: AtomicBool,
-    pub(crate) services: Arc<Services>,
-    pub(crate) hooks: hooks::Registry,
-    pub(crate) middleware: MiddlewareSet,
-    /// Metrics, admin token, health monitor and replica sync (see `ops.rs`).
-    pub(crate) ops: crate::ops::Ops,
-}
-
-/// One extension under the host's management.
+/// One extension under management: what it declared, its context and its gate.
 pub(crate) struct Managed {
-    pub(crate) metadata: Metadata,
-    pub(crate) extension: Arc<dyn Extension>,
-    pub(crate) cx: Context,
-    pub(crate) slot: Arc<Slot>,
-    pub(crate) routes: Vec<RouteSpec>,
+    metadata: Metadata,
+    extension: Arc<dyn Extension>,
+    cx: Context,
+    slot: Arc<Slot>,
+    routes: Vec<RouteSpec>,
     /// Permissions it needs (declared and implied by what it registered).
-    pub(crate) needs: Vec<Need>,
+    needs: Vec<Need>,
 }
 
 impl std::fmt::Debug for Managed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Managed")
-            .field("name", &self.metadata.name)
-            .field("state", &self.slot.state())
-            .finish()
+        f.debug_struct("Managed").field("name", &self.metadata.name).field("state", &self.slot.state()).finish()
     }
 }
 
-/// One extension's name, version and state, as the host sees it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExtensionStatus {
-    /// Name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// One-line description.
-    pub description: String,
-    /// Lifecycle state.
-    #[serde(flatten)]
-    pub state: ExtensionState,
-}
+impl Managed {
+    pub(crate) fn new(
+        metadata: Metadata,
+        extension: Arc<dyn Extension>,
+        cx: Context,
+        slot: Arc<Slot>,
+        routes: Vec<RouteSpec>,
+        needs: Vec<Need>,
+    ) -> Self {
+        Self { metadata, extension, cx, slot, routes, needs }
+    }
 
-impl Host {
-    /// Starts building a host.
-    pub fn builder(config: Config) -> HostBuilder {
-        HostBuilder { config, extensions: Vec::new() }
+    pub(crate) fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub(crate) fn extension(&self) -> &dyn Extension {
+        &*self.extension
+    }
+
+    pub(crate) fn cx(&self) -> &Context {
+        &self.cx
+    }
+
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+
+    pub(crate) fn state(&self) -> ExtensionState {
+        self.slot.state()
+    }
+
+    pub(crate) fn routes(&self) -> &[RouteSpec] {
+        &self.routes
     }
 }
 
-impl HostBuilder {
-    /// Adds one extension.
-    pub fn extension(mut self, extension: impl Extension) -> Self {
-        self.extensions.push(Arc::new(extension));
-        self
-    }
+/// The extensions of one host process and what they share.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    config: Arc<Config>,
+    /// The host's own pool: state rows, audit, health history. Never handed to extensions.
+    pool: PgPool,
+    /// Absent in a runtime built without a database (request-path tests): nothing starts.
+    isolator: Option<Isolator>,
+    extensions: Vec<Managed>,
+    bus: Arc<EventBus>,
+    metrics: Metrics,
+    catalog: Arc<Catalog>,
+    /// `<hostname>:<pid>`: names this process in health history and metric snapshots.
+    replica: String,
+    /// Serialises enable, disable, config changes and replica sync, so two never interleave.
+    control: tokio::sync::Mutex<()>,
+    health: HealthBook,
+}
 
-    /// Adds several, such as [`compiled_in`](crate::compiled_in)'s result.
-    pub fn extensions(mut self, extensions: Vec<Arc<dyn Extension>>) -> Self {
-        self.extensions.extend(extensions);
-        self
-    }
-
-    /// Validates the set, opens the database, and starts every enabled extension.
-    ///
-    /// Problems with the set itself (names, versions, dependencies, routes) fail the whole
-    /// start. An extension whose own `init`/`start` fails or panics is marked failed and the
-    /// others start normally.
-    pub async fn start(self) -> Result<Host, HostError> {
-        let plan = Plan::new(self.extensions)?;
-        let config = self.config;
-        let database = Database::open(&config).await?;
-        let isolator = Isolator::prepare(&database, &config).await?;
-        let pool = database.pool.clone();
-        let services = Arc::new(Services { bus: Arc::new(EventBus::default()), pool: Some(pool.clone()) });
-        let mut extensions = Vec::with_capacity(plan.extensions.len());
-        let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
-        let mut prepared = Vec::with_capacity(plan.extensions.len());
-        for p in &plan.extensions {
-            prepared.push(Limits::prepare(&p.metadata.name, &config.extension(&p.metadata.name))?);
-        }
-        for (p, prepared) in plan.extensions.into_iter().zip(prepared) {
-            let name = p.metadata.name.clone();
-            let ext_config = config.extension(&name);
-            let stored = state::register(&pool, &name, &p.metadata.version, ext_config.enabled).await?;
-            let needs = permissions::needs_of(&p);
-            // A `config` in annex.toml is written to the database at start (validated, with a
-            // history entry), so every replica and the CLI see one config; live changes made
-            // later last until a restart brings the file's value back.
-            let mut config_problem = None;
-            let settings = match ext_config.config {
-                Some(file) if file != stored.config => {
-                    match crate::config_schema::check_config(p.extension.config_schema().as_ref(), &file) {
-                        Ok(()) => {
-                            let old =
-                                ops_store::store_config(&pool, &name, &file, "config-file", None).await?;
-                            let entry = AuditEntry::new("config-file", "extension.config_changed", &name)
-                                .details(serde_json::json!({ "old": old, "new": file }));
-                            audit::record_or_log(&pool, entry).await;
-                            file
-                        }
-                        Err(errors) => {
-                            let list: Vec<String> =
-                                errors.iter().map(|e| format!("{}: {}", e.pointer, e.message)).collect();
-                            config_problem = Some(format!(
-                                "its config in annex.toml ([extensions.{name}] config) does not match its schema: {}",
-                                list.join("; ")
-                            ));
-                            stored.config
-                        }
-                    }
-                }
-                Some(file) => file,
-                None => stored.config,
-            };
-            let limits = Arc::new(Limits::unlimited());
-            limits.apply(prepared);
-            let grants = Arc::new(Grants::new(&ext_config.permissions));
-            let storage = config.data_dir.join("ext").join(&name);
-            let cx = Context::new(&name, settings, storage, services.clone(), grants, limits);
-            let slot = Arc::new(Slot::new());
-            for (pattern, handler) in p.subscriptions {
-                services.bus.subscribe(cx.clone(), slot.clone(), pattern, handler);
-            }
-            hook_specs.extend(p.hooks.into_iter().map(|h| (cx.clone(), slot.clone(), h)));
-            middleware_specs.extend(p.middleware.into_iter().map(|m| (cx.clone(), slot.clone(), m)));
-            if !stored.enabled {
-                slot.set(ExtensionState::Disabled);
-            } else if let Some(reason) = config_problem {
-                slot.set(ExtensionState::Failed(reason));
-            }
-            extensions.push(Managed {
-                metadata: p.metadata,
-                extension: p.extension,
-                cx,
-                slot,
-                routes: p.routes,
-                needs,
-            });
-        }
-        let ops = crate::ops::Ops::new(&config, &extensions)?;
-        let hooks = hooks::Registry::new(hook_specs);
-        hooks.attach_metrics(&ops.metrics);
-        let middleware = MiddlewareSet::new(middleware_specs);
-        middleware.attach_metrics(&ops.metrics);
-        let inner = Arc::new(HostInner {
-            ops,
+impl Runtime {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        pool: PgPool,
+        isolator: Option<Isolator>,
+        extensions: Vec<Managed>,
+        bus: Arc<EventBus>,
+        catalog: Arc<Catalog>,
+    ) -> Self {
+        let metrics = Metrics::new(extensions.iter().map(|m| {
+            let routes =
+                m.routes.iter().map(|r| (r.method.clone(), format!("/ext/{}{}", m.name(), r.path))).collect();
+            (m.name(), routes)
+        }));
+        Self {
             config,
             pool,
-            database: Mutex::new(Some(database)),
             isolator,
             extensions,
-            ready: AtomicBool::new(false),
-            services,
-            hooks,
-            middleware,
-        });
-        prune_rate_limits(Arc::downgrade(&inner));
-        inner.start_all().await;
-        inner.ready.store(true, Ordering::Release);
-        crate::ops::Ops::start(&inner);
-        Ok(Host { inner })
+            bus,
+            metrics,
+            catalog,
+            replica: replica_name(),
+            control: tokio::sync::Mutex::new(()),
+            health: HealthBook::default(),
+        }
     }
-}
 
-impl HostInner {
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Every extension, in start order (dependencies first).
+    pub(crate) fn extensions(&self) -> &[Managed] {
+        &self.extensions
+    }
+
     pub(crate) fn find(&self, name: &str) -> Option<&Managed> {
-        self.extensions.iter().find(|m| m.metadata.name == name)
+        self.extensions.iter().find(|m| m.name() == name)
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub(crate) fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    pub(crate) fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    pub(crate) fn health_book(&self) -> &HealthBook {
+        &self.health
+    }
+
+    /// Taken by every decision (enable, disable, config, reconcile) for its whole duration.
+    pub(crate) async fn serialise(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.control.lock().await
     }
 
     /// Publishes a host event (`source` = `host`).
     pub(crate) fn publish(&self, name: &str, data: serde_json::Value) {
-        self.services.bus.publish(Event::new(name.to_owned(), "host", data));
+        self.bus.publish(Event::new(name.to_owned(), "host", data));
     }
 
     /// Appends an audit entry, logging if the write fails.
@@ -250,16 +182,26 @@ impl HostInner {
         audit::record_or_log(&self.pool, entry).await;
     }
 
-    pub(crate) fn lifecycle_timeout(&self) -> Duration {
+    fn lifecycle_timeout(&self) -> Duration {
         Duration::from_millis(self.config.server.lifecycle_timeout_ms)
     }
 
-    async fn start_all(&self) {
+    /// Stores `m`'s lifecycle state; a failed write is logged (the next state change or resync
+    /// writes it again), never silently dropped.
+    async fn record_state(&self, m: &Managed, error: Option<&str>) {
+        let stored = m.state();
+        if let Err(e) = state::set_state(&self.pool, m.name(), stored.as_str(), error).await {
+            tracing::warn!(extension = %m.name(), state = stored.as_str(), error = %e, "could not store the extension's state");
+        }
+    }
+
+    /// Starts every extension whose gate start-up left closed-for-starting, in start order.
+    pub(crate) async fn start_all(&self) {
         for m in &self.extensions {
-            let outcome = match m.slot.state() {
+            let outcome = match m.state() {
                 ExtensionState::Disabled => {
-                    tracing::info!(extension = %m.metadata.name, "disabled; not started");
-                    let _ = state::set_state(&self.pool, &m.metadata.name, "disabled", None).await;
+                    tracing::info!(extension = %m.name(), "disabled; not started");
+                    self.record_state(m, None).await;
                     continue;
                 }
                 // Refused before start (an invalid config in annex.toml).
@@ -267,46 +209,48 @@ impl HostInner {
                 _ => self.start_one(m).await,
             };
             if let Err(reason) = outcome {
-                tracing::error!(extension = %m.metadata.name, %reason, "extension failed to start; the others go on");
-                m.slot.set(ExtensionState::Failed(reason.clone()));
-                let _ = state::set_state(&self.pool, &m.metadata.name, "failed", Some(&reason)).await;
-                let entry = AuditEntry::new("host", "extension.start_failed", &m.metadata.name)
+                tracing::error!(extension = %m.name(), %reason, "extension failed to start; the others go on");
+                self.fail(m, &reason).await;
+                let entry = AuditEntry::new("host", "extension.start_failed", m.name())
                     .details(serde_json::json!({ "reason": reason }));
                 self.audit(entry).await;
             }
         }
     }
 
-    /// Starts one extension: permissions, dependencies, its database, `init`, `start`.
+    /// Marks `m` failed and stores why.
+    pub(crate) async fn fail(&self, m: &Managed, reason: &str) {
+        m.slot.set(ExtensionState::Failed(reason.to_owned()));
+        self.record_state(m, Some(reason)).await;
+    }
+
+    /// Starts one extension: permissions, dependencies running here, its database (schema,
+    /// role, pool, migrations), `init`, `start`. Its gate opens only when all succeeded.
     pub(crate) async fn start_one(&self, m: &Managed) -> Result<(), String> {
-        if let Err((permission, message)) =
-            permissions::check_needs(&m.metadata.name, &m.needs, m.cx.grants())
-        {
-            let entry = AuditEntry::new("host", "permission.denied", &m.metadata.name)
+        if let Err((permission, message)) = permissions::check_needs(m.name(), &m.needs, m.cx.grants()) {
+            let entry = AuditEntry::new("host", "permission.denied", m.name())
                 .details(serde_json::json!({ "permission": permission, "at": "enable" }));
             self.audit(entry).await;
             return Err(message);
         }
         for dep in &m.metadata.dependencies {
-            let dep_state = self.find(&dep.name).map(|d| d.slot.state());
+            let dep_state = self.find(&dep.name).map(Managed::state);
             if dep_state != Some(ExtensionState::Running) {
                 let shown = dep_state.map(|s| s.to_string()).unwrap_or_else(|| "missing".into());
                 return Err(format!("dependency `{}` is not running ({shown})", dep.name));
             }
         }
         m.slot.set(ExtensionState::Starting);
-        // Its schema, role and pool, and its migrations applied as its role, before init().
-        let size = self.config.extension(&m.metadata.name).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
+        let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
         let migrations = m.extension.migrations();
-        let (pool, applied) =
-            extension_db::open(&self.isolator, &m.metadata.name, &migrations, size, &mut |_| {})
-                .await
-                .map_err(|e| e.to_string())?;
+        let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
+        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, size, &mut |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         if !applied.is_empty() {
             let versions: Vec<i64> = applied.iter().map(|s| s.version).collect();
-            let data = serde_json::json!({ "extension": m.metadata.name, "versions": versions });
-            self.audit(AuditEntry::new("host", "extension.migrated", &m.metadata.name).details(data.clone()))
-                .await;
+            let data = serde_json::json!({ "extension": m.name(), "versions": versions });
+            self.audit(AuditEntry::new("host", "extension.migrated", m.name()).details(data.clone())).await;
             self.publish("extension.migrated", data);
         }
         if let Err(spare) = m.cx.set_db(pool) {
@@ -316,43 +260,97 @@ impl HostInner {
         lifecycle(m, "init", timeout, m.extension.init(&m.cx)).await?;
         lifecycle(m, "start", timeout, m.extension.start(&m.cx)).await?;
         m.slot.set(ExtensionState::Running);
-        let _ = state::set_state(&self.pool, &m.metadata.name, "running", None).await;
-        tracing::info!(extension = %m.metadata.name, version = %m.metadata.version, "extension started");
+        self.record_state(m, None).await;
+        tracing::info!(extension = %m.name(), version = %m.metadata.version, "extension started");
         Ok(())
     }
 
-    async fn stop_all(&self) {
+    /// Closes the gate (no new request reaches it), calls `stop()` if it was running, aborts its
+    /// tasks and leaves it in `to` (`Disabled`, or `Stopped` at shutdown). Idempotent.
+    pub(crate) async fn stop_one(&self, m: &Managed, to: ExtensionState) {
+        let was_running = m.state() == ExtensionState::Running;
+        m.slot.set(to);
+        let mut error = None;
+        if was_running {
+            if let Err(reason) = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await {
+                tracing::error!(extension = %m.name(), %reason, "extension did not stop cleanly");
+                error = Some(reason);
+            }
+        }
+        m.cx.abort_tasks();
+        if let Some(em) = self.metrics.extension(m.name()) {
+            em.set_health(0.0);
+        }
+        if m.state() == ExtensionState::Stopped {
+            self.record_state(m, error.as_deref()).await;
+        }
+        tracing::info!(extension = %m.name(), state = m.state().as_str(), "extension stopped");
+    }
+
+    /// Stops every running extension in reverse start order (shutdown).
+    pub(crate) async fn stop_all(&self) {
         for m in self.extensions.iter().rev() {
-            if m.slot.state() != ExtensionState::Running {
-                continue;
+            if m.state() == ExtensionState::Running {
+                self.stop_one(m, ExtensionState::Stopped).await;
             }
-            // Close the gate first so no new request reaches a stopping extension.
-            m.slot.set(ExtensionState::Stopped);
-            let result = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await;
-            m.cx.abort_tasks();
-            if let Err(reason) = &result {
-                tracing::error!(extension = %m.metadata.name, %reason, "extension did not stop cleanly");
-            }
-            let _ = state::set_state(&self.pool, &m.metadata.name, "stopped", result.err().as_deref()).await;
-            tracing::info!(extension = %m.metadata.name, "extension stopped");
         }
     }
-}
 
-/// Prunes idle per-client rate-limit keys every [`PRUNE_INTERVAL`](crate::rate_limit::PRUNE_INTERVAL)
-/// until the host is dropped.
-fn prune_rate_limits(host: std::sync::Weak<HostInner>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(crate::rate_limit::PRUNE_INTERVAL);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(host) = host.upgrade() else { return };
-            for m in &host.extensions {
-                m.cx.limits().prune();
+    /// Closes every extension's pool.
+    pub(crate) async fn close_pools(&self) {
+        for m in &self.extensions {
+            if let Ok(pool) = m.cx.db() {
+                pool.close().await;
             }
         }
-    });
+        self.bus.close();
+    }
+
+    /// Calls `apply_config` when the extension runs (panic-caught, time-limited), then swaps the
+    /// config its context hands out. On failure nothing changes.
+    pub(crate) async fn apply_config(&self, m: &Managed, config: &serde_json::Value) -> Result<(), String> {
+        if m.state() == ExtensionState::Running {
+            let call = m.extension.apply_config(&m.cx, config);
+            lifecycle(m, "apply_config", self.lifecycle_timeout(), call).await?;
+        }
+        m.cx.set_config(config.clone());
+        Ok(())
+    }
+
+    /// Applies the rate limits and quotas of `config`; everything is checked first, so on an
+    /// error nothing changes. An unchanged rate limit keeps its buckets.
+    pub(crate) fn reload_limits(&self, config: &Config) -> Result<(), LimitsError> {
+        let prepared = self
+            .extensions
+            .iter()
+            .map(|m| Limits::prepare(m.name(), &config.extension(m.name())))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (m, prepared) in self.extensions.iter().zip(prepared) {
+            m.cx.limits().apply(prepared);
+        }
+        tracing::info!("rate limits and quotas reloaded");
+        Ok(())
+    }
+
+    /// Sets the gauges that are read, not counted (`extension_resource_usage`,
+    /// `extensions_active_total`). Called before metrics are rendered, never on the request path.
+    pub(crate) fn refresh_metrics(&self) {
+        let mut active = 0;
+        for m in &self.extensions {
+            if m.state() == ExtensionState::Running {
+                active += 1;
+            }
+            let Some(em) = self.metrics.extension(m.name()) else { continue };
+            em.set_resource(Resource::InFlightRequests, em.in_flight() as f64);
+            em.set_resource(Resource::BackgroundTasks, m.cx.running_tasks() as f64);
+            let busy = m.cx.counters().busy_nanos.load(std::sync::atomic::Ordering::Relaxed);
+            em.set_resource(Resource::BusySeconds, busy as f64 / 1e9);
+            let in_use = m.cx.db().map_or(0, |pool| pool.size().saturating_sub(pool.num_idle() as u32));
+            em.set_resource(Resource::DbConnections, f64::from(in_use));
+            em.set_resource(Resource::StorageBytes, m.cx.usage().storage_bytes as f64);
+        }
+        self.metrics.set_active(active);
+    }
 }
 
 /// Runs one lifecycle call with a time limit, inside the extension's span, catching panics.
@@ -374,137 +372,16 @@ pub(crate) async fn lifecycle(
     }
 }
 
-impl Host {
-    /// The HTTP application: host endpoints and every extension's routes.
-    pub fn router(&self) -> Result<Router, HostError> {
-        crate::router::build(&self.inner)
-    }
-
-    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish for
-    /// at most `server.shutdown_timeout_ms`. Call [`Host::shutdown`] afterwards.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), HostError> {
-        let app = self.router()?;
-        let inner = self.inner.clone();
-        let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            inner.ready.store(false, Ordering::Release);
-            tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = signalled_tx.send(());
-        };
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let grace = Duration::from_millis(self.inner.config.server.shutdown_timeout_ms);
-        let deadline = async move {
-            if signalled_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            result = server => result.map_err(|e| HostError::Internal(format!("server failed: {e}"))),
-            () = deadline => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish in time; stopping anyway");
-                Ok(())
-            }
-        }
-    }
-
-    /// Stops every running extension in reverse start order, closes the database and stops the
-    /// private PostgreSQL if this was the last annex process using it. Safe to call twice.
-    pub async fn shutdown(&self) {
-        self.inner.ready.store(false, Ordering::Release);
-        self.inner.ops.stop();
-        self.inner.stop_all().await;
-        for m in &self.inner.extensions {
-            if let Ok(pool) = m.cx.db() {
-                pool.close().await;
-            }
-        }
-        self.inner.services.bus.close();
-        let database = self.inner.database.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(db) = database {
-            db.close().await;
-        }
-    }
-
-    /// Publishes a host event (source `host`) to every matching subscriber.
-    pub fn publish(&self, name: &str, data: serde_json::Value) {
-        self.inner.publish(name, data);
-    }
-
-    /// Events dropped because a subscriber's queue was full: (extension, pattern, count).
-    pub fn events_dropped(&self) -> Vec<(String, String, u64)> {
-        self.inner.services.bus.dropped()
-    }
-
-    /// Whether startup finished and shutdown has not begun.
-    pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire)
-    }
-
-    /// Every extension, in start order.
-    pub fn extensions(&self) -> Vec<ExtensionStatus> {
-        self.inner
-            .extensions
-            .iter()
-            .map(|m| ExtensionStatus {
-                name: m.metadata.name.clone(),
-                version: m.metadata.version.clone(),
-                description: m.metadata.description.clone(),
-                state: m.slot.state(),
-            })
-            .collect()
-    }
-
-    /// One extension's state.
-    pub fn state(&self, name: &str) -> Option<ExtensionState> {
-        self.inner.find(name).map(|m| m.slot.state())
-    }
-
-    /// One extension's counters (panics caught, tasks started).
-    pub fn stats(&self, name: &str) -> Option<ExtensionStats> {
-        self.inner.find(name).map(|m| m.cx.stats())
-    }
-
-    /// Applies the rate limits and quotas of `config` to the running extensions, without a
-    /// restart (call it on SIGHUP). Everything is checked first: on an error nothing changes.
-    /// An unchanged rate limit keeps its buckets; a changed one starts with full buckets.
-    /// Permissions and other settings are not reloaded.
-    pub fn reload_limits(&self, config: &Config) -> Result<(), LimitsError> {
-        let prepared = self
-            .inner
-            .extensions
-            .iter()
-            .map(|m| Limits::prepare(&m.metadata.name, &config.extension(&m.metadata.name)))
-            .collect::<Result<Vec<_>, _>>()?;
-        for (m, prepared) in self.inner.extensions.iter().zip(prepared) {
-            m.cx.limits().apply(prepared);
-        }
-        tracing::info!("rate limits and quotas reloaded");
-        Ok(())
-    }
-
-    /// What `name` uses right now: in-flight requests, tasks, storage bytes, rate-limit keys.
-    pub fn usage(&self, name: &str) -> Option<ResourceUsage> {
-        self.inner.find(name).map(|m| m.cx.usage())
-    }
-
-    /// Every registered hook and middleware, in run order per point, with its figures.
-    pub fn hooks(&self) -> Vec<HookInfo> {
-        let mut all = self.inner.hooks.info();
-        all.extend(self.inner.middleware.info());
-        all
-    }
-
-    /// The configuration the host runs with.
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    // Tests run several hosts in one process; each needs its own name.
+    static HOSTS_IN_PROCESS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    match HOSTS_IN_PROCESS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => format!("{host}:{}", std::process::id()),
+        n => format!("{host}:{}.{n}", std::process::id()),
     }
 }

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::error::HostError;
+use crate::host::error::HostError;
 use crate::extension::Extension;
 use crate::host::Host;
 use crate::testkit::postgres::test_database_url;

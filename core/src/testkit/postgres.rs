@@ -11,7 +11,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
-use crate::error::HostError;
+use crate::db::error::DbError;
+use crate::host::error::HostError;
 
 /// The server the tests of this process share.
 #[derive(Debug)]
@@ -60,13 +61,13 @@ impl TestPostgres {
         let (admin, url) = match self {
             TestPostgres::Private { server, .. } => (server.connect_options("postgres"), server.url(&name)),
             TestPostgres::External { url } => {
-                let admin = PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?;
+                let admin = PgConnectOptions::from_str(url).map_err(|e| HostError::Database(DbError::Url(e)))?;
                 let mut target = url::Url::parse(url).map_err(|e| HostError::Internal(e.to_string()))?;
                 target.set_path(&name);
                 (admin, target.to_string())
             }
         };
-        let mut conn = admin.connect().await.map_err(HostError::Connect)?;
+        let mut conn = admin.connect().await.map_err(|e| HostError::Database(DbError::Connect(e)))?;
         sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
         conn.close().await?;
         Ok(url)

@@ -2,7 +2,6 @@
 //! paginated by id (`next_before` is the `before` of the next page).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -10,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api_error::ApiError;
-use crate::host::HostInner;
+use crate::extension::error::ApiError;
+use super::ApiState;
 
 const MAX_LIMIT: i64 = 500;
 
@@ -21,7 +20,7 @@ fn invalid(message: String) -> Response {
 
 /// Filters are exact matches; `action` may end in `*` to match a prefix (`extension.*`).
 pub(super) async fn audit(
-    State(host): State<Arc<HostInner>>,
+    State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     if let Some(unknown) =
@@ -62,13 +61,12 @@ pub(super) async fn audit(
     .bind(action)
     .bind(before)
     .bind(limit)
-    .fetch_all(&host.pool)
+    .fetch_all(state.controller.pool())
     .await;
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
-            tracing::error!(error = %e, "admin API: cannot read the audit log");
-            return ApiError::internal("the database failed; details are logged").into_response();
+            return ApiError::from(e).into_response();
         }
     };
     let next_before = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.0)).flatten();

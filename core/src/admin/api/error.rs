@@ -4,9 +4,9 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api_error::ApiError;
-use crate::control::ControlError;
-use crate::request_id::RequestId;
+use crate::extension::error::ApiError;
+use crate::runtime::control_error::ControlError;
+use crate::observe::request_id::RequestId;
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
@@ -22,14 +22,10 @@ impl IntoResponse for ControlError {
             }
             ControlError::Database(e) => {
                 tracing::error!(error = %e, "admin API: database error");
-                ApiError::internal("the database failed; details are logged").into_response()
+                ApiError::new(self.status(), self.code(), "a database error occurred; details are logged")
+                    .into_response()
             }
             _ => ApiError::new(self.status(), self.code(), self.to_string()).into_response(),
         }
     }
-}
-
-/// A database error in a read-only handler.
-pub(super) fn database(e: sqlx::Error) -> ControlError {
-    ControlError::Database(e)
 }

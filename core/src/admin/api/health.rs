@@ -1,32 +1,35 @@
 //! `GET /api/v1/extensions/{name}/health[?limit=N]`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
 
-use super::error::database;
-use crate::control::ControlError;
-use crate::db::ops_store;
-use crate::host::HostInner;
+use super::ApiState;
+use crate::extension::error::ApiError;
 
 /// The latest status (`healthy`, `degraded`, `down`, or `unknown` before the first check) and
-/// the history, newest first (20 entries unless `limit`, at most 500).
+/// the history, newest first (20 entries unless `limit`, 1 to 500).
 pub(super) async fn health(
-    State(host): State<Arc<HostInner>>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ControlError> {
-    let m = host.find(&name).ok_or_else(|| ControlError::NotFound(name.clone()))?;
-    let limit = query.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(20).clamp(1, 500);
-    let history = ops_store::health_history(&host.pool, &name, limit).await.map_err(database)?;
-    let status = history.first().map(|c| c.status.clone()).unwrap_or_else(|| "unknown".into());
-    Ok(Json(json!({
-        "extension": name,
-        "state": m.slot.state().as_str(),
-        "status": status,
-        "history": history,
-    })))
+) -> Response {
+    let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
+        None => 20,
+        Some(Ok(n)) if (1..=500).contains(&n) => n,
+        Some(_) => {
+            return ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                "limit must be a whole number from 1 to 500",
+            )
+            .into_response();
+        }
+    };
+    match state.controller.health(&name, limit).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

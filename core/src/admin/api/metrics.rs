@@ -1,24 +1,17 @@
-//! `GET /api/v1/extensions/{name}/metrics`: this replica's figures for one extension as JSON.
-
-use std::sync::Arc;
+//! `GET /api/v1/extensions/{name}/metrics`: every replica's figures for one extension, this
+//! process's live.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
 
-use crate::control::ControlError;
-use crate::host::HostInner;
+use super::ApiState;
+use crate::runtime::control_error::ControlError;
+use crate::runtime::views::ExtensionFigures;
 
-/// Every `extension_*` series of this extension, by family.
+/// Every `extension_*` series of this extension, by replica and family.
 pub(super) async fn metrics(
-    State(host): State<Arc<HostInner>>,
+    State(state): State<ApiState>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ControlError> {
-    host.find(&name).ok_or_else(|| ControlError::NotFound(name.clone()))?;
-    crate::metrics::refresh(&host);
-    Ok(Json(json!({
-        "extension": name,
-        "replica": host.ops.replica,
-        "metrics": host.ops.metrics.extension_json(&name),
-    })))
+) -> Result<Json<ExtensionFigures>, ControlError> {
+    Ok(Json(state.controller.figures(&name).await?))
 }

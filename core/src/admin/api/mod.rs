@@ -31,11 +31,25 @@ use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodRouter, get, post, put};
 
-use crate::host::HostInner;
+use crate::config::admin_token::AdminToken;
+use crate::runtime::controller::Controller;
+use crate::runtime::lifecycle::Runtime;
 
-pub(crate) use auth::{bearer_matches, resolve_token};
+/// What every admin API handler shares: the controller (over this process's runtime) and the
+/// token the API requires. One `Clone` state for the whole API.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiState {
+    pub(crate) controller: Controller,
+    pub(crate) token: AdminToken,
+}
 
-type State = Arc<HostInner>;
+impl ApiState {
+    pub(crate) fn new(runtime: &Arc<Runtime>, token: AdminToken) -> Self {
+        Self { controller: Controller::with_runtime(runtime), token }
+    }
+}
+
+type State = ApiState;
 
 /// Collects routes and remembers each (method, path), so the OpenAPI test sees the real list.
 struct Routes {
@@ -67,11 +81,8 @@ fn routes() -> Routes {
 }
 
 /// The admin API's routes, token check included, ready to merge into the app.
-pub(crate) fn router(host: &Arc<HostInner>) -> Router {
-    routes()
-        .router
-        .layer(middleware::from_fn_with_state(host.clone(), auth::require_token))
-        .with_state(host.clone())
+pub(crate) fn router(state: ApiState) -> Router {
+    routes().router.layer(middleware::from_fn_with_state(state.clone(), auth::require_token)).with_state(state)
 }
 
 /// Every (method, path) the router serves.

@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 
-use crate::api_error::ApiError;
+use crate::extension::error::ApiError;
 
 /// The caller of a request, set by an `authentication` hook with
 /// [`HookRequest::set_identity`](crate::HookRequest::set_identity).

@@ -2,28 +2,27 @@
 //! [`Hook`] (id, priority, scope) like hooks and run in the same deterministic order.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{OriginalUri, Request};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 
-use crate::api_error::ApiError;
-use crate::context::Context;
-use crate::gate::Slot;
-use crate::hooks::{Hook, HookInfo, Placement};
-use crate::panic;
-use crate::registrar::Registrar;
-use crate::request_id::RequestId;
-use crate::stats::Counters;
+use crate::extension::error::ApiError;
+use crate::extension::context::Context;
+use crate::extension::gate::Slot;
+use crate::extension::hooks::placement::Placement;
+use crate::extension::hooks::{Hook, HookInfo};
+use crate::extension::panic;
+use crate::observe::request_id::RequestId;
+use crate::observe::stats::Counters;
 
-type MiddlewareFn = Arc<dyn Fn(Context, Request, Next) -> BoxFuture<'static, Response> + Send + Sync>;
+pub(crate) type MiddlewareFn = Arc<dyn Fn(Context, Request, Next) -> BoxFuture<'static, Response> + Send + Sync>;
 
 /// One middleware as registered.
 pub(crate) struct MiddlewareSpec {
     pub(crate) hook: Hook,
-    f: MiddlewareFn,
+    pub(crate) f: MiddlewareFn,
 }
 
 impl fmt::Debug for MiddlewareSpec {
@@ -64,7 +63,7 @@ impl MiddlewareSet {
 
     /// The middleware that can apply to `extension`'s routes, outermost first.
     /// Resolves every middleware's metric handles.
-    pub(crate) fn attach_metrics(&self, metrics: &crate::metrics::Metrics) {
+    pub(crate) fn attach_metrics(&self, metrics: &crate::observe::metrics::Metrics) {
         for entry in &self.entries {
             entry.placement.attach_metrics(metrics, "middleware");
         }
@@ -157,22 +156,5 @@ async fn call_handler(handler: axum::middleware::Next, target: &Context, req: Re
             res.extensions_mut().insert(HandlerPanicked(message.into()));
             res
         }
-    }
-}
-
-impl Registrar {
-    /// Adds a middleware around handlers: on this extension's routes
-    /// ([`Hook::own_routes`]), under a path prefix, or (no prefix) on every extension route.
-    /// Reaching beyond its own routes needs permission `hooks:global`. Middleware runs after
-    /// the `pre_request` hooks, outermost first by priority, then extension name, then id. A
-    /// panic in it answers 500; it is counted as a hook panic.
-    pub fn middleware<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, Request, Next) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Response> + Send + 'static,
-    {
-        let f: MiddlewareFn = Arc::new(move |cx, req, next| Box::pin(f(cx, req, next)));
-        self.middleware.push(MiddlewareSpec { hook, f });
-        self
     }
 }

@@ -6,11 +6,11 @@
 //! (lower first), then extension name, then id. A hook runs as its own extension (it receives
 //! that extension's [`Context`]) and only while that extension is running.
 
-mod chain;
-mod identity;
+pub(crate) mod identity;
+pub(crate) mod middleware;
+pub(crate) mod placement;
 
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -21,16 +21,12 @@ use axum::response::Response;
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use crate::context::Context;
-use crate::registrar::Registrar;
-use crate::request_id::RequestId;
+use crate::extension::context::Context;
+use crate::observe::request_id::RequestId;
 
-pub(crate) use chain::{
-    Chains, FailMode, Head, Placement, Registry, resolve, run_request_filters, run_response_filters,
-    spawn_actions,
-};
 pub(crate) use identity::Access;
 pub use identity::Identity;
+pub use middleware::Next;
 
 /// Where in the request path a hook runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -127,11 +123,11 @@ impl Hook {
     }
 }
 
-type RequestFilterFn =
+pub(crate) type RequestFilterFn =
     Arc<dyn Fn(Context, HookRequest) -> BoxFuture<'static, Result<(), Response>> + Send + Sync>;
-type ResponseFilterFn =
+pub(crate) type ResponseFilterFn =
     Arc<dyn Fn(Context, HookResponse) -> BoxFuture<'static, Result<(), Response>> + Send + Sync>;
-type ActionFn = Arc<dyn Fn(Context, Completed) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type ActionFn = Arc<dyn Fn(Context, Completed) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// A hook's function, by kind.
 #[derive(Clone)]
@@ -395,150 +391,4 @@ pub struct HookInfo {
     pub timeouts: u64,
     /// Time spent in it so far.
     pub total_time: Duration,
-}
-
-impl Registrar {
-    fn request_filter<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        let f: RequestFilterFn = Arc::new(move |cx, req| Box::pin(f(cx, req)));
-        self.hooks.push(HookSpec { point, hook, f: HookFn::Request(f) });
-        self
-    }
-
-    fn response_filter<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        let f: ResponseFilterFn = Arc::new(move |cx, res| Box::pin(f(cx, res)));
-        self.hooks.push(HookSpec { point, hook, f: HookFn::Response(f) });
-        self
-    }
-
-    fn action<F, Fut>(&mut self, point: HookPoint, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let f: ActionFn = Arc::new(move |cx, done| Box::pin(f(cx, done)));
-        self.hooks.push(HookSpec { point, hook, f: HookFn::Action(f) });
-        self
-    }
-
-    /// An `authentication` filter: recognise the caller and
-    /// [`set_identity`](HookRequest::set_identity), or answer early with `Err(response)`.
-    /// Needs permission `hooks:auth`. A panic leaves the request unauthenticated.
-    ///
-    /// ```
-    /// use annex_core::{Hook, HookRequest, Identity, Registrar};
-    /// fn register(r: &mut Registrar) {
-    ///     r.authentication(Hook::new("api_key"), |_cx, req: HookRequest| async move {
-    ///         if let Some(key) = req.header("x-api-key").and_then(|v| v.to_str().ok().map(String::from)) {
-    ///             req.set_identity(Identity::new(key));
-    ///         }
-    ///         Ok(())
-    ///     });
-    /// }
-    /// ```
-    pub fn authentication<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        self.request_filter(HookPoint::Authentication, hook, f)
-    }
-
-    /// An `authorization` filter: deny with `Err(response)` (a 403, say). Needs permission
-    /// `hooks:auth`. A panic denies the request (500): authorization fails closed.
-    pub fn authorization<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        self.request_filter(HookPoint::Authorization, hook, f)
-    }
-
-    /// A `pre_request` filter: change the request, or answer early with `Err(response)`, which
-    /// stops the chain: later filters, middleware and the handler do not run. A panic skips
-    /// this hook only.
-    pub fn pre_request<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookRequest) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        self.request_filter(HookPoint::PreRequest, hook, f)
-    }
-
-    /// A `post_request` filter, after the handler: change the response, or replace it with
-    /// `Err(response)`, which stops the chain. Not run when the handler did not run.
-    pub fn post_request<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        self.response_filter(HookPoint::PostRequest, hook, f)
-    }
-
-    /// A `pre_response` filter, just before the response leaves: runs on every response of
-    /// the extension's routes, early answers and errors included (headers such as CORS).
-    pub fn pre_response<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, HookResponse) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Response>> + Send + 'static,
-    {
-        self.response_filter(HookPoint::PreResponse, hook, f)
-    }
-
-    /// A `post_response` action: observes every finished request, in a background task with a
-    /// time limit; never delays the client.
-    pub fn post_response<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.action(HookPoint::PostResponse, hook, f)
-    }
-
-    /// An `error` action: observes handler panics, timeouts and 5xx answers, like
-    /// [`post_response`](Registrar::post_response).
-    pub fn on_error<F, Fut>(&mut self, hook: Hook, f: F) -> &mut Self
-    where
-        F: Fn(Context, Completed) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.action(HookPoint::Error, hook, f)
-    }
-}
-
-/// Startup validation of one extension's hooks and middleware: ids present and unique per
-/// point, prefixes absolute.
-pub(crate) fn check<'a>(
-    extension: &str,
-    hooks: impl Iterator<Item = (&'a str, &'a Hook)>,
-    errors: &mut Vec<crate::plan::PlanError>,
-) {
-    let mut seen = std::collections::BTreeSet::new();
-    for (point, hook) in hooks {
-        let reason = if hook.id.is_empty() {
-            Some("the id is empty".to_owned())
-        } else if !seen.insert((point, hook.id.as_str())) {
-            Some(format!("the id is used twice for {point}; give each its own id"))
-        } else if let Scope::Prefix(p) = &hook.scope {
-            (!p.starts_with('/'))
-                .then(|| format!("prefix `{p}` must be an absolute path such as `/ext/name`"))
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            errors.push(crate::plan::PlanError::InvalidHook {
-                extension: extension.to_owned(),
-                point: point.to_owned(),
-                id: hook.id.clone(),
-                reason,
-            });
-        }
-    }
 }

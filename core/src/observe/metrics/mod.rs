@@ -12,7 +12,6 @@
 
 mod busy;
 mod extension;
-mod resources;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +27,6 @@ use serde_json::{Value, json};
 
 pub(crate) use busy::measured;
 pub(crate) use extension::{ErrorType, ExtensionMetrics, Resource};
-pub(crate) use resources::refresh;
 
 /// Request duration buckets, in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] =

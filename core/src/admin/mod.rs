@@ -1,0 +1,21 @@
+//! Operating annex: the admin REST API (`/api/v1`) and [`Admin`], the CLI's connection to the
+//! database. Both run every extension operation through the one [`Controller`] and answer with
+//! the same documents ([`ExtensionDetails`], [`SwitchReport`], …).
+
+pub(crate) mod api;
+mod client;
+mod migrations;
+
+pub use crate::db::migrate::{MigrationStep, StepAction};
+pub use crate::db::store::HealthCheck;
+pub use crate::extension::gate::ExtensionState;
+pub use crate::plan::catalog::DeclaredHook;
+pub use crate::plan::preflight::{Problem, preflight};
+pub use crate::runtime::control_error::ControlError;
+pub use crate::runtime::controller::Controller;
+pub use crate::runtime::views::{
+    ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo, Permissions,
+    ReplicaFigures, Route, SwitchReport,
+};
+pub use client::Admin;
+pub use migrations::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};

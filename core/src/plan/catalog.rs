@@ -1,0 +1,95 @@
+//! The catalog: what each compiled-in extension declares (metadata, routes, hooks, config
+//! schema, migrations), summarised once. The controller answers every "what is this extension?"
+//! question from it, with or without a running host, so the CLI and the admin API agree.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use serde::Serialize;
+
+use crate::extension::Extension;
+use crate::extension::hooks::placement::resolve;
+use crate::extension::metadata::Metadata;
+use crate::extension::migrations::Migrations;
+use crate::extension::registrar::Registrar;
+
+/// One hook or middleware as declared (figures live with the running host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeclaredHook {
+    /// The hook point (`pre_request`, …) or `middleware`.
+    pub point: String,
+    /// Its id, unique per extension and point.
+    pub id: String,
+    /// Lower runs first.
+    pub priority: i32,
+    /// The path prefix it applies under; `None` for every extension route.
+    pub prefix: Option<String>,
+}
+
+/// One compiled-in extension as declared.
+#[derive(Clone)]
+pub(crate) struct Declared {
+    pub(crate) metadata: Metadata,
+    /// `(method, path)` relative to `/ext/<name>`, in registration order.
+    pub(crate) routes: Vec<(Method, String)>,
+    pub(crate) hooks: Vec<DeclaredHook>,
+    pub(crate) config_schema: Option<serde_json::Value>,
+    pub(crate) migrations: Migrations,
+}
+
+impl std::fmt::Debug for Declared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Declared").field("name", &self.metadata.name).finish_non_exhaustive()
+    }
+}
+
+/// Every compiled-in extension's declarations, by name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Catalog {
+    entries: Vec<Declared>,
+}
+
+impl Catalog {
+    /// Asks each extension for its metadata and registrations (cheap: nothing is started).
+    pub(crate) fn new(extensions: &[Arc<dyn Extension>]) -> Self {
+        let mut entries: Vec<Declared> = extensions.iter().map(|e| declare(&**e)).collect();
+        entries.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Self { entries }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Declared> {
+        self.entries.iter().find(|d| d.metadata.name == name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Declared> {
+        self.entries.iter()
+    }
+
+    /// Every extension's metadata, by name.
+    pub(crate) fn metadata(&self) -> Vec<&Metadata> {
+        self.entries.iter().map(|d| &d.metadata).collect()
+    }
+}
+
+fn declare(extension: &dyn Extension) -> Declared {
+    let metadata = extension.metadata();
+    let mut registrar = Registrar::new(&metadata.name);
+    extension.register(&mut registrar);
+    let name = metadata.name.as_str();
+    let hook = |point: &str, h: &crate::extension::hooks::Hook| DeclaredHook {
+        point: point.to_owned(),
+        id: h.id.clone(),
+        priority: h.priority,
+        prefix: resolve(h, name).0.map(|p| p.to_string()),
+    };
+    let mut hooks: Vec<DeclaredHook> =
+        registrar.hooks.iter().map(|s| hook(s.point.as_str(), &s.hook)).collect();
+    hooks.extend(registrar.middleware.iter().map(|m| hook("middleware", &m.hook)));
+    Declared {
+        routes: registrar.routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
+        hooks,
+        config_schema: extension.config_schema(),
+        migrations: extension.migrations(),
+        metadata,
+    }
+}
