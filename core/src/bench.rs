@@ -15,8 +15,8 @@ use crate::config::RateLimitConfig;
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::HookPoint;
 use crate::http::hook_chain::{Chains, FailMode, Head, Registry, run_request_filters};
-use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
 use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
+use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
 
 /// A registry with `extensions` extensions sharing `routes` routes, each route with a few
 /// recorded status codes, as after some traffic.

@@ -57,8 +57,8 @@ mod layering_tests;
 
 pub use extension::hooks::{self, Hook, Identity, Next};
 pub use extension::{
-    ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Metadata, Migration,
-    Migrations, Registrar, RequestId, Storage, permission,
+    ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Metadata,
+    Migration, Migrations, Registrar, RequestId, Storage, permission,
 };
 
 /// Re-exported so extensions need not depend on `async-trait` themselves.

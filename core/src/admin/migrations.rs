@@ -109,7 +109,7 @@ impl Admin {
     }
 
     async fn isolator(&self) -> Result<Isolator, ExtensionDbError> {
-        Ok(Isolator::prepare(&self.db, self.controller().config()).await?)
+        Ok(Isolator::prepare(&self.db.pool, &self.db.options, self.controller().config()).await?)
     }
 
     /// Applies the pending migrations of `name` as its own role; `progress` sees each step.

@@ -14,8 +14,8 @@ pub use crate::plan::preflight::{Problem, preflight};
 pub use crate::runtime::control_error::ControlError;
 pub use crate::runtime::controller::Controller;
 pub use crate::runtime::views::{
-    ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo, Permissions,
-    ReplicaFigures, Route, SwitchReport,
+    ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
+    Permissions, ReplicaFigures, Route, SwitchReport,
 };
 pub use client::Admin;
 pub use migrations::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};

@@ -61,7 +61,9 @@ impl AdminToken {
             .mode(0o600)
             .open(&path)
             .map_err(|e| fail("create", e))?;
-        file.write_all(token.as_bytes()).and_then(|()| file.write_all(b"\n")).map_err(|e| fail("write", e))?;
+        file.write_all(token.as_bytes())
+            .and_then(|()| file.write_all(b"\n"))
+            .map_err(|e| fail("write", e))?;
         tracing::info!(path = %path.display(), "admin API token generated; send it as `Authorization: Bearer <token>`");
         Ok(Self(token.into()))
     }

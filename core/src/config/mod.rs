@@ -6,7 +6,6 @@ pub(crate) mod secret;
 
 pub use schema::{SchemaViolation, check_config};
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

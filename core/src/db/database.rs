@@ -7,10 +7,10 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::Config;
+use crate::db::error::DbError;
 use crate::db::host_migrations::{HOST_SCOPE, host_migrations};
 use crate::db::migrate;
 use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
-use crate::db::error::DbError;
 
 /// The host's connection pool, and the private server if annex runs one.
 #[derive(Debug)]
@@ -37,7 +37,10 @@ impl Database {
                 let pg =
                     tokio::task::spawn_blocking(move || PrivatePostgres::ensure(&dir, Durability::default()))
                         .await
-                        .map_err(|e| PostgresError::Command { step: "starting the private PostgreSQL".into(), detail: e.to_string() })??;
+                        .map_err(|e| PostgresError::Command {
+                            step: "starting the private PostgreSQL".into(),
+                            detail: e.to_string(),
+                        })??;
                 (pg.connect_options("postgres"), Some(pg))
             }
         };

@@ -12,9 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgPool};
 
 use crate::config::{Config, Isolation};
-use crate::db::database::Database;
-use crate::db::migrate::{self, Ledger};
+
 use crate::config::secret::{HostSecret, SecretError};
+use crate::db::migrate::{self, Ledger};
 
 /// Connections in an extension's pool when `quotas.db_connections` is not set.
 pub(crate) const DEFAULT_POOL_SIZE: u32 = 2;
@@ -93,8 +93,12 @@ impl Isolator {
     /// Checks that the configured isolation is possible and hardens the database for it:
     /// in `role` mode, nobody may create objects in `public`, create temporary tables, or
     /// connect unless annex granted it. In `schema` mode, warns loudly.
-    pub(crate) async fn prepare(db: &Database, config: &Config) -> Result<Self, IsolationError> {
-        let admin = db.pool.clone();
+    pub(crate) async fn prepare(
+        pool: &PgPool,
+        options: &PgConnectOptions,
+        config: &Config,
+    ) -> Result<Self, IsolationError> {
+        let admin = pool.clone();
         let err = provision_err("*");
         let database_oid: i64 =
             sqlx::query_scalar("select oid::int8 from pg_database where datname = current_database()")
@@ -106,7 +110,7 @@ impl Isolator {
             Isolation::Role => Some(HostSecret::load(config)?),
             Isolation::Schema => None,
         };
-        let isolator = Self { mode, admin, options: db.options.clone(), secret, database_oid };
+        let isolator = Self { mode, admin, options: options.clone(), secret, database_oid };
         match mode {
             Isolation::Role => isolator.harden().await?,
             Isolation::Schema => tracing::warn!(

@@ -6,6 +6,6 @@ pub(crate) mod extension_db;
 pub(crate) mod host_migrations;
 pub(crate) mod isolation;
 pub(crate) mod migrate;
-pub(crate) mod store;
 pub(crate) mod private_postgres;
 pub(crate) mod state;
+pub(crate) mod store;

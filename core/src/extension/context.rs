@@ -10,13 +10,13 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::extension::error::ApiError;
-use crate::observe::audit::{self, AuditEntry};
 use crate::extension::events::{Event, EventBus};
 use crate::extension::permissions::{self, Grants, PermissionError};
-use crate::limits::quota::{Limits, ResourceUsage};
-use crate::observe::stats::{Counters, ExtensionStats};
 use crate::extension::storage::{Storage, StorageScope};
 use crate::extension::tasks::Tasks;
+use crate::limits::quota::{Limits, ResourceUsage};
+use crate::observe::audit::{self, AuditEntry};
+use crate::observe::stats::{Counters, ExtensionStats};
 
 /// An extension's handle on the services the host gives it, and nothing more.
 ///

@@ -20,7 +20,6 @@ pub(crate) mod tasks;
 
 use async_trait::async_trait;
 
-
 pub use crate::observe::request_id::RequestId;
 pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
 pub use error::ApiError;

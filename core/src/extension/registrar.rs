@@ -2,8 +2,8 @@
 
 use axum::extract::Request;
 use axum::handler::Handler;
-use axum::response::Response;
 use axum::http::Method;
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use std::future::Future;
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use crate::extension::context::Context;
 use crate::extension::events::Event;
 use crate::extension::hooks::middleware::{MiddlewareFn, MiddlewareSpec, Next};
 use crate::extension::hooks::{
-    ActionFn, Access, Completed, Hook, HookFn, HookPoint, HookRequest, HookResponse, HookSpec, RequestFilterFn,
-    ResponseFilterFn,
+    Access, ActionFn, Completed, Hook, HookFn, HookPoint, HookRequest, HookResponse, HookSpec,
+    RequestFilterFn, ResponseFilterFn,
 };
 
 /// A subscriber's handler, as registered.

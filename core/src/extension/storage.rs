@@ -198,7 +198,12 @@ impl Storage {
     }
 
     fn op(&self, path: &str) -> Result<Op, StorageError> {
-        permissions::require(self.scope.extension.as_str(), permissions::STORAGE, &self.scope.grants, self.scope.host_pool.as_ref())?;
+        permissions::require(
+            self.scope.extension.as_str(),
+            permissions::STORAGE,
+            &self.scope.grants,
+            self.scope.host_pool.as_ref(),
+        )?;
         let extension = self.scope.extension.as_str().to_owned();
         let relative = relative(path).map_err(|reason| StorageError::InvalidPath {
             extension: extension.clone(),
@@ -294,7 +299,12 @@ impl Storage {
 
     /// Bytes the directory holds.
     pub async fn used(&self) -> Result<u64, StorageError> {
-        permissions::require(self.scope.extension.as_str(), permissions::STORAGE, &self.scope.grants, self.scope.host_pool.as_ref())?;
+        permissions::require(
+            self.scope.extension.as_str(),
+            permissions::STORAGE,
+            &self.scope.grants,
+            self.scope.host_pool.as_ref(),
+        )?;
         let mut scanned = self.scope.lock.lock().await;
         self.measured(&mut scanned).await
     }

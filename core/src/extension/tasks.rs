@@ -36,7 +36,9 @@ impl Tasks {
         Counters::bump(&counters.tasks_spawned);
         let name = extension.to_owned();
         let task = async move {
-            if let Err(message) = panic::catch(crate::observe::metrics::measured(&counters.busy_nanos, fut)).await {
+            if let Err(message) =
+                panic::catch(crate::observe::metrics::measured(&counters.busy_nanos, fut)).await
+            {
                 Counters::bump(&counters.task_panics);
                 tracing::error!(extension = %name, panic = %message, "background task panicked");
             }

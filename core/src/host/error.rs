@@ -4,7 +4,7 @@ use crate::config::ConfigError;
 use crate::config::admin_token::AdminTokenError;
 use crate::db::error::DbError;
 use crate::extension::registration::RegistrationError;
-use crate::limits::quota::LimitsError;
+use crate::limits::error::LimitsError;
 use crate::plan::PlanErrors;
 
 /// Why the host could not start or run.

@@ -3,9 +3,9 @@
 //! layer.
 
 pub(crate) mod error;
-mod start;
 #[cfg(test)]
 mod request_order_tests;
+mod start;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +37,8 @@ pub use crate::db::migrate::MigrationError;
 pub use crate::db::private_postgres::PostgresError;
 pub use crate::extension::gate::ExtensionState;
 pub use crate::extension::registration::{RegistrationError, compiled_in};
-pub use crate::limits::quota::{LimitsError, ResourceUsage};
+pub use crate::limits::error::LimitsError;
+pub use crate::limits::quota::ResourceUsage;
 pub use crate::observe::stats::ExtensionStats;
 pub use crate::plan::{PlanError, PlanErrors, validate};
 pub use start::HostBuilder;

@@ -21,14 +21,15 @@ use crate::extension::events::{EventBus, Subscription};
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::permissions::Grants;
+use crate::host::error::HostError;
 use crate::http::hook_chain::Registry;
 use crate::limits::quota::Limits;
+use crate::observe::metrics::Metrics;
 use crate::plan::catalog::Catalog;
 use crate::plan::{Plan, needs_of};
 use crate::runtime::background::Background;
 use crate::runtime::controller::record_config_change;
 use crate::runtime::lifecycle::{Managed, Runtime};
-use crate::host::error::HostError;
 
 /// Builds a [`Host`] from a config and a set of extensions.
 pub struct HostBuilder {
@@ -98,7 +99,8 @@ impl HostBuilder {
         }
         let admin_token = AdminToken::resolve(&config)?;
         let database = Database::open(&config).await?;
-        let isolator = Isolator::prepare(&database, &config).await.map_err(DbError::from)?;
+        let isolator =
+            Isolator::prepare(&database.pool, &database.options, &config).await.map_err(DbError::from)?;
         let initial = initial_states(&database.pool, &config, &plan).await.map_err(DbError::from)?;
         let assembled = assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial)?;
         assembled.runtime.start_all().await;
@@ -169,8 +171,12 @@ pub(super) fn assemble(
     let services = Arc::new(Services { bus: bus.clone(), pool: Some(pool.clone()) });
     let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
     let mut extensions = Vec::with_capacity(plan.extensions.len());
+    let mut metrics = Metrics::empty();
     for (p, initial) in plan.extensions.into_iter().zip(initial) {
         let name = p.metadata.name.clone();
+        let routes: Vec<_> =
+            p.routes.iter().map(|r| (r.method.clone(), format!("/ext/{name}{}", r.path))).collect();
+        let handles = metrics.register(&name, &routes);
         let ext_config = config.extension(&name);
         let needs = needs_of(&p);
         let limits = Arc::new(Limits::unlimited());
@@ -196,9 +202,9 @@ pub(super) fn assemble(
         } else if let Some(reason) = initial.problem {
             slot.set(ExtensionState::Failed(reason));
         }
-        extensions.push(Managed::new(p.metadata, p.extension, cx, slot, p.routes, needs));
+        extensions.push(Managed::new(p.metadata, p.extension, cx, slot, p.routes, needs, handles));
     }
-    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, bus, catalog));
+    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, metrics, bus, catalog));
     let hooks = Registry::new(hook_specs);
     hooks.attach_metrics(runtime.metrics());
     let middleware = MiddlewareSet::new(middleware_specs);

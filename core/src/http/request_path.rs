@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, OriginalUri, Request, State};
@@ -12,20 +12,20 @@ use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use crate::extension::error::ApiError;
-use crate::extension::context::Context;
-use crate::extension::gate::Slot;
 use crate::config::admin_token::AdminToken;
+use crate::extension::context::Context;
+use crate::extension::error::ApiError;
+use crate::extension::gate::Slot;
+use crate::extension::hooks::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
 use crate::extension::hooks::{Access, Completed, ErrorKind, HookPoint, Identity, RequestError, RequestInfo};
 use crate::http::hook_chain::{
     Chains, FailMode, Head, Registry, run_request_filters, run_response_filters, spawn_actions,
 };
-use crate::runtime::lifecycle::Managed;
-use crate::observe::metrics::{ErrorType, ExtensionMetrics};
-use crate::extension::hooks::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
 use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
+use crate::observe::metrics::{ErrorType, ExtensionMetrics};
 use crate::observe::request_id::RequestId;
 use crate::observe::stats::Counters;
+use crate::runtime::lifecycle::Managed;
 
 /// What every route of one extension shares, resolved once when the router is built.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub(crate) struct ExtensionPath {
     cx: Context,
     chains: Chains,
     middleware: Arc<[Arc<MiddlewareEntry>]>,
-    /// Pre-resolved Prometheus handles (absent only for extensions the registry does not know).
-    metrics: Option<Arc<ExtensionMetrics>>,
+    /// Pre-resolved Prometheus handles.
+    metrics: Arc<ExtensionMetrics>,
     /// The admin API token: a request bearing it is identity `admin` with role `admin`.
     admin_token: AdminToken,
 }
@@ -46,7 +46,6 @@ impl ExtensionPath {
         m: &Managed,
         hooks: &Registry,
         middleware: &MiddlewareSet,
-        metrics: Option<Arc<ExtensionMetrics>>,
         admin_token: AdminToken,
     ) -> Self {
         let name = m.name();
@@ -56,7 +55,7 @@ impl ExtensionPath {
             cx: m.cx().clone(),
             chains: hooks.chains_for(name),
             middleware: middleware.for_extension(name),
-            metrics,
+            metrics: m.metrics().clone(),
             admin_token,
         }
     }
@@ -117,19 +116,90 @@ fn content_length(req: &Request) -> Option<u64> {
     req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
-    let ext = &*rs.ext;
-    if !ext.slot.is_open() {
-        let state = ext.slot.state();
-        return ApiError::new(
+/// Why the request path refused a request before (or instead of) the handler's answer.
+enum Refusal<'a> {
+    /// The gate is closed: the extension is not running.
+    Closed,
+    /// `quotas.max_concurrent` requests are in flight.
+    Busy,
+    /// The body is larger than `quotas.max_body_bytes`.
+    TooLarge(u64),
+    /// The inner path did not finish within `quotas.timeout_ms`.
+    TimedOut(Duration),
+    /// The rate limit's bucket is empty.
+    RateLimited(&'a RateLimit, Duration),
+}
+
+/// The one place a refusal becomes a response: it is counted once (the extension's counter and
+/// `extension_errors_total`), and answered in the JSON error shape.
+fn refuse(ext: &ExtensionPath, why: Refusal<'_>) -> Response {
+    let counters = ext.cx.counters();
+    let name = &ext.name;
+    match why {
+        Refusal::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "extension_disabled",
-            format!("extension `{}` is not serving ({state})", ext.name),
+            format!("extension `{name}` is not serving ({})", ext.slot.state()),
         )
-        .into_response();
+        .into_response(),
+        Refusal::Busy => {
+            Counters::bump(&counters.quota_rejections);
+            ext.metrics.error(ErrorType::QuotaExceeded);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "quota_exceeded",
+                format!(
+                    "extension `{name}` is serving as many requests as its quota allows (quotas.max_concurrent); retry shortly"
+                ),
+            )
+            .into_response()
+        }
+        Refusal::TooLarge(max) => {
+            Counters::bump(&counters.quota_rejections);
+            ext.metrics.error(ErrorType::QuotaExceeded);
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("extension `{name}` accepts request bodies of at most {max} bytes"),
+            )
+            .into_response()
+        }
+        Refusal::TimedOut(limit) => {
+            Counters::bump(&counters.timeouts);
+            ext.metrics.error(ErrorType::Timeout);
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", timeout_message(name, limit))
+                .into_response()
+        }
+        Refusal::RateLimited(rate, retry_after) => {
+            Counters::bump(&counters.rate_limited);
+            ext.metrics.error(ErrorType::RateLimited);
+            let secs = RateLimit::retry_secs(retry_after);
+            let message = format!(
+                "extension `{name}` allows {} requests per second (burst {}); retry in {secs} s",
+                rate.config.per_second, rate.config.burst
+            );
+            let mut res =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+            rate.annotate_refusal(res.headers_mut(), secs);
+            res
+        }
+    }
+}
+
+fn timeout_message(name: &str, limit: Duration) -> String {
+    format!("extension `{name}` did not answer within {} ms (quotas.timeout_ms)", limit.as_millis())
+}
+
+async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
+    let ext = &*rs.ext;
+    // Metered from the first step, so a closed gate's 503s are counted too.
+    let meter = ext.metrics.start(&req);
+    if !ext.slot.is_open() {
+        let response = refuse(ext, Refusal::Closed);
+        meter.finish(response.status(), false);
+        return response;
     }
     let started = Instant::now();
-    let meter = ext.metrics.as_ref().map(|m| m.start(&req));
     req.extensions_mut().insert(ext.cx.clone());
     // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
@@ -138,39 +208,15 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
         referer: req.headers().get(header::REFERER).cloned(),
     });
-    let counters = ext.cx.counters();
     let limits = ext.cx.limits();
     let mut seen = Seen::default();
     let mut timed_out = None;
 
     let response = match limits.enter() {
-        None => {
-            Counters::bump(&counters.quota_rejections);
-            if let Some(m) = &ext.metrics {
-                m.error(ErrorType::QuotaExceeded);
-            }
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "quota_exceeded",
-                format!(
-                    "extension `{}` is serving as many requests as its quota allows (quotas.max_concurrent); retry shortly",
-                    ext.name
-                ),
-            )
-            .into_response()
-        }
+        None => refuse(ext, Refusal::Busy),
         Some(_in_flight) => match limits.max_body_bytes() {
             Some(max) if content_length(&req).is_some_and(|len| len > max) => {
-                Counters::bump(&counters.quota_rejections);
-                if let Some(m) = &ext.metrics {
-                    m.error(ErrorType::QuotaExceeded);
-                }
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("extension `{}` accepts request bodies of at most {max} bytes", ext.name),
-                )
-                .into_response()
+                refuse(ext, Refusal::TooLarge(max))
             }
             max => {
                 if let Some(max) = max {
@@ -184,17 +230,8 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
                     Some(limit) => match tokio::time::timeout(limit, inner).await {
                         Ok(res) => res,
                         Err(_) => {
-                            Counters::bump(&counters.timeouts);
-                            if let Some(m) = &ext.metrics {
-                                m.error(ErrorType::Timeout);
-                            }
-                            let message = format!(
-                                "extension `{}` did not answer within {} ms (quotas.timeout_ms)",
-                                ext.name,
-                                limit.as_millis()
-                            );
-                            timed_out = Some(message.clone());
-                            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message).into_response()
+                            timed_out = Some(timeout_message(&ext.name, limit));
+                            refuse(ext, Refusal::TimedOut(limit))
                         }
                     },
                 }
@@ -203,15 +240,15 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     };
 
     let panicked = response.extensions().get::<HandlerPanicked>().is_some();
-    if let Some(meter) = meter {
-        if panicked && let Some(m) = &ext.metrics {
-            m.error(ErrorType::Panic);
-        }
-        let handler_error =
-            seen.handler_ran && timed_out.is_none() && !panicked && response.status().is_server_error();
-        meter.finish(response.status(), handler_error);
+    if panicked {
+        ext.metrics.error(ErrorType::Panic);
     }
-    let Some(method) = method else { return response };
+    let handler_error =
+        seen.handler_ran && timed_out.is_none() && !panicked && response.status().is_server_error();
+    let Some(method) = method else {
+        meter.finish(response.status(), handler_error);
+        return response;
+    };
     let error = if let Some(message) = timed_out {
         Some(RequestError { kind: ErrorKind::Timeout, message: message.into() })
     } else if let Some(HandlerPanicked(message)) = response.extensions().get::<HandlerPanicked>() {
@@ -224,6 +261,8 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
     let info = seen.info.take().unwrap_or_else(|| info(&rs, &method, &uri, seen.identity.take()));
     let path = uri.path();
     let response = run_response_filters(ext.chains.get(HookPoint::PreResponse), path, response, &info).await;
+    // After the last filter that may change it: the status recorded is the one the client gets.
+    meter.finish(response.status(), handler_error);
     let done = Completed { request: info, status: response.status(), elapsed: started.elapsed(), error };
     spawn_actions(&ext.chains, path, done);
     response
@@ -243,13 +282,7 @@ fn limited(
             *remaining = Some(left);
             Ok(())
         }
-        Decision::Limited { retry_after } => {
-            Counters::bump(&ext.cx.counters().rate_limited);
-            if let Some(m) = &ext.metrics {
-                m.error(ErrorType::RateLimited);
-            }
-            Err(rate.rejection(&ext.name, retry_after))
-        }
+        Decision::Limited { retry_after } => Err(refuse(ext, Refusal::RateLimited(rate, retry_after))),
     }
 }
 

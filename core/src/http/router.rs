@@ -77,8 +77,7 @@ fn extension_router(app: &App<'_>, m: &Managed) -> Option<Router> {
     if m.routes().is_empty() {
         return None;
     }
-    let metrics = app.runtime.metrics().extension(m.name()).cloned();
-    let path = Arc::new(ExtensionPath::new(m, app.hooks, app.middleware, metrics, app.admin_token.clone()));
+    let path = Arc::new(ExtensionPath::new(m, app.hooks, app.middleware, app.admin_token.clone()));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
     for spec in m.routes() {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());

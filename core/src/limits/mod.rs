@@ -1,5 +1,6 @@
 //! Per-extension limits: quotas (concurrency, time, body size, tasks, storage) and rate limits,
 //! each an atomic the request path reads without a lock, reloadable at run time.
 
+pub(crate) mod error;
 pub(crate) mod quota;
 pub(crate) mod rate_limit;

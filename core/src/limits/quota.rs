@@ -1,7 +1,7 @@
 //! Per-extension quotas and the measured usage behind them, changeable at run time.
 //!
 //! Every limit is an atomic (`u64::MAX` = none) so the request path reads it with one load and
-//! [`Host::reload_limits`](crate::Host::reload_limits) can change it without a lock.
+//! `Host::reload_limits` can change it without a lock.
 //! `quotas.db_connections` is validated here and read from the config by whoever builds the
 //! extension's pool.
 
@@ -13,21 +13,10 @@ use arc_swap::{ArcSwapOption, Guard};
 use serde::Serialize;
 
 use crate::config::{ExtensionConfig, QuotaConfig};
+use crate::limits::error::LimitsError;
 use crate::limits::rate_limit::RateLimit;
 
 const NONE: u64 = u64::MAX;
-
-/// A rate limit or quota in the config that cannot be applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("extensions.{extension}.{key} in annex.toml {reason}")]
-pub struct LimitsError {
-    /// The extension.
-    pub extension: String,
-    /// The key under `[extensions.<name>]`, such as `rate_limit.burst`.
-    pub key: &'static str,
-    /// What is wrong and how to fix it.
-    pub reason: String,
-}
 
 /// What one extension uses right now (for metrics and operators).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -9,17 +9,15 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::extension::error::ApiError;
 use crate::config::RateLimitConfig;
-use crate::limits::quota::LimitsError;
+use crate::limits::error::LimitsError;
 
 /// How often idle per-client keys are pruned.
 pub(crate) const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -102,24 +100,16 @@ impl RateLimit {
         headers.insert(REMAINING, HeaderValue::from(remaining));
     }
 
-    /// The 429, with `Retry-After` in whole seconds (at least 1).
-    pub(crate) fn rejection(&self, extension: &str, retry_after: Duration) -> Response {
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        let secs = secs.max(1);
-        let mut res = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "extension `{extension}` allows {} requests per second (burst {}); retry in {secs} s",
-                self.config.per_second, self.config.burst
-            ),
-        )
-        .into_response();
-        let headers = res.headers_mut();
-        headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+    /// `retry_after` in whole seconds, rounded up, at least 1 (what `Retry-After` carries).
+    pub(crate) fn retry_secs(retry_after: Duration) -> u64 {
+        (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)
+    }
+
+    /// `Retry-After`, `X-RateLimit-Limit` and a zero `X-RateLimit-Remaining` on a refused request.
+    pub(crate) fn annotate_refusal(&self, headers: &mut HeaderMap, retry_secs: u64) {
+        headers.insert(axum::http::header::RETRY_AFTER, HeaderValue::from(retry_secs));
         headers.insert(LIMIT, self.limit.clone());
         headers.insert(REMAINING, HeaderValue::from_static("0"));
-        res
     }
 
     /// Drops per-client state that is back to full (indistinguishable from a fresh key).

@@ -20,7 +20,11 @@ pub(crate) struct AuditEntry {
 
 impl AuditEntry {
     /// An entry with empty details; the current request id is filled in when there is one.
-    pub(crate) fn new(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        target: impl Into<String>,
+    ) -> Self {
         Self {
             actor: actor.into(),
             action: action.into(),

@@ -11,7 +11,6 @@ pub(crate) mod preflight;
 
 pub(crate) use needs::needs_of;
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;

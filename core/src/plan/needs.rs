@@ -38,4 +38,3 @@ pub(crate) fn needs_of(planned: &Planned) -> Vec<Need> {
     }
     needs
 }
-

@@ -27,8 +27,8 @@ use crate::runtime::views::{ConfigView, SwitchReport};
 
 /// Decides and records every change of an extension's switch and config.
 ///
-/// Cheap to clone. Get one from [`Admin::controller`](crate::admin::Admin::controller) (the
-/// database only) or, inside a server, from the host.
+/// Cheap to clone. The CLI gets one from `Admin::controller` (the database only); a server
+/// builds one over its runtime for the admin API and the health monitor.
 #[derive(Clone)]
 pub struct Controller {
     pool: PgPool,
@@ -185,7 +185,12 @@ impl Controller {
     /// Validates `config` (a JSON object fitting the extension's schema), applies it where this
     /// process runs the extension (its `apply_config` may refuse: then nothing changes), and
     /// stores it with a history entry and an audit entry.
-    pub async fn set_config(&self, name: &str, config: Value, actor: &str) -> Result<ConfigView, ControlError> {
+    pub async fn set_config(
+        &self,
+        name: &str,
+        config: Value,
+        actor: &str,
+    ) -> Result<ConfigView, ControlError> {
         let declared = self.declared(name)?;
         check_extension_config(declared.config_schema.as_ref(), &config)
             .map_err(|errors| ControlError::InvalidConfig { name: name.to_owned(), errors })?;
@@ -246,7 +251,9 @@ impl Controller {
             {
                 rt.health_book().reset(name, m.cx().counters().panics());
                 match rt.start_one(m).await {
-                    Ok(()) => rt.publish("extension.enabled", json!({ "extension": name, "replica": replica })),
+                    Ok(()) => {
+                        rt.publish("extension.enabled", json!({ "extension": name, "replica": replica }))
+                    }
                     Err(reason) => {
                         tracing::error!(extension = %name, %reason, "enabled on another replica but failed to start here");
                         rt.fail(m, &reason).await;
@@ -271,7 +278,11 @@ impl Controller {
     /// Publishes `extension.<kind>` here (when a runtime is) and tells every replica.
     async fn announce(&self, name: &str, kind: &str) {
         if let Some(rt) = &self.runtime {
-            let event = if kind == "config" { "extension.config_changed".to_owned() } else { format!("extension.{kind}") };
+            let event = if kind == "config" {
+                "extension.config_changed".to_owned()
+            } else {
+                format!("extension.{kind}")
+            };
             rt.publish(&event, json!({ "extension": name, "replica": rt.replica() }));
         }
         if let Err(e) = store::notify(&self.pool, name, kind).await {
@@ -291,7 +302,8 @@ pub(crate) async fn record_config_change(
 ) -> Result<(), sqlx::Error> {
     let request_id = RequestId::current().map(|r| r.to_string());
     let old = store::store_config(pool, name, config, actor, request_id.as_deref()).await?;
-    let entry = AuditEntry::new(actor, "extension.config_changed", name).details(json!({ "old": old, "new": config }));
+    let entry = AuditEntry::new(actor, "extension.config_changed", name)
+        .details(json!({ "old": old, "new": config }));
     audit::record_or_log(pool, entry).await;
     Ok(())
 }

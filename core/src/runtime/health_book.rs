@@ -26,7 +26,13 @@ impl HealthBook {
     }
 
     /// Records one check and the panic total; returns why to disable, if the limits are crossed.
-    pub(crate) fn record(&self, name: &str, failed: bool, panics_total: u64, limits: &Limits) -> Option<String> {
+    pub(crate) fn record(
+        &self,
+        name: &str,
+        failed: bool,
+        panics_total: u64,
+        limits: &Limits,
+    ) -> Option<String> {
         let mut tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
         let track = tracks.entry(name.to_owned()).or_default();
         track.consecutive_failures = if failed { track.consecutive_failures + 1 } else { 0 };

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::observe::audit::AuditEntry;
 use crate::db::store::{self, HealthCheck};
 use crate::extension::gate::ExtensionState;
 use crate::extension::health::HealthStatus;
+use crate::extension::panic;
+use crate::observe::audit::AuditEntry;
+use crate::observe::metrics::ErrorType;
+use crate::observe::stats::Counters;
 use crate::runtime::controller::Controller;
 use crate::runtime::health_book::Limits;
 use crate::runtime::lifecycle::{Managed, Runtime};
-use crate::observe::metrics::ErrorType;
-use crate::extension::panic;
-use crate::observe::stats::Counters;
 
 /// Prune old history about once a day at the default interval.
 const PRUNE_EVERY: u64 = 8_640;
@@ -50,83 +50,75 @@ pub(crate) async fn run(runtime: Weak<Runtime>) {
 
 /// One health check of one extension, and what follows from it.
 pub(crate) async fn check(controller: &Controller, rt: &Runtime, m: &Managed) {
-    {
-        let name = m.name();
-        let cfg = &rt.config().health;
-        let started = Instant::now();
-        let call = panic::catch(m.extension().health(m.cx())).instrument(m.cx().span().clone());
-        let outcome = tokio::time::timeout(Duration::from_millis(cfg.timeout_ms), call).await;
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let em = rt.metrics().extension(name);
-        let (status, message, failure) = match outcome {
-            Ok(Ok(h)) => (h.status, h.message, None),
-            Ok(Err(panic)) => {
-                Counters::bump(&m.cx().counters().lifecycle_panics);
-                if let Some(e) = em {
-                    e.error(ErrorType::Panic);
-                }
-                (HealthStatus::Down, Some(format!("health() panicked: {panic}")), Some("panic"))
-            }
-            Err(_) => (
-                HealthStatus::Down,
-                Some(format!("health() did not answer within {} ms", cfg.timeout_ms)),
-                Some("timeout"),
-            ),
-        };
-        let failed = status == HealthStatus::Down;
-        if let Some(em) = em {
-            em.set_health(match status {
-                HealthStatus::Healthy => 1.0,
-                HealthStatus::Degraded => 0.5,
-                HealthStatus::Down => 0.0,
-            });
-            if failed {
-                em.error(ErrorType::Health);
-            }
+    let name = m.name();
+    let cfg = &rt.config().health;
+    let started = Instant::now();
+    let call = panic::catch(m.extension().health(m.cx())).instrument(m.cx().span().clone());
+    let outcome = tokio::time::timeout(Duration::from_millis(cfg.timeout_ms), call).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let em = m.metrics();
+    let (status, message, failure) = match outcome {
+        Ok(Ok(h)) => (h.status, h.message, None),
+        Ok(Err(panic)) => {
+            Counters::bump(&m.cx().counters().lifecycle_panics);
+            em.error(ErrorType::Panic);
+            (HealthStatus::Down, Some(format!("health() panicked: {panic}")), Some("panic"))
         }
-        let check = HealthCheck {
-            at: String::new(),
-            replica: rt.replica().to_owned(),
-            status: health_str(status).to_owned(),
-            message,
-            failure: failure.map(str::to_owned),
-            duration_ms,
-        };
-        if let Err(e) = store::record_health(rt.pool(), name, rt.replica(), &check).await {
-            tracing::warn!(extension = %name, error = %e, "could not store a health check");
-        }
-        rt.refresh_metrics();
-        let figures = rt.metrics().extension_json(name);
-        if let Err(e) = store::store_figures(rt.pool(), rt.replica(), name, &figures).await {
-            tracing::warn!(extension = %name, error = %e, "could not store metric figures");
-        }
-        let limits = Limits {
-            failures: cfg.failure_threshold,
-            panics: cfg.panic_threshold,
-            panic_window: Duration::from_millis(cfg.panic_window_ms),
-        };
-        if let Some(reason) = rt.health_book().record(name, failed, m.cx().counters().panics(), &limits) {
-            auto_disable(controller, rt, m, &reason, &check).await;
-        }
+        Err(_) => (
+            HealthStatus::Down,
+            Some(format!("health() did not answer within {} ms", cfg.timeout_ms)),
+            Some("timeout"),
+        ),
+    };
+    let failed = status == HealthStatus::Down;
+    em.set_health(match status {
+        HealthStatus::Healthy => 1.0,
+        HealthStatus::Degraded => 0.5,
+        HealthStatus::Down => 0.0,
+    });
+    if failed {
+        em.error(ErrorType::Health);
+    }
+    let check = HealthCheck {
+        at: String::new(),
+        replica: rt.replica().to_owned(),
+        status: health_str(status).to_owned(),
+        message,
+        failure: failure.map(str::to_owned),
+        duration_ms,
+    };
+    if let Err(e) = store::record_health(rt.pool(), name, rt.replica(), &check).await {
+        tracing::warn!(extension = %name, error = %e, "could not store a health check");
+    }
+    rt.refresh_metrics();
+    let figures = rt.metrics().extension_json(name);
+    if let Err(e) = store::store_figures(rt.pool(), rt.replica(), name, &figures).await {
+        tracing::warn!(extension = %name, error = %e, "could not store metric figures");
+    }
+    let limits = Limits {
+        failures: cfg.failure_threshold,
+        panics: cfg.panic_threshold,
+        panic_window: Duration::from_millis(cfg.panic_window_ms),
+    };
+    if let Some(reason) = rt.health_book().record(name, failed, m.cx().counters().panics(), &limits) {
+        auto_disable(controller, rt, m, &reason, &check).await;
     }
 }
 
 /// Disables an unhealthy extension (and what depends on it) through the controller, audits why,
 /// and publishes `extension.unhealthy`.
 async fn auto_disable(controller: &Controller, rt: &Runtime, m: &Managed, reason: &str, last: &HealthCheck) {
-    {
-        let name = m.name();
-        tracing::error!(extension = %name, %reason, "extension is unhealthy; disabling it until an operator enables it");
-        let why = format!("disabled by the health monitor: {reason}");
-        match controller.disable(name, true, "host", Some(&why)).await {
-            Ok(report) => {
-                let details = json!({ "reason": reason, "last_check": last, "disabled": report.disabled });
-                rt.audit(AuditEntry::new("host", "extension.unhealthy", name).details(details)).await;
-                rt.publish("extension.unhealthy", json!({ "extension": name, "reason": reason }));
-            }
-            Err(e) => {
-                tracing::error!(extension = %name, error = %e, "could not disable the unhealthy extension")
-            }
+    let name = m.name();
+    tracing::error!(extension = %name, %reason, "extension is unhealthy; disabling it until an operator enables it");
+    let why = format!("disabled by the health monitor: {reason}");
+    match controller.disable(name, true, "host", Some(&why)).await {
+        Ok(report) => {
+            let details = json!({ "reason": reason, "last_check": last, "disabled": report.disabled });
+            rt.audit(AuditEntry::new("host", "extension.unhealthy", name).details(details)).await;
+            rt.publish("extension.unhealthy", json!({ "extension": name, "reason": reason }));
+        }
+        Err(e) => {
+            tracing::error!(extension = %name, error = %e, "could not disable the unhealthy extension")
         }
     }
 }

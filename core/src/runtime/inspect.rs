@@ -14,8 +14,8 @@ use crate::plan::dependents::dependents_of;
 use crate::runtime::control_error::ControlError;
 use crate::runtime::controller::Controller;
 use crate::runtime::views::{
-    ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo, Permissions,
-    ReplicaFigures, Route,
+    ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
+    Permissions, ReplicaFigures, Route,
 };
 
 /// Health rows a report may hold.
@@ -52,7 +52,10 @@ impl Controller {
             routes: declared
                 .routes
                 .iter()
-                .map(|(method, path)| Route { method: method.to_string(), path: format!("/ext/{name}{path}") })
+                .map(|(method, path)| Route {
+                    method: method.to_string(),
+                    path: format!("/ext/{name}{path}"),
+                })
                 .collect(),
             hooks: declared.hooks.clone(),
             migrations: declared
@@ -101,10 +104,8 @@ impl Controller {
             store::store_figures(self.pool(), rt.replica(), name, &figures).await?;
         }
         let rows = store::figures(self.pool(), name).await?;
-        let mut replicas: Vec<ReplicaFigures> = rows
-            .into_iter()
-            .map(|(replica, at, figures)| ReplicaFigures { replica, at, figures })
-            .collect();
+        let mut replicas: Vec<ReplicaFigures> =
+            rows.into_iter().map(|(replica, at, figures)| ReplicaFigures { replica, at, figures }).collect();
         if let Some(rt) = self.runtime() {
             // Own figures first, then newest first.
             replicas.sort_by_key(|r| r.replica != rt.replica());

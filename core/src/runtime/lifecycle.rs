@@ -22,9 +22,10 @@ use crate::extension::panic;
 use crate::extension::permissions::{self, Need};
 use crate::extension::registrar::RouteSpec;
 use crate::extension::{Extension, ExtensionResult};
-use crate::limits::quota::{Limits, LimitsError};
+use crate::limits::error::LimitsError;
+use crate::limits::quota::Limits;
 use crate::observe::audit::{self, AuditEntry};
-use crate::observe::metrics::{Metrics, Resource};
+use crate::observe::metrics::{ExtensionMetrics, Metrics, Resource};
 use crate::observe::stats::Counters;
 use crate::plan::catalog::Catalog;
 use crate::runtime::health_book::HealthBook;
@@ -38,11 +39,15 @@ pub(crate) struct Managed {
     routes: Vec<RouteSpec>,
     /// Permissions it needs (declared and implied by what it registered).
     needs: Vec<Need>,
+    metrics: Arc<ExtensionMetrics>,
 }
 
 impl std::fmt::Debug for Managed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Managed").field("name", &self.metadata.name).field("state", &self.slot.state()).finish()
+        f.debug_struct("Managed")
+            .field("name", &self.metadata.name)
+            .field("state", &self.slot.state())
+            .finish()
     }
 }
 
@@ -54,8 +59,9 @@ impl Managed {
         slot: Arc<Slot>,
         routes: Vec<RouteSpec>,
         needs: Vec<Need>,
+        metrics: Arc<ExtensionMetrics>,
     ) -> Self {
-        Self { metadata, extension, cx, slot, routes, needs }
+        Self { metadata, extension, cx, slot, routes, needs, metrics }
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -80,6 +86,11 @@ impl Managed {
 
     pub(crate) fn routes(&self) -> &[RouteSpec] {
         &self.routes
+    }
+
+    /// Its pre-resolved metric handles.
+    pub(crate) fn metrics(&self) -> &Arc<ExtensionMetrics> {
+        &self.metrics
     }
 }
 
@@ -108,14 +119,10 @@ impl Runtime {
         pool: PgPool,
         isolator: Option<Isolator>,
         extensions: Vec<Managed>,
+        metrics: Metrics,
         bus: Arc<EventBus>,
         catalog: Arc<Catalog>,
     ) -> Self {
-        let metrics = Metrics::new(extensions.iter().map(|m| {
-            let routes =
-                m.routes.iter().map(|r| (r.method.clone(), format!("/ext/{}{}", m.name(), r.path))).collect();
-            (m.name(), routes)
-        }));
         Self {
             config,
             pool,
@@ -272,15 +279,14 @@ impl Runtime {
         m.slot.set(to);
         let mut error = None;
         if was_running {
-            if let Err(reason) = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await {
+            if let Err(reason) = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await
+            {
                 tracing::error!(extension = %m.name(), %reason, "extension did not stop cleanly");
                 error = Some(reason);
             }
         }
         m.cx.abort_tasks();
-        if let Some(em) = self.metrics.extension(m.name()) {
-            em.set_health(0.0);
-        }
+        m.metrics.set_health(0.0);
         if m.state() == ExtensionState::Stopped {
             self.record_state(m, error.as_deref()).await;
         }
@@ -340,7 +346,7 @@ impl Runtime {
             if m.state() == ExtensionState::Running {
                 active += 1;
             }
-            let Some(em) = self.metrics.extension(m.name()) else { continue };
+            let em = &m.metrics;
             em.set_resource(Resource::InFlightRequests, em.in_flight() as f64);
             em.set_resource(Resource::BackgroundTasks, m.cx.running_tasks() as f64);
             let busy = m.cx.counters().busy_nanos.load(std::sync::atomic::Ordering::Relaxed);

@@ -6,9 +6,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::host::error::HostError;
 use crate::extension::Extension;
 use crate::host::Host;
+use crate::host::error::HostError;
 use crate::testkit::postgres::test_database_url;
 
 /// The host secret test hosts use unless the config sets one.

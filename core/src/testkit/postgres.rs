@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
 use crate::db::error::DbError;
+use crate::db::private_postgres::{Durability, PostgresError, PrivatePostgres};
 use crate::host::error::HostError;
 
 /// The server the tests of this process share.
@@ -61,7 +61,8 @@ impl TestPostgres {
         let (admin, url) = match self {
             TestPostgres::Private { server, .. } => (server.connect_options("postgres"), server.url(&name)),
             TestPostgres::External { url } => {
-                let admin = PgConnectOptions::from_str(url).map_err(|e| HostError::Database(DbError::Url(e)))?;
+                let admin =
+                    PgConnectOptions::from_str(url).map_err(|e| HostError::Database(DbError::Url(e)))?;
                 let mut target = url::Url::parse(url).map_err(|e| HostError::Internal(e.to_string()))?;
                 target.set_path(&name);
                 (admin, target.to_string())

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::extension::error::ApiError;
 use super::ApiState;
+use crate::extension::error::ApiError;
 
 const MAX_LIMIT: i64 = 500;
 

@@ -20,7 +20,11 @@ pub(super) async fn get_config(
 
 /// Replaces the config: the body is the new config. 422 with one entry per schema violation, or
 /// when `apply_config` refuses it (the old config stays).
-pub(super) async fn put_config(State(state): State<ApiState>, Path(name): Path<String>, body: Bytes) -> Response {
+pub(super) async fn put_config(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
     if let Err(e) = state.controller.declared(&name) {
         return e.into_response();
     }

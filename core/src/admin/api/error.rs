@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::extension::error::ApiError;
-use crate::runtime::control_error::ControlError;
 use crate::observe::request_id::RequestId;
+use crate::runtime::control_error::ControlError;
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {

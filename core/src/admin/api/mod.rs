@@ -82,7 +82,10 @@ fn routes() -> Routes {
 
 /// The admin API's routes, token check included, ready to merge into the app.
 pub(crate) fn router(state: ApiState) -> Router {
-    routes().router.layer(middleware::from_fn_with_state(state.clone(), auth::require_token)).with_state(state)
+    routes()
+        .router
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .with_state(state)
 }
 
 /// Every (method, path) the router serves.

@@ -29,7 +29,8 @@ pub(super) async fn disable(
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(other) => {
-            return ApiError::bad_request(format!("cascade must be true or false, not `{other}`")).into_response();
+            return ApiError::bad_request(format!("cascade must be true or false, not `{other}`"))
+                .into_response();
         }
     };
     match state.controller.disable(&name, cascade, "admin", Some("disabled by an operator")).await {

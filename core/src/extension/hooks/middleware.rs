@@ -8,8 +8,8 @@ use axum::extract::{OriginalUri, Request};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 
-use crate::extension::error::ApiError;
 use crate::extension::context::Context;
+use crate::extension::error::ApiError;
 use crate::extension::gate::Slot;
 use crate::extension::hooks::placement::Placement;
 use crate::extension::hooks::{Hook, HookInfo};
@@ -17,7 +17,8 @@ use crate::extension::panic;
 use crate::observe::request_id::RequestId;
 use crate::observe::stats::Counters;
 
-pub(crate) type MiddlewareFn = Arc<dyn Fn(Context, Request, Next) -> BoxFuture<'static, Response> + Send + Sync>;
+pub(crate) type MiddlewareFn =
+    Arc<dyn Fn(Context, Request, Next) -> BoxFuture<'static, Response> + Send + Sync>;
 
 /// One middleware as registered.
 pub(crate) struct MiddlewareSpec {

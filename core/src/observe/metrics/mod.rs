@@ -86,15 +86,25 @@ pub(crate) type RouteList = Vec<(Method, String)>;
 impl Metrics {
     /// Creates the registry and resolves the handles of every extension and route.
     pub(crate) fn new<'a>(extensions: impl IntoIterator<Item = (&'a str, RouteList)>) -> Self {
+        let mut metrics = Self::empty();
+        for (name, routes) in extensions {
+            metrics.register(name, &routes);
+        }
+        metrics
+    }
+
+    /// A registry with the families and no extension yet.
+    pub(crate) fn empty() -> Self {
         let registry = Registry::new();
         let families = Families::register(&registry);
-        let extensions = extensions
-            .into_iter()
-            .map(|(name, routes)| {
-                (name.to_owned(), Arc::new(ExtensionMetrics::new(name, &routes, &families)))
-            })
-            .collect();
-        Self { registry, families, extensions }
+        Self { registry, families, extensions: BTreeMap::new() }
+    }
+
+    /// Resolves the handles of one extension and its routes (`(method, full route template)`).
+    pub(crate) fn register(&mut self, name: &str, routes: &[(Method, String)]) -> Arc<ExtensionMetrics> {
+        let handles = Arc::new(ExtensionMetrics::new(name, routes, &self.families));
+        self.extensions.insert(name.to_owned(), handles.clone());
+        handles
     }
 
     /// One extension's handles.
