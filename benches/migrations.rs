@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use annex_core::testkit::{TEST_SECRET, test_database_url};
-use annex_core::{Admin, Config, Extension, Host, Metadata, Migration, Migrations};
+use annex_core::{Extension, Metadata, Migration, Migrations, admin::Admin, config::Config, host::Host};
 
 struct Many {
     name: String,
@@ -93,7 +93,9 @@ async fn main() {
         let host =
             Host::builder(config(&url, dir.path())).extensions(extensions()).start().await.expect("host");
         runs.push(started.elapsed());
-        assert!(host.extensions().iter().all(|e| e.state == annex_core::ExtensionState::Running));
+        assert!(
+            host.extensions().iter().all(|(_, state)| *state == annex_core::host::ExtensionState::Running)
+        );
         host.shutdown().await;
     }
     let m = median(runs.clone());

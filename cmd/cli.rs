@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use annex_core::{Config, LogFormat};
+use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{extensions_cmd, logging, serve};

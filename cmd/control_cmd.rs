@@ -6,7 +6,11 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use annex_core::{Admin, Config, ControlError, Extension, preflight};
+use annex_core::{
+    Extension,
+    admin::{Admin, ControlError, preflight},
+    config::Config,
+};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
@@ -35,13 +39,16 @@ pub(crate) enum ConfigCommand {
     },
 }
 
+/// Actor recorded in the audit log for changes made with the CLI.
+const ACTOR: &str = "cli";
+
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Turns a refusal into an error whose text lists every schema violation.
-fn refused(e: ControlError) -> anyhow::Error {
+pub(crate) fn refused(e: ControlError) -> anyhow::Error {
     if let ControlError::InvalidConfig { name, errors } = &e {
         let lines: Vec<String> = errors
             .iter()
@@ -53,86 +60,90 @@ fn refused(e: ControlError) -> anyhow::Error {
 }
 
 pub(crate) async fn info(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
-    let d = admin.info(name).await.map_err(refused)?;
+    let d = admin.controller().info(name).await.map_err(refused)?;
     if json {
         return print_json(&d);
     }
-    let r = &d.record;
+    let r = &d.summary;
     println!("{} {} — {}", r.name, r.version, r.description);
     println!("enabled:      {}", r.enabled);
     println!(
         "state:        {}{}",
         r.state,
-        r.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+        r.reason.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
     );
-    println!("health:       {}", d.health);
+    println!("health:       {}", r.health);
     let deps: Vec<String> = d.dependencies.iter().map(|x| format!("{} {}", x.name, x.requirement)).collect();
     println!("dependencies: {}", if deps.is_empty() { "-".into() } else { deps.join(", ") });
     println!("dependents:   {}", if d.dependents.is_empty() { "-".into() } else { d.dependents.join(", ") });
     println!(
         "permissions:  needs [{}], granted [{}]",
-        d.permissions_required.join(", "),
-        d.permissions_granted.join(", ")
+        d.permissions.required.join(", "),
+        d.permissions.granted.join(", ")
     );
     println!("routes:");
     for route in &d.routes {
-        println!("  {route}");
+        println!("  {} {}", route.method, route.path);
+    }
+    println!("hooks:");
+    for h in &d.hooks {
+        println!(
+            "  {} {} (priority {}, {})",
+            h.point,
+            h.id,
+            h.priority,
+            h.prefix.as_deref().unwrap_or("every route")
+        );
     }
     println!("migrations:");
     for m in &d.migrations {
-        println!("  {m}");
+        println!("  {:04} {}{}", m.version, m.description, if m.reversible { "" } else { " (irreversible)" });
     }
     println!("config:       {}", serde_json::to_string(&d.config)?);
     Ok(())
 }
 
 pub(crate) async fn enable(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
-    admin.enable(name).await.map_err(refused)?;
+    let report = admin.controller().enable(name, ACTOR).await.map_err(refused)?;
     if json {
-        return print_json(&json!({ "extension": name, "enabled": true }));
+        return print_json(&report);
     }
     println!("enabled `{name}`; running servers start it within a second");
     Ok(())
 }
 
 pub(crate) async fn disable(admin: &Admin, name: &str, cascade: bool, json: bool) -> anyhow::Result<()> {
-    let disabled = admin.disable(name, cascade).await.map_err(refused)?;
+    let report = admin.controller().disable(name, cascade, ACTOR, None).await.map_err(refused)?;
     if json {
-        return print_json(&json!({ "extension": name, "enabled": false, "disabled": disabled }));
+        return print_json(&report);
     }
-    println!("disabled {}; running servers stop them within a second", disabled.join(", "));
+    let them = if report.disabled.len() == 1 { "it" } else { "them" };
+    println!("disabled {}; running servers stop {them} within a second", report.disabled.join(", "));
     Ok(())
 }
 
 pub(crate) async fn status(admin: &Admin, json: bool) -> anyhow::Result<()> {
-    let lines = admin.status().await.map_err(refused)?;
+    let lines = admin.controller().list().await.map_err(refused)?;
     if json {
-        let out: Vec<_> = lines
-            .iter()
-            .map(|(r, health)| {
-                json!({ "name": r.name, "version": r.version, "enabled": r.enabled,
-                "state": r.state, "last_error": r.last_error, "health": health })
-            })
-            .collect();
-        return print_json(&out);
+        return print_json(&lines);
     }
-    let width = lines.iter().map(|(r, _)| r.name.len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<7}  {:<10}  {:<9}  LAST ERROR", "NAME", "ENABLED", "STATE", "HEALTH");
-    for (r, health) in &lines {
+    let width = lines.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    println!("{:<width$}  {:<7}  {:<10}  {:<9}  REASON", "NAME", "ENABLED", "STATE", "HEALTH");
+    for r in &lines {
         println!(
             "{:<width$}  {:<7}  {:<10}  {:<9}  {}",
             r.name,
             r.enabled,
             r.state,
-            health,
-            r.last_error.as_deref().unwrap_or("")
+            r.health,
+            r.reason.as_deref().unwrap_or("")
         );
     }
     Ok(())
 }
 
 pub(crate) async fn health(admin: &Admin, name: &str, limit: i64, json: bool) -> anyhow::Result<()> {
-    let report = admin.health(name, limit).await.map_err(refused)?;
+    let report = admin.controller().health(name, limit).await.map_err(refused)?;
     if json {
         return print_json(&report);
     }
@@ -150,12 +161,8 @@ pub(crate) async fn health(admin: &Admin, name: &str, limit: i64, json: bool) ->
 pub(crate) async fn config(admin: &Admin, command: ConfigCommand) -> anyhow::Result<()> {
     match command {
         ConfigCommand::Get { name, json } => {
-            let config = admin.config(&name).await.map_err(refused)?;
-            if json {
-                print_json(&json!({ "extension": name, "config": config }))
-            } else {
-                print_json(&config)
-            }
+            let view = admin.controller().config_of(&name).await.map_err(refused)?;
+            if json { print_json(&view) } else { print_json(&view.config) }
         }
         ConfigCommand::Set { name, file, json } => {
             let text = if file.as_os_str() == "-" {
@@ -170,9 +177,9 @@ pub(crate) async fn config(admin: &Admin, command: ConfigCommand) -> anyhow::Res
             let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
                 format!("{} is not JSON; pass the config as a JSON object", file.display())
             })?;
-            admin.set_config(&name, value.clone()).await.map_err(refused)?;
+            let view = admin.controller().set_config(&name, value, ACTOR).await.map_err(refused)?;
             if json {
-                return print_json(&json!({ "extension": name, "config": value }));
+                return print_json(&view);
             }
             println!("stored the new config of `{name}`; running servers apply it within a second");
             Ok(())
@@ -181,7 +188,7 @@ pub(crate) async fn config(admin: &Admin, command: ConfigCommand) -> anyhow::Res
 }
 
 pub(crate) async fn metrics(admin: &Admin, name: &str, json: bool) -> anyhow::Result<()> {
-    let figures = admin.metrics(name).await.map_err(refused)?;
+    let figures = admin.controller().figures(name).await.map_err(refused)?;
     if json {
         return print_json(&figures);
     }
@@ -190,8 +197,8 @@ pub(crate) async fn metrics(admin: &Admin, name: &str, json: bool) -> anyhow::Re
         return Ok(());
     }
     for r in &figures.replicas {
-        println!("replica {} at {}", r["replica"].as_str().unwrap_or("?"), r["at"].as_str().unwrap_or("?"));
-        if let Some(families) = r["figures"].as_object() {
+        println!("replica {} at {}", r.replica, r.at);
+        if let Some(families) = r.figures.as_object() {
             for (family, series) in families {
                 for s in series.as_array().into_iter().flatten() {
                     let mut labels = Vec::new();

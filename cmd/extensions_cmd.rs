@@ -1,6 +1,7 @@
 //! `annex extensions …`: works against the database, with or without a running server.
 
-use annex_core::{Admin, Config, ExtensionRecord};
+use annex_core::admin::{Admin, ExtensionSummary};
+use annex_core::config::Config;
 use clap::Subcommand;
 
 use crate::{control_cmd, scaffold};
@@ -123,7 +124,7 @@ pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::R
 }
 
 async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
-    let records = admin.list().await?;
+    let records = admin.controller().list().await.map_err(crate::control_cmd::refused)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&records)?);
     } else {
@@ -132,7 +133,7 @@ async fn list(admin: &Admin, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn table(records: &[ExtensionRecord]) -> String {
+pub(crate) fn table(records: &[ExtensionSummary]) -> String {
     let rows: Vec<[String; 5]> = records
         .iter()
         .map(|r| {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use annex_core::{Extension, RegistrationError};
+use annex_core::{Extension, host::RegistrationError};
 
 mod cli;
 mod control_cmd;
@@ -20,5 +20,5 @@ include!(concat!(env!("OUT_DIR"), "/extensions.rs"));
 
 /// Every extension compiled into this binary, checked against the enabled `ext-<name>` features.
 pub fn compiled_in() -> Result<Vec<Arc<dyn Extension>>, RegistrationError> {
-    annex_core::compiled_in(EXPECTED_EXTENSION_CRATES)
+    annex_core::host::compiled_in(EXPECTED_EXTENSION_CRATES)
 }

@@ -1,6 +1,6 @@
 //! Tracing output: human lines by default, JSON with `--log-format json`.
 
-use annex_core::{LogConfig, LogFormat};
+use annex_core::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 /// `RUST_LOG`, if set, wins over `[log] filter`. Logs go to stderr so `--json` output stays clean.

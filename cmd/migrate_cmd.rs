@@ -1,7 +1,7 @@
 //! `annex extensions migrate|rollback|migrations|purge`: an extension's database, from the CLI.
 //! Each step prints a progress line as it completes.
 
-use annex_core::{Admin, MigrationReport, MigrationStep};
+use annex_core::admin::{Admin, MigrationReport, MigrationStep};
 use anyhow::bail;
 use clap::Subcommand;
 

@@ -1,6 +1,6 @@
 //! `annex serve`.
 
-use annex_core::{Config, Host};
+use annex_core::{config::Config, host::Host};
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 

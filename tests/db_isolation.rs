@@ -4,7 +4,10 @@
 mod common;
 
 use annex_core::testkit::TestHost;
-use annex_core::{Config, ExtensionState, Host, Isolation};
+use annex_core::{
+    config::{Config, Isolation},
+    host::{ExtensionState, Host},
+};
 use common::{Scripted, sql, step, superuser};
 
 fn things(name: &str) -> Scripted {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use annex_core::testkit::TestHost;
-use annex_core::{Event, QUEUE_CAPACITY};
+use annex_core::{Event, extension::QUEUE_CAPACITY};
 use scripted::{Scripted, grant};
 use tokio::sync::{Notify, mpsc};
 

@@ -5,7 +5,10 @@ mod common;
 
 use annex_core::testkit::{TEST_SECRET, TestHost, test_database_url};
 use annex_core::{
-    Admin, Config, Extension, ExtensionDbError, ExtensionState, Migration, MigrationError, StepAction,
+    Extension, Migration,
+    admin::{Admin, ExtensionDbError, StepAction},
+    config::Config,
+    host::{ExtensionState, MigrationError},
 };
 use common::{Scripted, sql, step, superuser};
 use std::sync::Arc;

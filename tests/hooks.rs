@@ -7,7 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use annex_core::testkit::TestHost;
-use annex_core::{Completed, ErrorKind, ExtensionState, Hook, HookRequest, HookResponse, Identity, Next};
+use annex_core::{
+    Hook, Identity, Next,
+    hooks::{Completed, ErrorKind, HookRequest, HookResponse},
+    host::ExtensionState,
+};
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;

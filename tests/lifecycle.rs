@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use annex_core::testkit::TestHost;
-use annex_core::{Context, Extension, ExtensionResult, ExtensionState, Metadata};
+use annex_core::{Context, Extension, ExtensionResult, Metadata, host::ExtensionState};
 use common::{Fault, Journal, Probe, json_body};
 
 #[tokio::test]

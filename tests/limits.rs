@@ -7,7 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use annex_core::testkit::TestHost;
-use annex_core::{Config, Hook, HookRequest, Identity, QuotaConfig, RateLimitConfig, StorageError};
+use annex_core::{
+    Hook, Identity,
+    config::{Config, QuotaConfig, RateLimitConfig},
+    extension::StorageError,
+    hooks::HookRequest,
+};
 use scripted::{Scripted, grant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};

@@ -5,7 +5,7 @@ mod scripted;
 use std::time::Duration;
 
 use annex_core::testkit::TestHost;
-use annex_core::{ExtensionState, StorageError};
+use annex_core::{extension::StorageError, host::ExtensionState};
 use scripted::{Scripted, grant};
 use sqlx::Connection;
 

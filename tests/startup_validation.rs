@@ -5,7 +5,11 @@ mod common;
 
 use std::sync::Arc;
 
-use annex_core::{Config, Context, Extension, Host, HostError, Metadata, PlanError, Registrar, validate};
+use annex_core::{
+    Context, Extension, Metadata, Registrar,
+    config::Config,
+    host::{Host, HostError, PlanError, validate},
+};
 use common::{Journal, Probe};
 
 fn probe(name: &'static str) -> Probe {

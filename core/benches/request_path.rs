@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use annex_core::testkit::test_database_url;
 use annex_core::{
-    Config, Context, Extension, Hook, HookRequest, Host, Identity, Metadata, RateLimitConfig, Registrar,
+    Context, Extension, Hook, Identity, Metadata, Registrar,
+    config::{Config, RateLimitConfig},
+    hooks::HookRequest,
+    host::Host,
 };
 use axum::body::Body;
 use axum::extract::Request;

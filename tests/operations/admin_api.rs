@@ -217,17 +217,17 @@ async fn without_a_configured_token_one_is_generated_into_the_data_dir_with_mode
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let url = annex_core::testkit::test_database_url().await.unwrap();
-    let mut config = annex_core::Config::default();
+    let mut config = annex_core::config::Config::default();
     config.database.url = Some(url);
     config.data_dir = dir.path().to_owned();
-    let host = annex_core::Host::builder(config.clone()).start().await.expect("host starts");
+    let host = annex_core::host::Host::builder(config.clone()).start().await.expect("host starts");
     let path = dir.path().join("admin-token");
     let token = std::fs::read_to_string(&path).expect("token written");
     assert!(token.trim().len() >= 32);
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     host.shutdown().await;
     // The next start reuses it.
-    let again = annex_core::Host::builder(config).start().await.expect("host starts again");
+    let again = annex_core::host::Host::builder(config).start().await.expect("host starts again");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
     again.shutdown().await;
 }

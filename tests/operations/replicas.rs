@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use annex_core::{Admin, Config, Extension};
+use annex_core::{Extension, admin::Admin, config::Config};
 use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection;
@@ -36,7 +36,7 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
     let dir = tempfile::tempdir().unwrap();
     let extensions: Vec<Arc<dyn Extension>> = vec![Arc::new(Base::default()), Arc::new(Dependent)];
     let cli = Admin::connect(&admin_config(a.database_url(), dir.path()), &extensions).await.unwrap();
-    cli.set_config("base", json!({ "greeting": "from the cli" })).await.unwrap();
+    cli.controller().set_config("base", json!({ "greeting": "from the cli" }), "cli").await.unwrap();
     for t in [&a, &b] {
         let took = eventually(Duration::from_secs(1), || async {
             body(t.get("/ext/base/greeting").await).await["greeting"] == "from the cli"
@@ -44,11 +44,11 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
         .await;
         assert!(took.is_some(), "config reached {}", t.base_url());
     }
-    let err = cli.set_config("base", json!({ "limit": "x" })).await.unwrap_err();
-    assert!(matches!(err, annex_core::ControlError::InvalidConfig { .. }), "{err}");
+    let err = cli.controller().set_config("base", json!({ "limit": "x" }), "cli").await.unwrap_err();
+    assert!(matches!(err, annex_core::admin::ControlError::InvalidConfig { .. }), "{err}");
 
     // Enable through the CLI path: both serve again.
-    cli.enable("dependent").await.unwrap();
+    cli.controller().enable("dependent", "cli").await.unwrap();
     for t in [&a, &b] {
         let took = eventually(Duration::from_secs(1), || async {
             t.get("/ext/dependent/ping").await.status() == 200
@@ -66,7 +66,7 @@ async fn changes_on_one_replica_or_the_cli_reach_every_replica_within_a_second()
     .await
     .unwrap();
     assert!(killed.len() >= 2, "both listeners found: {killed:?}");
-    cli.disable("base", true).await.unwrap();
+    cli.controller().disable("base", true, "cli", None).await.unwrap();
     for t in [&a, &b] {
         let took =
             eventually(Duration::from_secs(5), || async { t.get("/ext/base/items/1").await.status() == 503 })

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use annex_core::{Config, Context, Extension, ExtensionResult, Metadata, Registrar};
+use annex_core::{Context, Extension, ExtensionResult, Metadata, Registrar, config::Config};
 
 type Register = Arc<dyn Fn(&mut Registrar) + Send + Sync>;
 

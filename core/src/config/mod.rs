@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The whole host configuration.
 ///
 /// ```
-/// use annex_core::Config;
+/// use annex_core::config::Config;
 /// let c = Config::from_toml_str("[server]\nbind = \"0.0.0.0:9000\"").unwrap();
 /// assert_eq!(c.server.bind, "0.0.0.0:9000");
 /// assert!(c.database.url.is_none()); // → private PostgreSQL under data_dir

@@ -17,7 +17,7 @@ pub struct SchemaViolation {
 /// ```
 /// use serde_json::json;
 /// let schema = json!({"type": "object", "properties": {"port": {"type": "integer"}}});
-/// let errors = annex_core::check_config(Some(&schema), &json!({"port": "x"})).unwrap_err();
+/// let errors = annex_core::config::check_config(Some(&schema), &json!({"port": "x"})).unwrap_err();
 /// assert_eq!(errors[0].pointer, "/port");
 /// ```
 pub fn check_config(

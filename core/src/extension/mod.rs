@@ -80,7 +80,7 @@ pub type ExtensionResult<T = ()> = Result<T, BoxError>;
 /// 6. At shutdown, `stop` runs for every running extension in reverse start order.
 ///
 /// ```
-/// use annex_core::{Extension, Metadata, Registrar, Context};
+/// use annex_core::{Context, Extension, Metadata, Registrar};
 /// use axum::Json;
 ///
 /// struct Hello;

@@ -213,7 +213,7 @@ impl Registrar {
     /// Needs permission `hooks:auth`. A panic leaves the request unauthenticated.
     ///
     /// ```
-    /// use annex_core::{Hook, HookRequest, Identity, Registrar};
+    /// use annex_core::{Hook, Identity, Registrar, hooks::HookRequest};
     /// fn register(r: &mut Registrar) {
     ///     r.authentication(Hook::new("api_key"), |_cx, req: HookRequest| async move {
     ///         if let Some(key) = req.header("x-api-key").and_then(|v| v.to_str().ok().map(String::from)) {

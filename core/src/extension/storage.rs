@@ -61,7 +61,7 @@ pub enum StorageError {
 /// The extension's own directory. Get it with [`Context::storage`](crate::Context::storage); paths are relative to it.
 ///
 /// ```no_run
-/// # async fn f(cx: annex_core::Context) -> Result<(), annex_core::StorageError> {
+/// # async fn f(cx: annex_core::Context) -> Result<(), annex_core::extension::StorageError> {
 /// let storage = cx.storage();
 /// storage.write("reports/2024.json", b"{}".as_slice()).await?;
 /// let bytes = storage.read("reports/2024.json").await?;

@@ -27,7 +27,6 @@ use crate::runtime::control_error::ControlError;
 use crate::runtime::controller::Controller;
 use crate::runtime::lifecycle::Runtime;
 use crate::runtime::views::SwitchReport;
-use error::HostError;
 
 pub use crate::config::admin_token::AdminTokenError;
 pub use crate::config::secret::SecretError;
@@ -41,6 +40,7 @@ pub use crate::limits::error::LimitsError;
 pub use crate::limits::quota::ResourceUsage;
 pub use crate::observe::stats::ExtensionStats;
 pub use crate::plan::{PlanError, PlanErrors, validate};
+pub use error::HostError;
 pub use start::HostBuilder;
 
 /// A started annex host: every enabled extension running, ready to serve. Cheap to clone.

@@ -175,7 +175,7 @@ pub(crate) struct Plan {
 /// Checks a set of extensions without starting anything. Returns every problem found.
 ///
 /// ```
-/// use annex_core::{Extension, Metadata, validate};
+/// use annex_core::{Extension, Metadata, host::validate};
 /// use std::sync::Arc;
 ///
 /// struct Bad;

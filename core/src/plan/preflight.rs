@@ -25,7 +25,7 @@ pub struct Problem {
 /// Checks the compiled-in set against `config`. Empty means ready to serve.
 ///
 /// ```
-/// use annex_core::{Config, preflight};
+/// use annex_core::{admin::preflight, config::Config};
 /// assert!(preflight(&Config::default(), &[]).is_empty());
 /// ```
 pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Problem> {

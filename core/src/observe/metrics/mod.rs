@@ -81,10 +81,12 @@ impl HookHandles {
 }
 
 /// One extension's declared routes: (method, full route template such as `/ext/hello/items/{id}`).
+#[cfg(feature = "bench")]
 pub(crate) type RouteList = Vec<(Method, String)>;
 
 impl Metrics {
     /// Creates the registry and resolves the handles of every extension and route.
+    #[cfg(feature = "bench")]
     pub(crate) fn new<'a>(extensions: impl IntoIterator<Item = (&'a str, RouteList)>) -> Self {
         let mut metrics = Self::empty();
         for (name, routes) in extensions {
@@ -108,6 +110,7 @@ impl Metrics {
     }
 
     /// One extension's handles.
+    #[cfg(feature = "bench")]
     pub(crate) fn extension(&self, name: &str) -> Option<&Arc<ExtensionMetrics>> {
         self.extensions.get(name)
     }

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use annex_core::{
-    ApiError, Completed, Context, Extension, ExtensionResult, Health, Hook, Identity, Metadata, Migrations,
-    Registrar, permission,
+    ApiError, Context, Extension, ExtensionResult, Health, Hook, Identity, Metadata, Migrations, Registrar,
+    hooks::Completed, permission,
 };
 use axum::Json;
 use axum::body::Bytes;

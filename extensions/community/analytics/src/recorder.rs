@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use annex_core::Completed;
+use annex_core::hooks::Completed;
 use arc_swap::ArcSwap;
 use serde::Serialize;
 use tokio::sync::{Notify, oneshot};

@@ -52,7 +52,7 @@ macro_rules! armable {
     };
 }
 
-use annex_core::{Context, Extension, Hook, HookRequest, Identity, Metadata, Next, Registrar};
+use annex_core::{Context, Extension, Hook, Identity, Metadata, Next, Registrar, hooks::HookRequest};
 use axum::Json;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};

@@ -1,7 +1,7 @@
 //! The load benchmark is only meaningful if every bench extension really runs on the measured
 //! request; these tests check that against a real host, as `bench/load.sh` configures it.
 
-use annex_core::RateLimitConfig;
+use annex_core::config::RateLimitConfig;
 use annex_core::testkit::TestHost;
 use annex_ext_loadtest::{BenchAuth, BenchHeaders, BenchObserver, BenchTarget, BenchTiming};
 

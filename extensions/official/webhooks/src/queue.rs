@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use annex_core::{Event, pattern_matches};
+use annex_core::{Event, extension::pattern_matches};
 use sqlx::PgPool;
 
 /// A claimed delivery, with what is needed to send it.

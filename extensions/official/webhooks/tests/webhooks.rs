@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use annex_core::Config;
+use annex_core::config::Config;
 use annex_core::testkit::TestHost;
 use annex_ext_webhooks::Webhooks;
 use axum::body::Bytes;
