@@ -30,8 +30,23 @@
 //! annex_core::register_extension!(Hello);
 //! ```
 //!
-//! See `docs/` in the repository for the request path and the order in which layers run.
-#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+//! # What is where
+//! - The crate root: what an extension author needs every day: [`Extension`], [`Metadata`],
+//!   [`Registrar`], [`Context`], [`Hook`], [`ApiError`], the macros. [`extension`] has all of
+//!   the author's types (errors its services return, [`extension::Dependency`], …) and
+//!   [`hooks`] the hook types.
+//! - [`host`]: running a host ([`host::Host`]); [`config`]: its configuration; [`admin`]:
+//!   operating it (the controller behind the CLI and the admin API); `testkit` (feature
+//!   `testkit`): testing an extension against a real PostgreSQL.
+//!
+//! The lifecycle of an extension is on the [`Extension`] trait; the request path and the
+//! database follow.
+//!
+#![doc = include_str!("../../docs/request-path.md")]
+//!
+#![doc = include_str!("../../docs/database.md")]
+#![deny(missing_docs, unreachable_pub)]
+#![warn(missing_debug_implementations)]
 
 #[cfg(panic = "abort")]
 compile_error!(

@@ -87,7 +87,7 @@ async fn extension_commands_work_against_the_database_with_json_and_exit_codes()
 
     let info = env.json(&["extensions", "info", "hello", "--json"]).await;
     let routes = info["routes"].as_array().expect("routes");
-    assert!(routes.contains(&json!("GET /ext/hello/ping")), "{routes:?}");
+    assert!(routes.contains(&json!({ "method": "GET", "path": "/ext/hello/ping" })), "{routes:?}");
     let health = env.json(&["extensions", "health", "hello", "--json"]).await;
     assert_eq!(health["status"], "unknown");
     let metrics = env.json(&["extensions", "metrics", "hello", "--json"]).await;
@@ -98,8 +98,12 @@ async fn extension_commands_work_against_the_database_with_json_and_exit_codes()
     for e in list.as_array().expect("list") {
         let name = e["name"].as_str().expect("name");
         let info = env.json(&["extensions", "info", name, "--json"]).await;
-        let needs: Vec<String> =
-            info["permissions_required"].as_array().into_iter().flatten().map(|p| format!("{p}")).collect();
+        let needs: Vec<String> = info["permissions"]["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| format!("{p}"))
+            .collect();
         toml.push_str(&format!("[extensions.{name}]\npermissions = [{}]\n", needs.join(", ")));
     }
     std::fs::write(&granted, toml).unwrap();
@@ -119,6 +123,36 @@ async fn extension_commands_work_against_the_database_with_json_and_exit_codes()
     let out = env.run(&["extensions", "new", "Bad-Name"], None).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_and_the_admin_api_give_the_same_document_for_an_extension() {
+    let env = Env::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(env.command(&["serve", "--bind", "127.0.0.1:0"]), dir.path());
+    let client = reqwest::Client::new();
+    let api = |path: String| {
+        let client = client.clone();
+        async move {
+            let res = client.get(path).bearer_auth(TOKEN).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    // The server records a health check per interval; compare once both read the same rows.
+    for (cli, path) in [
+        (vec!["extensions", "info", "hello", "--json"], "/api/v1/extensions/hello"),
+        (vec!["extensions", "config", "get", "hello", "--json"], "/api/v1/extensions/hello/config"),
+    ] {
+        let from_api = api(format!("{}{path}", server.url)).await;
+        let from_cli = env.json(&cli).await;
+        assert_eq!(from_cli, from_api, "`annex {}` and GET {path} differ", cli.join(" "));
+        assert_eq!(from_api["name"].as_str().or(from_api["extension"].as_str()), Some("hello"));
+    }
+    let info = api(format!("{}/api/v1/extensions/hello", server.url)).await;
+    assert_eq!(info["state"], "running");
+    assert!(info["routes"].as_array().is_some_and(|r| !r.is_empty()), "{info}");
+    server.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]

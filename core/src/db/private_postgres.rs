@@ -79,7 +79,7 @@ pub(crate) struct Durability {
 
 /// A private PostgreSQL cluster that annex started or attached to.
 #[derive(Debug)]
-pub struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     cluster: PathBuf,
     bin: PathBuf,
     owner: Option<(Uid, Gid)>,
@@ -121,7 +121,7 @@ impl PrivatePostgres {
     }
 
     /// Connection options for `database` over the private socket.
-    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+    pub(crate) fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
             .socket(&self.cluster)
             .username(SUPERUSER)
@@ -130,7 +130,8 @@ impl PrivatePostgres {
     }
 
     /// A `postgres://` URL for `database` over the private socket.
-    pub fn url(&self, database: &str) -> String {
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    pub(crate) fn url(&self, database: &str) -> String {
         format!(
             "postgres://{SUPERUSER}:{}@localhost/{database}?host={}",
             self.password,
@@ -139,19 +140,9 @@ impl PrivatePostgres {
     }
 
     /// The cluster directory.
-    pub fn cluster_dir(&self) -> &Path {
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))]
+    pub(crate) fn cluster_dir(&self) -> &Path {
         &self.cluster
-    }
-
-    /// Whether this process started the server (rather than attaching to a running one).
-    pub fn started_here(&self) -> bool {
-        self.started_here
-    }
-
-    /// The postmaster's process id, if the server is running.
-    pub fn postmaster_pid(&self) -> Option<i32> {
-        let text = fs::read_to_string(self.cluster.join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
     }
 
     fn command(&self, program: &str) -> Command {

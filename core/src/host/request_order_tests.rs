@@ -1,1 +1,212 @@
-//! placeholder
+//! The request path's order, tested without PostgreSQL: a runtime assembled over a lazy pool
+//! that never connects, gates opened by hand, and requests sent with `oneshot`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use tower::ServiceExt;
+
+use super::start::{Initial, assemble};
+use crate::config::admin_token::AdminToken;
+use crate::config::{Config, QuotaConfig, RateLimitConfig};
+use crate::extension::gate::ExtensionState;
+use crate::extension::hooks::{Hook, HookRequest, HookResponse, Identity, Next};
+use crate::extension::{Context, Extension, Metadata, Registrar};
+use crate::http::router::{self, App};
+use crate::plan::Plan;
+use crate::plan::catalog::Catalog;
+use crate::runtime::lifecycle::Runtime;
+
+type Journal = Arc<Mutex<Vec<String>>>;
+
+fn note(journal: &Journal, what: impl Into<String>) {
+    journal.lock().unwrap_or_else(|p| p.into_inner()).push(what.into());
+}
+
+/// Records every step of the request path it takes part in.
+struct Probe {
+    journal: Journal,
+}
+
+#[async_trait::async_trait]
+impl Extension for Probe {
+    fn metadata(&self) -> Metadata {
+        Metadata::new("probe", "1.0.0")
+    }
+
+    fn register(&self, r: &mut Registrar) {
+        let j = self.journal.clone();
+        r.get("/ping", move |_cx: Context| {
+            let j = j.clone();
+            async move {
+                note(&j, "handler");
+                "pong"
+            }
+        });
+        r.get("/teapot", || async { "not yet a teapot" });
+        let j = self.journal.clone();
+        r.authentication(Hook::new("auth").own_routes(), move |_cx, req: HookRequest| {
+            let j = j.clone();
+            async move {
+                note(&j, "authentication");
+                req.set_identity(Identity::new("alice"));
+                Ok(())
+            }
+        });
+        let j = self.journal.clone();
+        r.pre_request(Hook::new("pre").own_routes(), move |_cx, req: HookRequest| {
+            let j = j.clone();
+            async move {
+                let who = req.identity().map(|i| i.id().to_owned()).unwrap_or_default();
+                note(&j, format!("pre_request({who})"));
+                Ok(())
+            }
+        });
+        let j = self.journal.clone();
+        r.middleware(Hook::new("mw").own_routes(), move |_cx: Context, req: Request, next: Next| {
+            let j = j.clone();
+            async move {
+                note(&j, "middleware");
+                next.run(req).await
+            }
+        });
+        let j = self.journal.clone();
+        r.post_request(Hook::new("post").own_routes(), move |_cx, _res: HookResponse| {
+            let j = j.clone();
+            async move {
+                note(&j, "post_request");
+                Ok(())
+            }
+        });
+        let j = self.journal.clone();
+        r.pre_response(Hook::new("last").own_routes(), move |_cx, res: HookResponse| {
+            let j = j.clone();
+            async move {
+                note(&j, "pre_response");
+                if res.request().route.ends_with("/teapot") {
+                    res.set_status(StatusCode::IM_A_TEAPOT);
+                }
+                Ok(())
+            }
+        });
+    }
+}
+
+/// The application over a runtime that never touched a database, every gate open.
+fn app(journal: &Journal, config: Config) -> (Router, Arc<Runtime>) {
+    let extensions: Vec<Arc<dyn Extension>> = vec![Arc::new(Probe { journal: journal.clone() })];
+    let catalog = Arc::new(Catalog::new(&extensions));
+    let plan = Plan::new(extensions).expect("the probe is a valid set");
+    let initial = plan.extensions.iter().map(|_| Initial::enabled()).collect();
+    // A lazy pool never connects unless used; the request path must not use it.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+        .expect("a well-formed URL");
+    let assembled = assemble(Arc::new(config), pool, None, plan, catalog, initial).expect("assembles");
+    for m in assembled.runtime.extensions() {
+        m.slot().set(ExtensionState::Running);
+    }
+    let token = AdminToken::fixed("test-token");
+    let ready = Arc::new(AtomicBool::new(true));
+    let router = router::build(&App {
+        runtime: &assembled.runtime,
+        hooks: &assembled.hooks,
+        middleware: &assembled.middleware,
+        admin_token: &token,
+        ready: &ready,
+    })
+    .expect("the router builds");
+    (router, assembled.runtime)
+}
+
+async fn send(router: &Router, path: &str, body_len: usize) -> Response {
+    let req = Request::get(path)
+        .header(header::CONTENT_LENGTH, body_len)
+        .body(Body::from(vec![b'x'; body_len]))
+        .expect("a valid request");
+    router.clone().oneshot(req).await.expect("infallible")
+}
+
+async fn code(res: Response) -> String {
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("a body");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
+
+fn taken(journal: &Journal) -> Vec<String> {
+    std::mem::take(&mut *journal.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+#[tokio::test]
+async fn the_request_path_runs_gate_quotas_rate_limit_auth_pre_request_middleware_handler_post_request_pre_response()
+ {
+    let journal: Journal = Arc::default();
+    let mut config = Config::default();
+    let probe = config.extensions.entry("probe".into()).or_default();
+    probe.rate_limit = Some(RateLimitConfig { per_second: 1, burst: 1, per_client: false });
+    probe.quotas = QuotaConfig { max_body_bytes: Some(16), ..QuotaConfig::default() };
+    let (router, runtime) = app(&journal, config);
+
+    // The whole chain, in order; the authentication hook's identity reaches pre_request.
+    let res = send(&router, "/ext/probe/ping", 0).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        taken(&journal),
+        ["authentication", "pre_request(alice)", "middleware", "handler", "post_request", "pre_response"]
+    );
+
+    // Gate before quotas: a closed gate answers 503 even for a body over the quota.
+    let m = runtime.find("probe").expect("probe is managed");
+    m.slot().set(ExtensionState::Disabled);
+    let res = send(&router, "/ext/probe/ping", 64).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(code(res).await, "extension_disabled");
+    m.slot().set(ExtensionState::Running);
+
+    // Quotas before the rate limit: the one token is spent, yet a body over the quota gets 413.
+    let res = send(&router, "/ext/probe/ping", 64).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(res).await, "payload_too_large");
+
+    // Rate limit before authentication: the refused request reaches no hook.
+    let res = send(&router, "/ext/probe/ping", 0).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(code(res).await, "rate_limited");
+    assert!(taken(&journal).is_empty(), "no hook, middleware or handler ran for refused requests");
+}
+
+#[tokio::test]
+async fn prometheus_records_the_status_a_pre_response_filter_set() {
+    let journal: Journal = Arc::default();
+    let (router, runtime) = app(&journal, Config::default());
+    let res = send(&router, "/ext/probe/teapot", 0).await;
+    assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+
+    let text = runtime.metrics().render();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("extension_requests_total{") && l.contains("/teapot"))
+        .collect();
+    assert_eq!(series.len(), 1, "one series for the route: {series:?}");
+    assert!(series[0].contains("status=\"418\""), "the status the client got: {}", series[0]);
+    assert!(series[0].ends_with(" 1"), "{}", series[0]);
+}
+
+#[tokio::test]
+async fn a_closed_gate_is_metered() {
+    let journal: Journal = Arc::default();
+    let (router, runtime) = app(&journal, Config::default());
+    runtime.find("probe").expect("managed").slot().set(ExtensionState::Disabled);
+    assert_eq!(send(&router, "/ext/probe/ping", 0).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = runtime.metrics().render();
+    assert!(
+        text.lines().any(|l| l.starts_with("extension_requests_total{") && l.contains("status=\"503\"")),
+        "{text}"
+    );
+}

@@ -278,12 +278,11 @@ impl Runtime {
         let was_running = m.state() == ExtensionState::Running;
         m.slot.set(to);
         let mut error = None;
-        if was_running {
-            if let Err(reason) = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await
-            {
-                tracing::error!(extension = %m.name(), %reason, "extension did not stop cleanly");
-                error = Some(reason);
-            }
+        if was_running
+            && let Err(reason) = lifecycle(m, "stop", self.lifecycle_timeout(), m.extension.stop(&m.cx)).await
+        {
+            tracing::error!(extension = %m.name(), %reason, "extension did not stop cleanly");
+            error = Some(reason);
         }
         m.cx.abort_tasks();
         m.metrics.set_health(0.0);

@@ -23,4 +23,4 @@ mod host;
 mod postgres;
 
 pub use host::{TEST_SECRET, TestHost, TestHostBuilder};
-pub use postgres::{TestPostgres, test_database_url};
+pub use postgres::test_database_url;

@@ -2,7 +2,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -16,13 +15,11 @@ use crate::host::error::HostError;
 
 /// The server the tests of this process share.
 #[derive(Debug)]
-pub enum TestPostgres {
+pub(crate) enum TestPostgres {
     /// A private server started for this process.
     Private {
-        /// The server.
+        /// The server (its temporary directory is removed by the watchdog when the process exits).
         server: PrivatePostgres,
-        /// Its temporary directory, removed when the process exits.
-        root: PathBuf,
     },
     /// `DATABASE_URL` pointed at an existing server.
     External {
@@ -35,7 +32,7 @@ static SHARED: OnceLock<Result<TestPostgres, String>> = OnceLock::new();
 
 impl TestPostgres {
     /// The process-wide server, started on first use. Blocking on first call.
-    pub fn shared() -> Result<&'static TestPostgres, HostError> {
+    pub(crate) fn shared() -> Result<&'static TestPostgres, HostError> {
         SHARED
             .get_or_init(|| Self::start().map_err(|e| e.to_string()))
             .as_ref()
@@ -52,14 +49,14 @@ impl TestPostgres {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
         let server = PrivatePostgres::ensure(&root, Durability { throwaway: true })?;
         spawn_watchdog(&server, &root);
-        Ok(TestPostgres::Private { server, root })
+        Ok(TestPostgres::Private { server })
     }
 
     /// Creates a fresh, empty database and returns its URL.
-    pub async fn create_database(&self) -> Result<String, HostError> {
+    pub(crate) async fn create_database(&self) -> Result<String, HostError> {
         let name = format!("annex_test_{}", uuid::Uuid::new_v4().simple());
         let (admin, url) = match self {
-            TestPostgres::Private { server, .. } => (server.connect_options("postgres"), server.url(&name)),
+            TestPostgres::Private { server } => (server.connect_options("postgres"), server.url(&name)),
             TestPostgres::External { url } => {
                 let admin =
                     PgConnectOptions::from_str(url).map_err(|e| HostError::Database(DbError::Url(e)))?;
