@@ -76,7 +76,8 @@ async fn list_info_health_metrics_and_openapi_answer() {
 
     t.get("/ext/base/items/7").await;
     let m = body(admin(&t, Method::GET, "/api/v1/extensions/base/metrics").send().await.unwrap()).await;
-    let requests = &m["metrics"]["extension_requests_total"];
+    // This process's live figures come first.
+    let requests = &m["replicas"][0]["figures"]["extension_requests_total"];
     assert_eq!(requests[0]["route"], "/ext/base/items/{id}");
     assert_eq!(requests[0]["value"], 1.0);
 

@@ -17,6 +17,8 @@ const COPY: &[&str] = &[
     "extensions",
     "migrations",
     "benches",
+    // annex-core pulls its long docs into rustdoc from here.
+    "docs",
 ];
 
 fn target_dir() -> PathBuf {

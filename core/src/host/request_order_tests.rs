@@ -166,19 +166,26 @@ async fn the_request_path_runs_gate_quotas_rate_limit_auth_pre_request_middlewar
     let res = send(&router, "/ext/probe/ping", 64).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(code(res).await, "extension_disabled");
+    assert!(taken(&journal).is_empty(), "a closed gate runs nothing of the extension");
     m.slot().set(ExtensionState::Running);
 
     // Quotas before the rate limit: the one token is spent, yet a body over the quota gets 413.
+    // pre_response filters see every answer of the extension's routes, refusals included.
     let res = send(&router, "/ext/probe/ping", 64).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(code(res).await, "payload_too_large");
+    assert_eq!(taken(&journal), ["pre_response"]);
 
-    // Rate limit before authentication: the refused request reaches no hook.
+    // Rate limit before authentication: the refused request reaches no request hook.
     let res = send(&router, "/ext/probe/ping", 0).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key(header::RETRY_AFTER));
     assert_eq!(code(res).await, "rate_limited");
-    assert!(taken(&journal).is_empty(), "no hook, middleware or handler ran for refused requests");
+    assert_eq!(
+        taken(&journal),
+        ["pre_response"],
+        "authentication, pre_request, middleware and handler did not run"
+    );
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ pub enum ControlError {
     StartFailed {
         /// The extension.
         name: String,
-        /// Why.
+        /// What `init` or `start` said, or why it could not run.
         reason: String,
     },
     /// A database call failed.
