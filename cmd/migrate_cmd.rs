@@ -23,6 +23,10 @@ pub(crate) enum MigrateCommand {
         name: String,
         /// The version to go back to; it stays applied.
         version: i64,
+        /// Disable the extension first (refused otherwise while it is enabled); running servers
+        /// stop it within a second.
+        #[arg(long)]
+        disable: bool,
     },
     /// Show an extension's migrations (applied, pending, changed) and their history.
     Migrations {
@@ -48,7 +52,7 @@ pub(crate) async fn run(admin: &Admin, command: MigrateCommand) -> anyhow::Resul
             let names = if all { admin.extension_names() } else { name.into_iter().collect() };
             migrate(admin, &names).await
         }
-        MigrateCommand::Rollback { name, version } => rollback(admin, &name, version).await,
+        MigrateCommand::Rollback { name, version, disable } => rollback(admin, &name, version, disable).await,
         MigrateCommand::Migrations { name, json } => report(admin, &name, json).await,
         MigrateCommand::Purge { name, yes } => purge(admin, &name, yes).await,
     }
@@ -80,7 +84,17 @@ async fn migrate(admin: &Admin, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rollback(admin: &Admin, name: &str, version: i64) -> anyhow::Result<()> {
+async fn rollback(admin: &Admin, name: &str, version: i64, disable: bool) -> anyhow::Result<()> {
+    if disable {
+        let report = admin
+            .controller()
+            .disable(name, false, "cli", Some("disabled to roll back its migrations"))
+            .await?;
+        println!(
+            "{name}: disabled ({}); running servers stop it within a second",
+            report.disabled.join(", ")
+        );
+    }
     println!("{name}: rolling back to version {version}");
     let steps = admin.rollback(name, version, print_step).await?;
     if steps.is_empty() {

@@ -192,10 +192,18 @@ async fn rollback_runs_the_downs_newest_first_and_the_history_shows_it() {
     let url = test_database_url().await.expect("fresh database");
     let dir = tempfile::tempdir().expect("tempdir");
     let ext = layered(Some("drop table b; insert into journal (what) values ('down 2')"));
-    let admin = admin(&url, dir.path(), vec![ext], true).await;
+    // A rollback changes the schema under the extension's code: it is refused while enabled.
+    let enabled = admin(&url, dir.path(), vec![ext.clone()], true).await;
+    enabled.migrate("layered", |_| {}).await.expect("migrate");
+    let err = enabled.rollback("layered", 1, |_| {}).await.expect_err("enabled");
+    assert!(matches!(&err, ExtensionDbError::Enabled { .. }), "{err}");
+    assert!(err.to_string().contains("--disable"), "{err}");
+    enabled.close().await;
+    let admin = admin(&url, dir.path(), vec![ext], false).await;
     let mut seen = Vec::new();
     let applied = admin.migrate("layered", |s| seen.push((s.version, s.action))).await.expect("migrate");
-    assert_eq!(applied.len(), 3);
+    assert_eq!(applied.len(), 0, "applied above");
+    seen.extend([(1, StepAction::Applied), (2, StepAction::Applied), (3, StepAction::Applied)]);
     let reverted =
         admin.rollback("layered", 1, |s| seen.push((s.version, s.action))).await.expect("rollback");
     assert_eq!(reverted.iter().map(|s| s.version).collect::<Vec<_>>(), vec![3, 2]);
@@ -236,7 +244,7 @@ async fn rollback_runs_the_downs_newest_first_and_the_history_shows_it() {
 async fn rollback_refuses_to_pass_an_irreversible_step_and_changes_nothing() {
     let url = test_database_url().await.expect("fresh database");
     let dir = tempfile::tempdir().expect("tempdir");
-    let admin = admin(&url, dir.path(), vec![layered(None)], true).await;
+    let admin = admin(&url, dir.path(), vec![layered(None)], false).await;
     admin.migrate("layered", |_| {}).await.expect("migrate");
     let err = admin.rollback("layered", 0, |_| {}).await.expect_err("irreversible");
     assert!(
@@ -259,7 +267,7 @@ async fn purge_removes_schema_and_role_and_refuses_while_enabled() {
     let enabled = admin(&url, dir.path(), vec![layered(Some("drop table b"))], true).await;
     enabled.migrate("layered", |_| {}).await.expect("migrate");
     let err = enabled.purge("layered").await.expect_err("enabled");
-    assert!(matches!(err, ExtensionDbError::Enabled(_)), "{err}");
+    assert!(matches!(err, ExtensionDbError::Enabled { .. }), "{err}");
     assert!(err.to_string().contains("enabled = false"), "{err}");
     enabled.close().await;
 

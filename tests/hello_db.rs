@@ -27,6 +27,11 @@ async fn hello_stores_and_lists_greetings_in_its_own_schema() {
     assert!(created["greeted_at"].is_string(), "{created}");
     let res = t.client().post(t.url("/ext/hello/greetings")).json(&json!({})).send().await.expect("sent");
     assert_eq!(res.status(), 400);
+    // PostgreSQL cannot store NUL: a 422 naming the field, not a 500 from deep in the query.
+    let res = t.client().post(t.url("/ext/hello/greetings")).json(&json!({"name": "a\u{0}b"})).send().await.expect("sent");
+    assert_eq!(res.status(), 422);
+    let refused: Value = res.json().await.expect("json");
+    assert_eq!(refused["error"]["errors"][0]["pointer"], "/name", "{refused}");
 
     let list: Value = t.get("/ext/hello/greetings").await.json().await.expect("json");
     assert_eq!(list["greetings"].as_array().map(Vec::len), Some(1));
@@ -79,7 +84,11 @@ async fn the_cli_migrates_reports_rolls_back_and_purges_hello() {
     let again = annex(&url, d, &["extensions", "migrate", "--all"]);
     assert!(stdout(&again).contains("hello: up to date"), "{}", stdout(&again));
 
+    // Refused while hello is enabled (it would serve on a schema it does not expect)...
     let out = annex(&url, d, &["extensions", "rollback", "hello", "1"]);
+    assert!(!out.status.success() && stderr(&out).contains("--disable"), "{}", stderr(&out));
+    // ...and done after disabling it first.
+    let out = annex(&url, d, &["extensions", "rollback", "hello", "1", "--disable"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("hello 0002 greeting_time rolled back"), "{}", stdout(&out));
 
@@ -94,6 +103,8 @@ async fn the_cli_migrates_reports_rolls_back_and_purges_hello() {
     let table = stdout(&annex(&url, d, &["extensions", "migrations", "hello"]));
     assert!(table.contains("greeting_time") && table.contains("pending"), "{table}");
 
+    let out = annex(&url, d, &["extensions", "enable", "hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = annex(&url, d, &["extensions", "purge", "hello"]);
     assert!(!out.status.success() && stderr(&out).contains("--yes"), "{}", stderr(&out));
     let out = annex(&url, d, &["extensions", "purge", "hello", "--yes"]);

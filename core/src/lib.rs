@@ -72,7 +72,7 @@ mod layering_tests;
 
 pub use extension::hooks::{self, Hook, Identity, Next};
 pub use extension::{
-    ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Metadata,
+    ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Json, Metadata,
     Migration, Migrations, Registrar, RequestId, Storage, permission,
 };
 

@@ -4,6 +4,7 @@
 mod admin_api;
 mod cli;
 mod health;
+mod json_values;
 mod metrics;
 mod replicas;
 mod scaffold;

@@ -21,12 +21,20 @@ pub enum ExtensionDbError {
          which are); its migrations are unknown here"
     )]
     NotCompiledIn(String),
-    /// Purge refuses while the extension is enabled.
+    /// Purge and rollback refuse while the extension is enabled: they change the database
+    /// under a running extension.
     #[error(
-        "extension `{0}` is enabled; disable it first (`enabled = false` under [extensions.{0}] \
-         in annex.toml, or `annex extensions disable {0}`), then purge it"
+        "extension `{name}` is enabled; disable it first (`annex extensions disable {name}`{hint}, \
+         or `enabled = false` under [extensions.{name}] in annex.toml), then {operation}"
     )]
-    Enabled(String),
+    Enabled {
+        /// The extension.
+        name: String,
+        /// `purge it`, `roll it back`.
+        operation: &'static str,
+        /// How the command itself can disable it, if it can.
+        hint: &'static str,
+    },
     /// Isolation could not be prepared.
     #[error(transparent)]
     Isolation(#[from] IsolationError),
@@ -126,7 +134,8 @@ impl Admin {
     }
 
     /// Runs the downs of every applied step of `name` newer than `version`, newest first.
-    /// Refuses before changing anything if one of them is irreversible.
+    /// Refuses before changing anything if one of them is irreversible, or while the extension
+    /// is enabled (its running code would meet a schema it does not expect).
     pub async fn rollback(
         &self,
         name: &str,
@@ -134,6 +143,13 @@ impl Admin {
         mut progress: impl FnMut(&MigrationStep) + Send,
     ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
         let migrations = self.compiled_migrations(name)?;
+        if state::one(&self.db.pool, name).await?.is_some_and(|s| s.enabled) {
+            return Err(ExtensionDbError::Enabled {
+                name: name.to_owned(),
+                operation: "roll it back",
+                hint: ", or pass --disable",
+            });
+        }
         let isolator = self.isolator().await?;
         let steps = extension_db::rollback(&isolator, name, migrations, version, &mut progress).await?;
         if !steps.is_empty() {
@@ -226,7 +242,7 @@ impl Admin {
     pub async fn purge(&self, name: &str) -> Result<Vec<String>, ExtensionDbError> {
         let stored = state::all(&self.db.pool).await?;
         if stored.iter().any(|s| s.name == name && s.enabled) {
-            return Err(ExtensionDbError::Enabled(name.to_owned()));
+            return Err(ExtensionDbError::Enabled { name: name.to_owned(), operation: "purge it", hint: "" });
         }
         let isolator = self.isolator().await?;
         let (role, forgotten) = isolator.purge(name).await?;

@@ -5,6 +5,7 @@ pub(crate) mod error;
 pub(crate) mod extension_db;
 pub(crate) mod host_migrations;
 pub(crate) mod isolation;
+pub(crate) mod json;
 pub(crate) mod migrate;
 pub(crate) mod private_postgres;
 pub(crate) mod state;

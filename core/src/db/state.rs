@@ -2,13 +2,21 @@
 
 use sqlx::PgPool;
 
+use crate::db::json::{self, Unreadable};
+
+/// name, version, enabled, config (as text), state, last_error.
+type Row = (String, String, bool, String, String, Option<String>);
+
 /// One row of `annex.extensions`.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredExtension {
     pub(crate) name: String,
     pub(crate) version: String,
     pub(crate) enabled: bool,
+    /// The stored config (`null` when unreadable).
     pub(crate) config: serde_json::Value,
+    /// Why the stored config cannot be read, if it cannot.
+    pub(crate) config_error: Option<Unreadable>,
     pub(crate) state: String,
     pub(crate) last_error: Option<String>,
 }
@@ -21,7 +29,7 @@ pub(crate) async fn register(
     version: &str,
     enabled: Option<bool>,
 ) -> Result<StoredExtension, sqlx::Error> {
-    let row: (String, String, bool, serde_json::Value, String, Option<String>) = sqlx::query_as(
+    let row: Row = sqlx::query_as(
         r#"
         insert into annex.extensions (name, version, enabled)
         values ($1, $2, coalesce($3, true))
@@ -29,7 +37,7 @@ pub(crate) async fn register(
             set version = excluded.version,
                 enabled = coalesce($3, annex.extensions.enabled),
                 updated_at = now()
-        returning name, version, enabled, config, state, last_error
+        returning name, version, enabled, config::text, state, last_error
         "#,
     )
     .bind(name)
@@ -60,8 +68,8 @@ pub(crate) async fn set_state(
 
 /// Every stored extension, by name.
 pub(crate) async fn all(pool: &PgPool) -> Result<Vec<StoredExtension>, sqlx::Error> {
-    let rows: Vec<(String, String, bool, serde_json::Value, String, Option<String>)> = sqlx::query_as(
-        "select name, version, enabled, config, state, last_error from annex.extensions order by name",
+    let rows: Vec<Row> = sqlx::query_as(
+        "select name, version, enabled, config::text, state, last_error from annex.extensions order by name",
     )
     .fetch_all(pool)
     .await?;
@@ -70,8 +78,8 @@ pub(crate) async fn all(pool: &PgPool) -> Result<Vec<StoredExtension>, sqlx::Err
 
 /// One stored extension, if a host or the CLI ever recorded it.
 pub(crate) async fn one(pool: &PgPool, name: &str) -> Result<Option<StoredExtension>, sqlx::Error> {
-    let row: Option<(String, String, bool, serde_json::Value, String, Option<String>)> = sqlx::query_as(
-        "select name, version, enabled, config, state, last_error from annex.extensions where name = $1",
+    let row: Option<Row> = sqlx::query_as(
+        "select name, version, enabled, config::text, state, last_error from annex.extensions where name = $1",
     )
     .bind(name)
     .fetch_optional(pool)
@@ -79,8 +87,12 @@ pub(crate) async fn one(pool: &PgPool, name: &str) -> Result<Option<StoredExtens
     Ok(row.map(Into::into))
 }
 
-impl From<(String, String, bool, serde_json::Value, String, Option<String>)> for StoredExtension {
-    fn from(r: (String, String, bool, serde_json::Value, String, Option<String>)) -> Self {
-        Self { name: r.0, version: r.1, enabled: r.2, config: r.3, state: r.4, last_error: r.5 }
+impl From<Row> for StoredExtension {
+    fn from(r: Row) -> Self {
+        let (config, config_error) = match json::parse(&r.3) {
+            Ok(config) => (config, None),
+            Err(e) => (serde_json::Value::Null, Some(e)),
+        };
+        Self { name: r.0, version: r.1, enabled: r.2, config, config_error, state: r.4, last_error: r.5 }
     }
 }

@@ -4,6 +4,8 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::db::json::{self, Unreadable};
+
 /// The channel every replica listens on. The payload is JSON: `{"extension": …, "kind": …}`.
 pub(crate) const CHANNEL: &str = "annex_control";
 
@@ -36,11 +38,13 @@ pub(crate) async fn set_enabled(
 pub(crate) async fn switch_and_config(
     pool: &PgPool,
     name: &str,
-) -> Result<Option<(bool, serde_json::Value)>, sqlx::Error> {
-    sqlx::query_as("select enabled, config from annex.extensions where name = $1")
-        .bind(name)
-        .fetch_optional(pool)
-        .await
+) -> Result<Option<(bool, Result<serde_json::Value, Unreadable>)>, sqlx::Error> {
+    let row: Option<(bool, String)> =
+        sqlx::query_as("select enabled, config::text from annex.extensions where name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(enabled, text)| (enabled, json::parse(&text))))
 }
 
 /// Stores a new config and its history entry in one transaction; returns the old config.
@@ -52,11 +56,13 @@ pub(crate) async fn store_config(
     request_id: Option<&str>,
 ) -> Result<serde_json::Value, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let old: serde_json::Value =
-        sqlx::query_scalar("select config from annex.extensions where name = $1 for update")
+    let old: String =
+        sqlx::query_scalar("select config::text from annex.extensions where name = $1 for update")
             .bind(name)
             .fetch_one(&mut *tx)
             .await?;
+    // An unreadable old config is kept as text in the history; the new one replaces it.
+    let old = json::parse(&old).unwrap_or(serde_json::Value::String(old));
     sqlx::query("update annex.extensions set config = $2, updated_at = now() where name = $1")
         .bind(name)
         .bind(config)
@@ -210,9 +216,9 @@ pub(crate) async fn figures(
     pool: &PgPool,
     extension: &str,
 ) -> Result<Vec<(String, String, serde_json::Value)>, sqlx::Error> {
-    sqlx::query_as(
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
         r#"
-        select replica, to_char(at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), figures
+        select replica, to_char(at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), figures::text
           from annex.replica_metrics
          where extension = $1
          order by at desc
@@ -220,5 +226,6 @@ pub(crate) async fn figures(
     )
     .bind(extension)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|(replica, at, figures)| (replica, at, json::parse_or_note(&figures))).collect())
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::config::SchemaViolation;
 use crate::observe::request_id::RequestId;
 
 /// An HTTP error response in annex's JSON shape. Return it from handlers.
@@ -24,12 +25,21 @@ pub struct ApiError {
     status: StatusCode,
     code: Cow<'static, str>,
     message: String,
+    /// One entry per problem, by JSON pointer (validation errors).
+    errors: Option<Vec<SchemaViolation>>,
 }
 
 impl ApiError {
     /// An error with a status, a stable snake_case code and a message for humans.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self { status, code: code.into(), message: message.into(), errors: None }
+    }
+
+    /// Adds one entry per problem, each naming the JSON pointer of the offending value; the
+    /// body carries them as `error.errors`.
+    pub fn with_errors(mut self, errors: Vec<SchemaViolation>) -> Self {
+        self.errors = Some(errors);
+        self
     }
 
     /// 400 `bad_request`.
@@ -74,16 +84,27 @@ impl std::error::Error for ApiError {}
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = RequestId::current().map(|r| r.to_string());
-        let body = json!({
-            "error": { "code": self.code, "message": self.message, "request_id": request_id }
-        });
+        let mut error = json!({ "code": self.code, "message": self.message, "request_id": request_id });
+        if let (Some(errors), Some(map)) = (self.errors, error.as_object_mut()) {
+            map.insert("errors".into(), json!(errors));
+        }
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }
 
-/// A database error in a handler is a 500; its text is logged, never sent to the client.
+/// A database error in a handler is a 500; its text is logged, never sent to the client. Text
+/// PostgreSQL cannot store (a NUL character, SQLSTATE 22021 or 22P05) is the client's: a 422.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        let code = e.as_database_error().and_then(|d| d.code().map(|c| c.into_owned()));
+        if matches!(code.as_deref(), Some("22021" | "22P05")) {
+            return Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_text",
+                "a text value contains a NUL character (\\u0000), which PostgreSQL cannot store",
+            );
+        }
         tracing::error!(error = %e, "database error in a handler");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "database_error", "a database error occurred")
     }

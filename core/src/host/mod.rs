@@ -4,7 +4,7 @@
 
 pub(crate) mod error;
 #[cfg(test)]
-mod request_order_tests;
+mod request_path_tests;
 mod start;
 
 use std::future::Future;

@@ -150,7 +150,14 @@ async fn initial_states(pool: &PgPool, config: &Config, plan: &Plan) -> Result<V
                 }
             }
             Some(wanted) => wanted,
-            None => stored.config,
+            None => {
+                if let Some(e) = &stored.config_error {
+                    problem = Some(format!(
+                        "its stored config cannot be read: {e}; replace it with `annex extensions config set {name} FILE` or [extensions.{name}] config in annex.toml"
+                    ));
+                }
+                stored.config
+            }
         };
         initial.push(Initial { enabled: stored.enabled, config: settings, problem });
     }

@@ -24,6 +24,7 @@ use crate::config::admin_token::AdminToken;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::panic;
+use crate::http::error_shape;
 use crate::http::hook_chain::Registry;
 use crate::http::request_path::{self, ExtensionPath};
 use crate::observe::request_id;
@@ -60,20 +61,19 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone())
         .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())));
     for m in app.runtime.extensions() {
-        if let Some(routes) = extension_router(app, m) {
+        if let Some(routes) = extension_router(app, m, &state) {
             router = router.nest(&format!("/ext/{}", m.name()), routes);
         }
     }
-    router
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(request_id::assign))
+    router.layer(middleware::from_fn(error_shape::json_errors)).layer(middleware::from_fn(request_id::assign))
 }
 
-fn extension_router(app: &App<'_>, m: &Managed) -> Option<Router> {
+fn extension_router(app: &App<'_>, m: &Managed, state: &HostState) -> Option<Router> {
     if m.routes().is_empty() {
         return None;
     }
@@ -87,7 +87,10 @@ fn extension_router(app: &App<'_>, m: &Managed) -> Option<Router> {
         };
         by_path.insert(&spec.path, merged);
     }
-    Some(by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h)))
+    // A nested router answers its own 405s; they are counted like the host's.
+    let host = state.clone();
+    let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
+    Some(router.method_not_allowed_fallback(move |req: Request| method_not_allowed(State(host), req)))
 }
 
 /// Prometheus text format. Unauthenticated, as scrapers expect; it names extensions and routes
@@ -137,14 +140,25 @@ async fn ready(State(host): State<HostState>) -> Response {
     Json(json!({ "status": "ready", "extensions": extensions })).into_response()
 }
 
-async fn not_found(req: Request) -> ApiError {
+async fn not_found(State(host): State<HostState>, req: Request) -> ApiError {
+    count_unmatched(&host, &req, StatusCode::NOT_FOUND);
     ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
 }
 
-async fn method_not_allowed(req: Request) -> ApiError {
+async fn method_not_allowed(State(host): State<HostState>, req: Request) -> ApiError {
+    count_unmatched(&host, &req, StatusCode::METHOD_NOT_ALLOWED);
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
+}
+
+/// Counts a request no route matched under `route="unmatched"`, with the extension only when
+/// the path names one that exists, so the labels stay bounded whatever clients send.
+fn count_unmatched(host: &HostState, req: &Request, status: StatusCode) {
+    let path = req.extensions().get::<axum::extract::OriginalUri>().map_or(req.uri().path(), |o| o.0.path());
+    let named = path.strip_prefix("/ext/").and_then(|rest| rest.split('/').next());
+    let extension = named.filter(|n| host.runtime.find(n).is_some()).unwrap_or("");
+    host.runtime.metrics().count_unmatched(extension, req.method(), status);
 }

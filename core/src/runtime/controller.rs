@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::config::schema::check_extension_config;
 use crate::db::{state, store};
 use crate::extension::gate::ExtensionState;
+use crate::extension::json::unstorable;
 use crate::observe::audit::{self, AuditEntry};
 use crate::observe::request_id::RequestId;
 use crate::plan::catalog::{Catalog, Declared};
@@ -192,6 +193,10 @@ impl Controller {
         actor: &str,
     ) -> Result<ConfigView, ControlError> {
         let declared = self.declared(name)?;
+        let unstorable = unstorable(&config);
+        if !unstorable.is_empty() {
+            return Err(ControlError::InvalidConfig { name: name.to_owned(), errors: unstorable });
+        }
         check_extension_config(declared.config_schema.as_ref(), &config)
             .map_err(|errors| ControlError::InvalidConfig { name: name.to_owned(), errors })?;
         let _serial = self.serialise().await;
@@ -213,7 +218,11 @@ impl Controller {
         // Read under the lock: a row read before a local change finished would undo it.
         let _serial = rt.serialise().await;
         let (enabled, config) = match store::switch_and_config(&self.pool, name).await {
-            Ok(Some(row)) => row,
+            Ok(Some((enabled, Ok(config)))) => (enabled, config),
+            Ok(Some((enabled, Err(e)))) => {
+                tracing::error!(extension = %name, error = %e, "replica sync: the stored config cannot be read; keeping the one in force");
+                (enabled, (*m.cx().config()).clone())
+            }
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(extension = %name, error = %e, "replica sync: cannot read the extension's row");

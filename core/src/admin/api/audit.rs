@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ApiState;
+use crate::db::json;
 use crate::extension::error::ApiError;
 
 const MAX_LIMIT: i64 = 500;
@@ -42,11 +43,11 @@ pub(super) async fn audit(
         Some(prefix) => format!("{}%", prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")),
         None => a.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"),
     });
-    type Row = (i64, String, String, String, String, Value, Option<String>);
+    type Row = (i64, String, String, String, String, String, Option<String>);
     let rows: Result<Vec<Row>, sqlx::Error> = sqlx::query_as(
         r#"
         select id, to_char(at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-               actor, action, target, details, request_id
+               actor, action, target, details::text, request_id
           from annex.audit_log
          where ($1::text is null or target = $1)
            and ($2::text is null or actor = $2)
@@ -73,6 +74,8 @@ pub(super) async fn audit(
     let entries: Vec<Value> = rows
         .into_iter()
         .map(|(id, at, actor, action, target, details, request_id)| {
+            // One unreadable entry is shown as such; the page still answers.
+            let details = json::parse_or_note(&details);
             json!({ "id": id, "at": at, "actor": actor, "action": action, "target": target,
                     "details": details, "request_id": request_id })
         })

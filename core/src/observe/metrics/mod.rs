@@ -125,6 +125,23 @@ impl Metrics {
         }
     }
 
+    /// Counts a request no route matched: `extension_requests_total{route="unmatched"}`, with
+    /// `extension` empty unless the path named a known extension and the method `OTHER` unless
+    /// it is a standard one, so clients cannot grow the label set.
+    pub(crate) fn count_unmatched(&self, extension: &str, method: &Method, status: axum::http::StatusCode) {
+        let method = match *method {
+            Method::GET
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::HEAD
+            | Method::OPTIONS => method.as_str(),
+            _ => "OTHER",
+        };
+        self.families.requests.with_label_values(&[extension, method, "unmatched", status.as_str()]).inc();
+    }
+
     /// `extensions_active_total`.
     pub(crate) fn set_active(&self, count: usize) {
         self.families.active.set(count as i64);

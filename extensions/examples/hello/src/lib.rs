@@ -6,8 +6,8 @@
 //! Enable it with `cargo run --features ext-hello -- serve`.
 #![warn(missing_docs)]
 
+use annex_core::Json;
 use annex_core::{ApiError, Context, Extension, Metadata, Migrations, Registrar};
-use axum::Json;
 use serde_json::{Value, json};
 
 /// Answers pings and keeps greetings.

@@ -1,5 +1,6 @@
-//! The request path's order, tested without PostgreSQL: a runtime assembled over a lazy pool
-//! that never connects, gates opened by hand, and requests sent with `oneshot`.
+//! The request path, tested without PostgreSQL: a runtime assembled over a lazy pool that never
+//! connects, gates opened by hand, and requests sent with `oneshot`. The order of its steps, the
+//! status Prometheus records, the JSON shape of every error, and requests no route matches.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,13 @@ impl Extension for Probe {
             }
         });
         r.get("/teapot", || async { "not yet a teapot" });
+        r.post(
+            "/annex-json",
+            |crate::extension::Json(v): crate::extension::Json<serde_json::Value>| async move {
+                crate::extension::Json(v)
+            },
+        );
+        r.post("/axum-json", |axum::Json(v): axum::Json<serde_json::Value>| async move { axum::Json(v) });
         let j = self.journal.clone();
         r.authentication(Hook::new("auth").own_routes(), move |_cx, req: HookRequest| {
             let j = j.clone();
@@ -122,6 +130,20 @@ fn app(journal: &Journal, config: Config) -> (Router, Arc<Runtime>) {
     })
     .expect("the router builds");
     (router, assembled.runtime)
+}
+
+async fn post(router: &Router, path: &str, content_type: &str, body: &'static str) -> Response {
+    let req = Request::post(path)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("a valid request");
+    router.clone().oneshot(req).await.expect("infallible")
+}
+
+async fn body_json(res: Response) -> serde_json::Value {
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.expect("a body");
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 async fn send(router: &Router, path: &str, body_len: usize) -> Response {
@@ -216,4 +238,66 @@ async fn a_closed_gate_is_metered() {
         text.lines().any(|l| l.starts_with("extension_requests_total{") && l.contains("status=\"503\"")),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn extractor_refusals_answer_in_the_json_error_shape() {
+    let journal: Journal = Arc::default();
+    let (router, _runtime) = app(&journal, Config::default());
+    // axum's own extractor: its plain-text rejections are rewritten.
+    let res = post(&router, "/ext/probe/axum-json", "application/json", "{not json").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+    let b = body_json(res).await;
+    assert_eq!(b["error"]["code"], "bad_request");
+    assert!(b["error"]["request_id"].is_string(), "{b}");
+    let res = post(&router, "/ext/probe/axum-json", "text/plain", "{}").await;
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body_json(res).await["error"]["code"], "unsupported_media_type");
+    // annex's extractor: the same shape, and text PostgreSQL cannot store is a 422 by pointer.
+    let res = post(&router, "/ext/probe/annex-json", "application/json", r#"{"name": "a\u0000b"}"#).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let b = body_json(res).await;
+    assert_eq!(b["error"]["code"], "invalid_body");
+    assert_eq!(b["error"]["errors"][0]["pointer"], "/name");
+    let res = post(&router, "/ext/probe/annex-json", "application/json", r#"{"name": "ok"}"#).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body_json(res).await["name"], "ok");
+    let res = post(&router, "/ext/probe/annex-json", "application/json", "[1,").await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body_json(res).await["error"]["code"], "invalid_json");
+}
+
+#[tokio::test]
+async fn requests_no_route_matches_are_counted_under_a_bounded_label() {
+    let journal: Journal = Arc::default();
+    let (router, runtime) = app(&journal, Config::default());
+    for path in ["/nope", "/ext/ghost/x", "/ext/probe/missing"] {
+        let res = send(&router, path, 0).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body_json(res).await["error"]["code"], "not_found");
+    }
+    let res = router
+        .clone()
+        .oneshot(Request::delete("/ext/probe/ping").body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body_json(res).await["error"]["code"], "method_not_allowed");
+
+    let text = runtime.metrics().render();
+    let unmatched: Vec<&str> = text.lines().filter(|l| l.contains("route=\"unmatched\"")).collect();
+    let count = |extension: &str, status: &str| {
+        unmatched
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("extension=\"{extension}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+            .sum::<u64>()
+    };
+    assert_eq!(count("", "404"), 2, "/nope and the unknown extension: {unmatched:?}");
+    assert_eq!(count("probe", "404"), 1, "{unmatched:?}");
+    assert_eq!(count("probe", "405"), 1, "{unmatched:?}");
 }
