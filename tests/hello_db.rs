@@ -28,7 +28,13 @@ async fn hello_stores_and_lists_greetings_in_its_own_schema() {
     let res = t.client().post(t.url("/ext/hello/greetings")).json(&json!({})).send().await.expect("sent");
     assert_eq!(res.status(), 400);
     // PostgreSQL cannot store NUL: a 422 naming the field, not a 500 from deep in the query.
-    let res = t.client().post(t.url("/ext/hello/greetings")).json(&json!({"name": "a\u{0}b"})).send().await.expect("sent");
+    let res = t
+        .client()
+        .post(t.url("/ext/hello/greetings"))
+        .json(&json!({"name": "a\u{0}b"}))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(res.status(), 422);
     let refused: Value = res.json().await.expect("json");
     assert_eq!(refused["error"]["errors"][0]["pointer"], "/name", "{refused}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::config::schema::{check_config, schema_problem};
+use crate::config::schema::{check_extension_config, schema_problem};
 use crate::extension::Extension;
 use crate::plan;
 
@@ -56,7 +56,7 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
                 format!("extension `{name}` declares an invalid config schema: {why}"),
             ));
         } else if let Some(cfg) = &section.config
-            && let Err(errors) = check_config(schema.as_ref(), cfg)
+            && let Err(errors) = check_extension_config(schema.as_ref(), cfg)
         {
             for e in errors {
                 let at = if e.pointer.is_empty() { "(root)".to_owned() } else { e.pointer };
@@ -131,5 +131,20 @@ mod tests {
             Config::from_toml_str("[extensions.needy]\npermissions = [\"database\"]\nconfig = { port = 1 }")
                 .unwrap();
         assert_eq!(preflight(&granted, &[Arc::new(Needy) as Arc<dyn Extension>]).len(), 1);
+    }
+
+    #[test]
+    fn a_config_in_annex_toml_that_is_not_a_table_is_reported() {
+        for value in ["1", "\"s\"", "true", "[1, 2]"] {
+            let config = Config::from_toml_str(&format!(
+                "[extensions.needy]\npermissions = [\"database\"]\nconfig = {value}"
+            ))
+            .unwrap();
+            let problems = preflight(&config, &[Arc::new(Needy) as Arc<dyn Extension>]);
+            assert!(
+                problems.iter().any(|p| p.check == "config" && p.message.contains("must be a JSON object")),
+                "{value}: {problems:?}"
+            );
+        }
     }
 }
