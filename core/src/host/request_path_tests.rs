@@ -269,6 +269,21 @@ async fn extractor_refusals_answer_in_the_json_error_shape() {
 }
 
 #[tokio::test]
+async fn the_admin_api_s_extractor_refusals_are_in_the_json_error_shape_too() {
+    let journal: Journal = Arc::default();
+    let (router, _runtime) = app(&journal, Config::default());
+    // Over axum's default body limit (2 MiB): refused by the extractor before the handler runs.
+    let req = Request::put("/api/v1/extensions/probe/config")
+        .header(header::AUTHORIZATION, "bearer test-token")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(vec![b' '; 3 << 20]))
+        .expect("a valid request");
+    let res = router.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body_json(res).await["error"]["code"], "payload_too_large");
+}
+
+#[tokio::test]
 async fn requests_no_route_matches_are_counted_under_a_bounded_label() {
     let journal: Journal = Arc::default();
     let (router, runtime) = app(&journal, Config::default());
