@@ -1,12 +1,10 @@
 //! Problems with the compiled-in set are startup errors with useful messages, never panics,
 //! and are found before any database is touched.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Journal, Probe};
 use annex_core::{Config, Context, Extension, Host, HostError, Metadata, PlanError, Registrar, validate};
-use common::{Journal, Probe};
 
 fn probe(name: &'static str) -> Probe {
     Probe::new(name, &Journal::default())
