@@ -70,7 +70,16 @@ async fn an_extension_failing_its_health_checks_is_disabled_audited_and_re_enabl
     let res = admin(&t, Method::POST, "/api/v1/extensions/base/enable").send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(t.get("/ext/base/items/1").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Instead of waiting a while: wait until as many checks as the failure threshold (3) ran
+    // after the enable (the newest entries of the history, up to the last `down`), and all
+    // passed; the old failures did not count towards a new disable.
+    let fresh = eventually(Duration::from_secs(10), || async {
+        let h = body(admin(&t, Method::GET, "/api/v1/extensions/base/health").send().await.unwrap()).await;
+        let history = h["history"].as_array().cloned().unwrap_or_default();
+        history.iter().take_while(|c| c["status"] != "down").count() >= 3
+    })
+    .await;
+    assert!(fresh.is_some(), "three health checks after the enable");
     assert_eq!(t.get("/ext/base/items/1").await.status(), 200, "fresh start: old failures forgotten");
     t.shutdown().await;
 }

@@ -1,7 +1,9 @@
 //! Operations end to end, on a real PostgreSQL and real HTTP: metrics, health and auto-disable,
-//! the admin API, live config across replicas, the CLI and the scaffold.
+//! the admin API, live config across replicas, the CLI, the scaffold, and the real `annex`
+//! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL).
 
 mod admin_api;
+mod binary;
 mod cli;
 mod health;
 mod json_values;

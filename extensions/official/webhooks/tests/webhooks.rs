@@ -205,8 +205,18 @@ async fn a_receiver_failing_twice_gets_the_delivery_on_the_third_try() {
     assert_eq!(codes, [&json!(500), &json!(500), &json!(200)], "{d}");
     assert!(d["attempts"][0]["error"].as_str().is_some_and(|e| e.contains("500")), "{d}");
     assert!(d["attempts"][2]["error"].is_null());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 3, "nothing is sent after success");
+    // The sentinel, through the same subscription and worker: had the succeeded delivery been
+    // sent again, that would arrive before it.
+    t.host().publish("test.sentinel", json!({}));
+    let got = receiver.wait_for(4).await;
+    let events: Vec<String> = got.iter().map(|r| r.header("x-annex-event")).collect();
+    assert_eq!(
+        events,
+        ["test.retried", "test.retried", "test.retried", "test.sentinel"],
+        "nothing is sent after success"
+    );
+    let d = delivery_when(&t, &id, "succeeded").await;
+    assert_eq!(d["attempts"].as_array().map(Vec::len), Some(3), "{d}");
     t.shutdown().await;
 }
 
@@ -281,22 +291,31 @@ async fn two_replicas_on_one_database_deliver_each_event_once() {
         on.host().publish("load.tick", json!({ "i": i }));
     }
     receiver.wait_for(EVENTS).await;
-    // Time for a duplicate, if there were one, to arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = receiver.received();
-    assert_eq!(got.len(), EVENTS, "each event is delivered exactly once");
-    let events: HashSet<i64> = got.iter().filter_map(|r| r.json()["data"]["i"].as_i64()).collect();
-    assert_eq!(events.len(), EVENTS);
-    let (_, list) =
-        call(&b, reqwest::Method::GET, "/ext/webhooks/deliveries?status=succeeded&limit=500", None).await;
-    let done = list["deliveries"].as_array().map(Vec::len);
-    let all_done = eventually("every delivery recorded as succeeded", || async {
+    let succeeded = eventually("every delivery recorded as succeeded", || async {
         let (_, l) =
             call(&b, reqwest::Method::GET, "/ext/webhooks/deliveries?status=succeeded&limit=500", None).await;
-        (l["deliveries"].as_array().map(Vec::len) == Some(EVENTS)).then_some(())
-    });
-    all_done.await;
-    assert!(done <= Some(EVENTS));
+        let list = l["deliveries"].as_array().cloned().unwrap_or_default();
+        (list.len() >= EVENTS).then_some(list)
+    })
+    .await;
+    assert_eq!(succeeded.len(), EVENTS, "one delivery per event");
+    // A second claim of a delivery would have counted a second attempt.
+    assert!(succeeded.iter().all(|d| d["attempts"] == 1), "each delivery was sent once: {succeeded:?}");
+
+    // The sentinels, one per replica, published once every delivery is done: a duplicate still
+    // on its way would arrive before them.
+    a.host().publish("load.sentinel", json!({ "replica": "a" }));
+    b.host().publish("load.sentinel", json!({ "replica": "b" }));
+    let got = receiver.wait_for(EVENTS + 2).await;
+    let (ticks, sentinels) = got.split_at(EVENTS);
+    let events: HashSet<i64> = ticks.iter().filter_map(|r| r.json()["data"]["i"].as_i64()).collect();
+    assert_eq!(events.len(), EVENTS, "each event is delivered exactly once");
+    let replicas: HashSet<String> = sentinels
+        .iter()
+        .filter(|r| r.header("x-annex-event") == "load.sentinel")
+        .filter_map(|r| r.json()["data"]["replica"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(replicas.len(), 2, "the sentinels come right after the events");
     b.shutdown().await;
     a.shutdown().await;
 }

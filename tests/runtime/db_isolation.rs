@@ -1,14 +1,12 @@
 //! Each extension's pool logs in as its own role: PostgreSQL itself keeps it out of every other
 //! schema, out of `public` and temporary tables, and away from other roles.
 
-mod common;
-
+use crate::common::{Scripted, sql, step, superuser};
 use annex_core::testkit::TestHost;
 use annex_core::{
     config::{Config, Isolation},
     host::{ExtensionState, Host},
 };
-use common::{Scripted, sql, step, superuser};
 
 fn things(name: &str) -> Scripted {
     Scripted::new(

@@ -1,11 +1,10 @@
 //! Rate limits, quotas and the storage API over real HTTP and a real database.
 
-mod scripted;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::scripted::{Scripted, grant};
 use annex_core::testkit::TestHost;
 use annex_core::{
     Hook, Identity,
@@ -13,7 +12,6 @@ use annex_core::{
     extension::StorageError,
     hooks::HookRequest,
 };
-use scripted::{Scripted, grant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
@@ -372,11 +370,20 @@ async fn max_tasks_refuses_spawns_beyond_the_quota() {
         .await
         .expect("host starts");
     let cx = ext.context();
-    cx.spawn(std::future::pending()).expect("first");
-    cx.spawn(std::future::pending()).expect("second");
-    let err = cx.spawn(std::future::pending()).expect_err("third is over quota");
+    // Each task holds a sender until it is dropped: the channel closes once every task is gone.
+    let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    let forever = |alive: mpsc::Sender<()>| async move {
+        let _alive = alive;
+        std::future::pending::<()>().await;
+    };
+    cx.spawn(forever(alive.clone())).expect("first");
+    cx.spawn(forever(alive.clone())).expect("second");
+    let err = cx.spawn(forever(alive.clone())).expect_err("third is over quota");
     assert!(err.to_string().contains("quotas.max_tasks = 2"), "{err}");
     assert_eq!(t.host().usage("busy").expect("usage").tasks, 2);
+    drop(alive);
     t.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Stopping the extension aborts its tasks: both are dropped, which closes the channel.
+    let closed = tokio::time::timeout(Duration::from_secs(5), all_gone.recv()).await;
+    assert_eq!(closed, Ok(None), "both tasks were aborted at shutdown");
 }

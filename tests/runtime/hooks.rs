@@ -1,11 +1,10 @@
 //! Request hooks, middleware and identity over real HTTP and a real database.
 
-mod scripted;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::scripted::{Log, Scripted, grant};
 use annex_core::testkit::TestHost;
 use annex_core::{
     Hook, Identity, Next,
@@ -15,7 +14,6 @@ use annex_core::{
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use scripted::{Log, Scripted, grant};
 
 /// Registers, for `name`, a request-filter, response-filter and middleware that log
 /// `<point>:<name>.<id>` with the given priorities and scopes.

@@ -1,17 +1,15 @@
 //! The event bus end to end: patterns, host and extension events, a panicking subscriber, a
 //! full queue.
 
-mod scripted;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scripted::{Scripted, grant};
 use annex_core::testkit::TestHost;
 use annex_core::{Event, extension::QUEUE_CAPACITY};
-use scripted::{Scripted, grant};
 use tokio::sync::{Notify, mpsc};
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an event within 5 s").expect("open")
 }
 
@@ -24,7 +22,7 @@ async fn subscribers_receive_host_and_extension_events_matching_their_patterns()
             r.subscribe(pattern, move |_cx, event| {
                 let tx = tx.clone();
                 async move {
-                    let _ = tx.send(event);
+                    let _ = tx.send((pattern, event));
                 }
             });
         }
@@ -53,14 +51,32 @@ async fn subscribers_receive_host_and_extension_events_matching_their_patterns()
     t.host().publish("unrelated.thing", serde_json::json!({}));
     let res = t.client().post(t.url("/ext/shop/orders")).send().await.expect("sent");
     assert_eq!(res.status(), 200);
+    // The sentinel: each subscription has its own queue, delivered in order, so had
+    // `unrelated.thing` been queued for either pattern, it would arrive before `shop.created`
+    // (published after it, on the `shop.*` queue) or before this (on the `extension.*` queue).
+    t.host().publish("extension.sentinel", serde_json::json!({}));
 
-    let first = next(&mut rx).await;
-    assert_eq!((first.name.as_str(), first.source.as_str()), ("extension.enabled", "host"));
-    let second = next(&mut rx).await;
-    assert_eq!((second.name.as_str(), second.source.as_str()), ("shop.created", "shop"));
-    assert_eq!(second.data["order"], 7);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(rx.try_recv().is_err(), "`unrelated.thing` matches no pattern");
+    // The two queues are drained by tasks of their own: compare the order per pattern.
+    let mut seen: Vec<(&str, String, String)> = Vec::new();
+    let mut order = None;
+    for _ in 0..3 {
+        let (pattern, event) = next(&mut rx).await;
+        if event.name == "shop.created" {
+            order = Some(event.data["order"].clone());
+        }
+        seen.push((pattern, event.name, event.source));
+    }
+    let on = |pattern: &str| -> Vec<(String, String)> {
+        seen.iter().filter(|s| s.0 == pattern).map(|s| (s.1.clone(), s.2.clone())).collect()
+    };
+    let pair = |name: &str, source: &str| (name.to_owned(), source.to_owned());
+    assert_eq!(
+        on("extension.*"),
+        [pair("extension.enabled", "host"), pair("extension.sentinel", "host")],
+        "`unrelated.thing` matches no pattern: {seen:?}"
+    );
+    assert_eq!(on("shop.*"), [pair("shop.created", "shop")], "{seen:?}");
+    assert_eq!(order, Some(serde_json::json!(7)));
     t.shutdown().await;
 }
 
@@ -171,7 +187,14 @@ async fn a_full_subscriber_queue_drops_new_events_for_that_subscriber_only() {
         next(&mut slow_rx).await;
         slow_seen += 1;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(slow_rx.try_recv().is_err(), "exactly the first event and a full queue arrived");
+    // The sentinel, published once the slow queue is drained: had more than a full queue been
+    // kept, the extra events would arrive before it.
+    t.host().publish("load.sentinel", serde_json::json!({}));
+    let after = next(&mut slow_rx).await;
+    assert_eq!(
+        after.name, "load.sentinel",
+        "exactly the first event and a full queue arrived: then {after:?}"
+    );
+    assert_eq!(dropped("slow"), overflow as u64, "the sentinel found room");
     t.shutdown().await;
 }

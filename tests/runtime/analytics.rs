@@ -3,17 +3,15 @@
 //! dashboard renders, and a slow or failing database never holds up a response.
 #![cfg(feature = "ext-analytics")]
 
-mod scripted;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scripted::{Scripted, grant};
 use annex_core::testkit::TestHost;
 use annex_core::{Context, Extension, HealthStatus};
 use annex_ext_analytics::{Analytics, RecorderFigures};
 use axum::extract::Path;
 use axum::http::StatusCode;
-use scripted::{Scripted, grant};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "analytics-test-admin-token";

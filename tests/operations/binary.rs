@@ -1,7 +1,7 @@
 //! The real `annex` binary: zero-config private PostgreSQL, readiness, graceful shutdown that
 //! leaves no PostgreSQL behind, a second process sharing the server, and the CLI.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,10 +10,6 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const ANNEX: &str = env!("CARGO_BIN_EXE_annex");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
 
 /// `annex` with a private data dir and no inherited database settings.
 fn annex(data_dir: &Path) -> Command {
@@ -26,13 +22,42 @@ fn annex(data_dir: &Path) -> Command {
     cmd
 }
 
-fn serve(data_dir: &Path, port: u16) -> Child {
-    annex(data_dir)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+/// `annex serve` on a port the kernel picks (no port picked beforehand that another test in this
+/// process could take in between), and that port once annex announces it.
+fn serve(data_dir: &Path) -> (Child, u16) {
+    let mut child = annex(data_dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("annex starts")
+        .expect("annex starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads stderr to its end, so annex never blocks on a full pipe.
+    std::thread::spawn(move || {
+        const ANNOUNCED: &str = "serving on http://127.0.0.1:";
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find(ANNOUNCED) {
+                let digits: String =
+                    line[at + ANNOUNCED.len()..].chars().take_while(char::is_ascii_digit).collect();
+                let _ = tx.send(digits.parse::<u16>().expect("a port in the announcement"));
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(port) => return (child, port),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("annex closed stderr without announcing its address: {:?}", child.try_wait())
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("annex exited before it announced its address: {status}");
+        }
+        assert!(Instant::now() < deadline, "annex did not announce its address within 60 s");
+    }
 }
 
 async fn wait_ready(port: u16, child: &mut Child) {
@@ -85,8 +110,7 @@ fn data_dir() -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread")]
 async fn zero_config_serve_is_ready_and_sigterm_leaves_no_postgres_behind() {
     let dir = data_dir();
-    let port = free_port();
-    let mut child = serve(dir.path(), port);
+    let (mut child, port) = serve(dir.path());
     wait_ready(port, &mut child).await;
 
     let pong = reqwest::get(format!("http://127.0.0.1:{port}/ext/hello/ping")).await.expect("ping");
@@ -106,11 +130,10 @@ async fn zero_config_serve_is_ready_and_sigterm_leaves_no_postgres_behind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_process_shares_the_running_private_postgres() {
     let dir = data_dir();
-    let (port_a, port_b) = (free_port(), free_port());
-    let mut a = serve(dir.path(), port_a);
+    let (mut a, port_a) = serve(dir.path());
     wait_ready(port_a, &mut a).await;
     let pg = postmaster_pid(dir.path()).expect("running");
-    let mut b = serve(dir.path(), port_b);
+    let (mut b, port_b) = serve(dir.path());
     wait_ready(port_b, &mut b).await;
     assert_eq!(postmaster_pid(dir.path()), Some(pg), "the second process attached, not restarted");
 

@@ -1,12 +1,10 @@
 //! Start in dependency order, stop in reverse, and a failing or panicking extension fails alone.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{Fault, Journal, Probe, json_body};
 use annex_core::testkit::TestHost;
 use annex_core::{Context, Extension, ExtensionResult, Metadata, host::ExtensionState};
-use common::{Fault, Journal, Probe, json_body};
 
 #[tokio::test]
 async fn extensions_start_in_dependency_order_and_stop_in_reverse() {

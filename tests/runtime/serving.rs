@@ -1,10 +1,8 @@
 //! Routes are mounted under `/ext/<name>`, errors are JSON with a request id, and a panicking
 //! handler costs one 500 while everything else keeps answering.
 
-mod common;
-
+use crate::common::{Journal, Probe, json_body};
 use annex_core::testkit::TestHost;
-use common::{Journal, Probe, json_body};
 
 async fn two_probes() -> TestHost {
     let journal = Journal::default();

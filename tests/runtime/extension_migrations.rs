@@ -1,8 +1,7 @@
 //! Extension migrations: applied once across replicas, atomic per step, checksummed, reversible
 //! from the CLI's API, and purged with the schema and role.
 
-mod common;
-
+use crate::common::{Scripted, sql, step, superuser};
 use annex_core::testkit::{TEST_SECRET, TestHost, test_database_url};
 use annex_core::{
     Extension, Migration,
@@ -10,7 +9,6 @@ use annex_core::{
     config::Config,
     host::{ExtensionState, MigrationError},
 };
-use common::{Scripted, sql, step, superuser};
 use std::sync::Arc;
 
 fn counted() -> Scripted {

@@ -2,13 +2,11 @@
 //! its database, run as real `annex` processes.
 #![cfg(feature = "ext-hello")]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
+use crate::common::superuser;
 use annex_core::testkit::{TEST_SECRET, TestHost, test_database_url};
-use common::superuser;
 use serde_json::{Value, json};
 
 #[tokio::test]

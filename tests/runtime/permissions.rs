@@ -1,12 +1,10 @@
 //! Permissions at enable time and at use time, and the append-only audit log.
 
-mod scripted;
-
 use std::time::Duration;
 
+use crate::scripted::{Scripted, grant};
 use annex_core::testkit::TestHost;
 use annex_core::{extension::StorageError, host::ExtensionState};
-use scripted::{Scripted, grant};
 use sqlx::Connection;
 
 async fn audit_rows(t: &TestHost, action: &str, target: &str) -> Vec<serde_json::Value> {

@@ -1,16 +1,14 @@
 //! Problems with the compiled-in set are startup errors with useful messages, never panics,
 //! and are found before any database is touched.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{Journal, Probe};
 use annex_core::{
     Context, Extension, Metadata, Registrar,
     config::Config,
     host::{Host, HostError, PlanError, validate},
 };
-use common::{Journal, Probe};
 
 fn probe(name: &'static str) -> Probe {
     Probe::new(name, &Journal::default())

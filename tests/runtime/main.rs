@@ -1,0 +1,18 @@
+//! The runtime in-process, on a real PostgreSQL and real HTTP: every test boots a host with the
+//! test kit (one throwaway PostgreSQL for the whole binary, a database of its own per test).
+//! One binary rather than one per file: linking dominates the test build.
+
+mod common;
+mod scripted;
+
+mod analytics;
+mod db_isolation;
+mod events;
+mod extension_migrations;
+mod hello_db;
+mod hooks;
+mod lifecycle;
+mod limits;
+mod permissions;
+mod serving;
+mod startup_validation;
