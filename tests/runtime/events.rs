@@ -198,3 +198,31 @@ async fn a_full_subscriber_queue_drops_new_events_for_that_subscriber_only() {
     assert_eq!(dropped("slow"), overflow as u64, "the sentinel found room");
     t.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_event_published_while_the_subscriber_is_disabled_never_reaches_it() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let listener = Scripted::new("listener", move |r| {
+        let tx = tx.clone();
+        r.subscribe("news.*", move |_cx, event: Event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event.name);
+            }
+        });
+    })
+    .needs("events:subscribe");
+    let t = TestHost::builder()
+        .extension(listener)
+        .config(|c| grant(c, "listener", &["events:subscribe"]))
+        .start()
+        .await
+        .expect("host starts");
+    t.host().disable("listener", false).await.expect("disabled");
+    t.host().publish("news.missed", serde_json::json!({}));
+    t.host().enable("listener").await.expect("enabled");
+    // The sentinel, published once it runs again, must be the first thing it gets.
+    t.host().publish("news.sentinel", serde_json::json!({}));
+    assert_eq!(next(&mut rx).await, "news.sentinel");
+    t.shutdown().await;
+}

@@ -179,7 +179,10 @@ async fn an_aborting_pre_request_stops_the_chain_and_the_handler_never_runs() {
     let res = t.client().get(t.url("/ext/gate/x")).header("x-deny", "1").send().await.expect("sent");
     assert_eq!(res.status(), 403);
     assert_eq!(res.headers()["x-tag"], "seen", "pre_response runs on early answers too");
-    assert_eq!(res.text().await.expect("body"), "denied by hook");
+    // A plain-text answer leaves annex in its JSON error shape, its message kept.
+    let body: serde_json::Value = res.json().await.expect("a JSON error");
+    assert_eq!(body["error"]["message"], "denied by hook", "{body}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
     assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler must not run");
     assert_eq!(log.take(), ["deny"], "later filters and post_request must not run");
 

@@ -81,6 +81,8 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
 struct Subscriber {
     extension: String,
     pattern: String,
+    /// The subscriber's gate: an event published while it is closed is not queued for it.
+    gate: Arc<Slot>,
     tx: mpsc::Sender<Event>,
     dropped: AtomicU64,
 }
@@ -105,6 +107,7 @@ impl EventBus {
     pub(crate) fn subscribe(&self, subscriber: Subscription) {
         let (tx, mut rx) = mpsc::channel::<Event>(QUEUE_CAPACITY);
         let Subscription { extension, pattern, gate, counters, deliver } = subscriber;
+        let queue_gate = gate.clone();
         let name_of_subscriber = extension.clone();
         let task = async move {
             while let Some(event) = rx.recv().await {
@@ -120,13 +123,16 @@ impl EventBus {
         };
         tokio::spawn(task);
         let mut subs = self.subscribers.write().unwrap_or_else(|p| p.into_inner());
-        subs.push(Subscriber { extension, pattern, tx, dropped: AtomicU64::new(0) });
+        subs.push(Subscriber { extension, pattern, gate: queue_gate, tx, dropped: AtomicU64::new(0) });
     }
 
     /// Delivers `event` to every matching subscriber without waiting.
     pub(crate) fn publish(&self, event: Event) {
         let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
-        for s in subs.iter().filter(|s| pattern_matches(&s.pattern, &event.name)) {
+        // The gate is checked when publishing (an event from before the subscriber ran is not
+        // its business, however late its queue is drained) and again when delivering (it may
+        // have stopped since).
+        for s in subs.iter().filter(|s| s.gate.is_open() && pattern_matches(&s.pattern, &event.name)) {
             if s.tx.try_send(event.clone()).is_err() {
                 let n = s.dropped.fetch_add(1, Ordering::Relaxed);
                 if n % 1000 == 0 {
