@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use crate::extension::error::ApiError;
 
 /// The caller of a request, set by an `authentication` hook with
-/// [`HookRequest::set_identity`](crate::HookRequest::set_identity).
+/// [`HookRequest::set_identity`](crate::hooks::HookRequest::set_identity).
 ///
 /// Handlers extract it: `Identity` answers 401 `unauthenticated` when no hook set one,
 /// `Option<Identity>` never rejects. Cheap to clone.
@@ -79,8 +79,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Identity {
 }
 
 /// What a route requires of the caller; set with
-/// [`RouteRef::require_identity`](crate::RouteRef::require_identity) or
-/// [`RouteRef::require_role`](crate::RouteRef::require_role).
+/// [`RouteRef::require_identity`](crate::extension::RouteRef::require_identity) or
+/// [`RouteRef::require_role`](crate::extension::RouteRef::require_role).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) enum Access {
     /// Anyone.
