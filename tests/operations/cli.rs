@@ -120,6 +120,11 @@ async fn extension_commands_work_against_the_database_with_json_and_exit_codes()
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.json"));
     let out = env.run(&["extensions", "config", "set", "hello", "-"], Some("not json")).await;
     assert!(!out.status.success());
+    for not_an_object in ["1", "null", "\"s\"", "[1, 2]"] {
+        let out = env.run(&["extensions", "config", "set", "hello", "-"], Some(not_an_object)).await;
+        assert!(!out.status.success(), "{not_an_object} was accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("must be a JSON object"), "{not_an_object}");
+    }
     let out = env.run(&["extensions", "new", "Bad-Name"], None).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid"));
