@@ -100,7 +100,8 @@ pub(crate) async fn disable(admin: &Admin, name: &str, cascade: bool, json: bool
     if json {
         return print_json(&json!({ "extension": name, "enabled": false, "disabled": disabled }));
     }
-    println!("disabled {}; running servers stop them within a second", disabled.join(", "));
+    let them = if disabled.len() == 1 { "it" } else { "them" };
+    println!("disabled {}; running servers stop {them} within a second", disabled.join(", "));
     Ok(())
 }
 

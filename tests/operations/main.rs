@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod cli;
+mod hardening;
 mod health;
 mod metrics;
 mod replicas;
