@@ -32,7 +32,7 @@ impl Database {
     /// own migrations. If anything fails after the private server was started or attached to,
     /// it is let go of again (stopped unless another annex process uses it).
     pub(crate) async fn open(config: &Config) -> Result<Self, HostError> {
-        let (options, mut private) = match &config.database.url {
+        let (options, started) = match &config.database.url {
             Some(url) => (PgConnectOptions::from_str(url).map_err(HostError::DatabaseUrl)?, None),
             None => {
                 let dir = config.data_dir.clone();
@@ -41,16 +41,17 @@ impl Database {
                 })
                 .await
                 .map_err(|e| HostError::Internal(e.to_string()))??;
-                let options = pg.connect_options("postgres");
-                (options, Some(PrivateServer { pg: Some(pg), setup_lock: Some(lock), options: None }))
+                (pg.connect_options("postgres"), Some((pg, lock)))
             }
         };
         // NOTICEs such as "schema already exists, skipping" are noise in operators' logs.
         let options =
             options.application_name(&application_name()).options([("client_min_messages", "warning")]);
-        if let Some(server) = &mut private {
-            server.options = Some(options.clone());
-        }
+        let mut private = started.map(|(pg, lock)| PrivateServer {
+            pg: Some(pg),
+            setup_lock: Some(lock),
+            options: options.clone(),
+        });
         // From here on `private` is dropped on every error path, and its Drop lets go of the server.
         let pool = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
@@ -86,28 +87,26 @@ struct PrivateServer {
     pg: Option<PrivatePostgres>,
     /// Held from set-up until this process has a session on the server.
     setup_lock: Option<SetupLock>,
-    /// How to connect, to count the other users (`None` before the options are known).
-    options: Option<PgConnectOptions>,
+    /// How this process connects; `release` counts the other users on a session of its own.
+    options: PgConnectOptions,
 }
 
 impl PrivateServer {
     async fn release(&mut self) {
         let Some(pg) = self.pg.take() else { return };
         let held = self.setup_lock.take();
-        let options = self.options.clone();
         // Stopping or not is decided under the set-up lock, so no process can attach between
         // the count and the stop.
         let lock = match held {
             Some(lock) => Some(lock),
             None => {
                 let cluster = pg.cluster_dir().to_owned();
-                let locked = tokio::task::spawn_blocking(move || SetupLock::for_cluster(&cluster)).await;
+                let locked = tokio::task::spawn_blocking(move || SetupLock::for_cluster(&cluster))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|locked| locked.map_err(|e| e.to_string()));
                 match locked {
-                    Ok(Ok(lock)) => Some(lock),
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "deciding whether to stop the private PostgreSQL without its set-up lock");
-                        None
-                    }
+                    Ok(lock) => Some(lock),
                     Err(e) => {
                         tracing::warn!(error = %e, "deciding whether to stop the private PostgreSQL without its set-up lock");
                         None
@@ -115,10 +114,7 @@ impl PrivateServer {
                 }
             }
         };
-        let others = match &options {
-            Some(options) => other_processes(options).await,
-            None => Ok(0),
-        };
+        let others = other_processes(&self.options).await;
         match others {
             Ok(0) => {}
             Ok(others) => {
@@ -163,7 +159,7 @@ impl Drop for PrivateServer {
         let mut server = PrivateServer {
             pg: self.pg.take(),
             setup_lock: self.setup_lock.take(),
-            options: self.options.take(),
+            options: self.options.clone(),
         };
         let released = std::thread::spawn(move || {
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
