@@ -99,7 +99,10 @@ pub(crate) async fn run(config: Config, command: ExtensionsCommand) -> anyhow::R
     // These two need no database.
     let command = match command {
         ExtensionsCommand::Validate { json } => return control_cmd::validate(&config, &extensions, json),
-        ExtensionsCommand::New { name, path, json } => return scaffold::new(&name, path.as_deref(), json),
+        ExtensionsCommand::New { name, path, json } => {
+            let taken: Vec<String> = extensions.iter().map(|e| e.metadata().name).collect();
+            return scaffold::new(&name, path.as_deref(), &taken, json);
+        }
         other => other,
     };
     let admin = Admin::connect(&config, &extensions).await?;

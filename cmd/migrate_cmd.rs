@@ -8,9 +8,9 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub(crate) enum MigrateCommand {
     /// Apply the pending migrations of one extension (or of every compiled-in one with --all).
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["name", "all"])))]
     Migrate {
         /// The extension.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
         /// Every compiled-in extension.
         #[arg(long)]
@@ -184,10 +184,11 @@ async fn purge(admin: &Admin, name: &str, yes: bool) -> anyhow::Result<()> {
              undone. Re-run with --yes to confirm"
         );
     }
-    println!("{name}: purging");
-    for line in admin.purge(name).await? {
+    // Nothing is printed before purge has checked it may: a refusal must not read as progress.
+    let done = admin.purge(name).await?;
+    println!("{name}: purged");
+    for line in done {
         println!("  {line}");
     }
-    println!("{name}: purged");
     Ok(())
 }

@@ -7,7 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-pub(crate) fn new(name: &str, root: Option<&Path>, json: bool) -> anyhow::Result<()> {
+/// The command that builds and serves the workspace with every default extension, the new one
+/// included; the README shows the same.
+const RUN: &str = "cargo run --release -- serve";
+
+/// Scaffolds `name` under `root` (default: the enclosing workspace). `compiled_in` are the
+/// extensions of this binary: their names are taken even where their crates are not in `root`.
+pub(crate) fn new(name: &str, root: Option<&Path>, compiled_in: &[String], json: bool) -> anyhow::Result<()> {
     check_name(name)?;
     let root = match root {
         Some(r) => r.to_owned(),
@@ -16,12 +22,11 @@ pub(crate) fn new(name: &str, root: Option<&Path>, json: bool) -> anyhow::Result
     let manifest_path = root.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let pkg = format!("annex-ext-{}", name.replace('_', "-"));
+    // Every check before the first write: a refused name leaves the workspace as it was.
+    check_free(name, &pkg, &root, &manifest, compiled_in)?;
     let rel = format!("extensions/custom/{name}");
     let dir = root.join(&rel);
-    if dir.exists() {
-        bail!("{} already exists; pick another name or remove it", dir.display());
-    }
-    let pkg = format!("annex-ext-{}", name.replace('_', "-"));
     let wired = wire(&manifest, name, &pkg, &rel)?;
     let files = files(name, &pkg);
     for (file, content) in &files {
@@ -47,7 +52,7 @@ pub(crate) fn new(name: &str, root: Option<&Path>, json: bool) -> anyhow::Result
             println!("  {f}");
         }
         println!("wired into Cargo.toml as feature `ext-{name}` (on by default)");
-        println!("next: cargo build && ./target/debug/annex serve, then GET /ext/{name}/hello");
+        println!("next: {RUN}, then GET /ext/{name}/hello");
     }
     Ok(())
 }
@@ -62,6 +67,58 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refuses a name that is already an extension: a crate directory `extensions/<group>/<name>`,
+/// a package or feature of that name in the root Cargo.toml, or an extension compiled into this
+/// binary. A second crate of the same name would break the workspace (two `ext-<name>` keys).
+fn check_free(
+    name: &str,
+    pkg: &str,
+    root: &Path,
+    manifest: &str,
+    compiled_in: &[String],
+) -> anyhow::Result<()> {
+    let groups = std::fs::read_dir(root.join("extensions")).into_iter().flatten().flatten();
+    let mut existing: Vec<PathBuf> =
+        groups.map(|group| group.path().join(name)).filter(|dir| dir.exists()).collect();
+    existing.sort();
+    if let Some(dir) = existing.first() {
+        let shown = dir.strip_prefix(root).unwrap_or(dir);
+        bail!(
+            "extension `{name}` already exists at {}; pick another name (or remove that crate and its \
+             lines in Cargo.toml first)",
+            shown.display()
+        );
+    }
+    let feature = format!("ext-{name}");
+    for (number, line) in manifest.lines().enumerate() {
+        if let Some(token) = [pkg, feature.as_str()].into_iter().find(|t| mentions(line, t)) {
+            bail!(
+                "extension `{name}` is already wired into Cargo.toml (`{token}` on line {}); pick another \
+                 name, or remove its lines from Cargo.toml if its crate is gone",
+                number + 1
+            );
+        }
+    }
+    if compiled_in.iter().any(|n| n == name) {
+        bail!(
+            "extension `{name}` is compiled into this binary already; pick another name, since two \
+             extensions of one name cannot be served side by side"
+        );
+    }
+    Ok(())
+}
+
+/// Whether `line` names `token` as a whole word (`annex-ext-a` is not in `annex-ext-ab`, and
+/// `ext-a` is not in `annex-ext-a`).
+fn mentions(line: &str, token: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    line.match_indices(token).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + token.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }
 
 fn find_workspace_root() -> anyhow::Result<PathBuf> {
@@ -270,5 +327,16 @@ mod tests {
         );
 
         assert!(wire("[package]\n", "demo", "annex-ext-demo", "x").is_err());
+    }
+
+    #[test]
+    fn a_name_is_mentioned_only_as_a_whole_word() {
+        use super::mentions;
+        assert!(mentions("annex-ext-a = { path = \"x\" }", "annex-ext-a"));
+        assert!(mentions("ext-a = [\"dep:annex-ext-a\"]", "annex-ext-a"));
+        assert!(mentions("default = [\"ext-a\"]", "ext-a"));
+        assert!(!mentions("annex-ext-ab = { path = \"x\" }", "annex-ext-a"));
+        assert!(!mentions("annex-ext-a = { path = \"x\" }", "ext-a"));
+        assert!(!mentions("ext-a_b = []", "ext-a"));
     }
 }

@@ -5,6 +5,7 @@
 mod admin_api;
 mod binary;
 mod cli;
+mod hardening;
 mod health;
 mod json_values;
 mod metrics;

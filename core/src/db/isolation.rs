@@ -170,7 +170,7 @@ impl Isolator {
         match self.mode {
             Isolation::Schema => {
                 self.locked_ddl(extension, &format!("create schema if not exists \"{schema}\"")).await?;
-                let options = self.options.clone().options([("search_path", schema.as_str())]);
+                let options = self.options.clone().options(pinned_settings(&schema));
                 let pool =
                     pool_options(size).connect_with(options).await.map_err(provision_err(extension))?;
                 Ok(Provisioned { pool, ledger: Ledger::Host })
@@ -181,7 +181,13 @@ impl Isolator {
                 if !self.in_place(extension, &role, &schema).await? {
                     self.create_role_and_schema(extension, &role, &schema, &password).await?;
                 }
-                let options = self.options.clone().username(&role).password(&password);
+                self.reset_role_settings(extension, &role, &schema).await?;
+                let options = self
+                    .options
+                    .clone()
+                    .username(&role)
+                    .password(&password)
+                    .options(pinned_settings(&schema));
                 let pool = match pool_options(size).connect_with(options.clone()).await {
                     Ok(pool) => pool,
                     Err(e) if is_bad_password(&e) => {
@@ -286,6 +292,63 @@ impl Isolator {
         Ok(())
     }
 
+    /// Removes role-level settings the host did not give the role. A role may `ALTER ROLE …
+    /// SET` itself; its pool pins what the host relies on anyway (see [`pinned_settings`]), but
+    /// a setting that outlives restarts is the extension overriding the operator, so every start
+    /// puts back exactly what the host set: `search_path = ext_<name>`, for every database.
+    async fn reset_role_settings(
+        &self,
+        extension: &str,
+        role: &str,
+        schema: &str,
+    ) -> Result<(), IsolationError> {
+        let rows: Vec<(bool, Vec<String>)> = sqlx::query_as(
+            r#"
+            select s.setdatabase = 0, s.setconfig from pg_db_role_setting s
+              join pg_roles r on r.oid = s.setrole
+             where r.rolname = $1
+               and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+            "#,
+        )
+        .bind(role)
+        .fetch_all(&self.admin)
+        .await
+        .map_err(provision_err(extension))?;
+        let ours = |setting: &str| {
+            setting == format!("search_path={schema}") || setting == format!("search_path=\"{schema}\"")
+        };
+        let stray: Vec<&str> = rows
+            .iter()
+            .flat_map(|(_, settings)| settings.iter().map(String::as_str))
+            .filter(|setting| !ours(setting))
+            .collect();
+        let in_place = rows.len() == 1 && rows[0].0 && rows[0].1.len() == 1 && stray.is_empty();
+        if in_place {
+            return Ok(());
+        }
+        if !stray.is_empty() {
+            tracing::warn!(
+                extension,
+                role,
+                settings = %stray.join(", "),
+                "role {role} has settings annex did not give it (ALTER ROLE … SET); resetting them"
+            );
+        }
+        // Identifiers come from validated names (^[a-z][a-z0-9_]*$).
+        let sql = format!(
+            r#"
+            alter role "{role}" reset all;
+            do $$
+            begin
+                execute format('alter role %I in database %I reset all', '{role}', current_database());
+            end
+            $$;
+            alter role "{role}" set search_path = "{schema}";
+            "#
+        );
+        self.locked_ddl(extension, &sql).await
+    }
+
     async fn set_password(&self, extension: &str, role: &str, password: &str) -> Result<(), IsolationError> {
         // The password is hex (an HMAC), so it needs no quoting beyond the literal's quotes.
         self.locked_ddl(extension, &format!("alter role \"{role}\" password '{password}'")).await
@@ -338,6 +401,24 @@ impl Isolator {
         tx.commit().await.map_err(provision_err(extension))?;
         Ok((exists.then_some(role), forgotten))
     }
+}
+
+/// The settings every extension session starts with, sent as startup options: a client's
+/// startup options outrank `ALTER ROLE … SET` and `ALTER DATABASE … SET`, so neither the
+/// extension's role nor the database can change what the host relies on: unqualified names
+/// resolve in the extension's schema; migrations (run through this pool) are not cut short by
+/// timeouts, can write, and see read-committed snapshots (a step is re-checked under its lock).
+/// The extension may still `SET` any of them in its own session.
+fn pinned_settings(schema: &str) -> [(&'static str, String); 6] {
+    [
+        ("search_path", schema.to_owned()),
+        ("statement_timeout", "0".to_owned()),
+        ("lock_timeout", "0".to_owned()),
+        ("idle_in_transaction_session_timeout", "0".to_owned()),
+        ("default_transaction_read_only", "off".to_owned()),
+        // A space in a startup option is escaped with a backslash.
+        ("default_transaction_isolation", "read\\ committed".to_owned()),
+    ]
 }
 
 fn pool_options(size: u32) -> PgPoolOptions {

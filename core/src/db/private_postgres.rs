@@ -77,6 +77,29 @@ pub(crate) struct Durability {
     pub(crate) throwaway: bool,
 }
 
+/// The exclusive lock on `<data_dir>/postgres.lock`, held while one annex process initialises,
+/// starts, attaches to or stops the private server. The kernel releases it when the file is
+/// closed, however the process ends.
+#[derive(Debug)]
+pub(crate) struct SetupLock {
+    _file: File,
+}
+
+impl SetupLock {
+    /// The lock of the server whose cluster is `cluster` (`<data_dir>/postgres`).
+    pub(crate) fn for_cluster(cluster: &Path) -> Result<Self, PostgresError> {
+        Self::acquire(cluster.parent().unwrap_or(cluster))
+    }
+
+    /// Blocks until the lock of `data_dir` is ours.
+    fn acquire(data_dir: &Path) -> Result<Self, PostgresError> {
+        let path = data_dir.join("postgres.lock");
+        let file = File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        file.lock().map_err(io(format!("cannot lock {}", path.display())))?;
+        Ok(Self { _file: file })
+    }
+}
+
 /// A private PostgreSQL cluster that annex started or attached to.
 #[derive(Debug)]
 pub(crate) struct PrivatePostgres {
@@ -90,7 +113,18 @@ pub(crate) struct PrivatePostgres {
 impl PrivatePostgres {
     /// Finds the server binaries, initialises `<data_dir>/postgres` if needed, and starts the
     /// server unless another process already runs it. Blocking: call from `spawn_blocking`.
+    #[cfg(feature = "testkit")]
     pub(crate) fn ensure(data_dir: &Path, durability: Durability) -> Result<Self, PostgresError> {
+        Self::ensure_locked(data_dir, durability).map(|(pg, _lock)| pg)
+    }
+
+    /// [`ensure`](Self::ensure), returning the set-up lock still held: until the caller has a
+    /// session on the server (and so counts as a user of it), no other annex process may decide
+    /// it is the last one and stop the server.
+    pub(crate) fn ensure_locked(
+        data_dir: &Path,
+        durability: Durability,
+    ) -> Result<(Self, SetupLock), PostgresError> {
         let bin = find_binaries()?;
         let owner = unprivileged_owner()?;
         fs::create_dir_all(data_dir).map_err(io(format!("cannot create {}", data_dir.display())))?;
@@ -100,9 +134,7 @@ impl PrivatePostgres {
         if cluster.as_os_str().len() > MAX_SOCKET_DIR {
             return Err(PostgresError::PathTooLong { path: cluster });
         }
-        let lock_path = data_dir.join("postgres.lock");
-        let lock = File::create(&lock_path).map_err(io(format!("cannot create {}", lock_path.display())))?;
-        lock.lock().map_err(io(format!("cannot lock {}", lock_path.display())))?;
+        let lock = SetupLock::acquire(&data_dir)?;
 
         let password = read_or_create_password(&data_dir.join("postgres.password"))?;
         let mut pg = Self { cluster, bin, owner, password, started_here: false };
@@ -116,8 +148,7 @@ impl PrivatePostgres {
         } else {
             tracing::info!(dir = %pg.cluster.display(), "attached to the running private PostgreSQL");
         }
-        drop(lock);
-        Ok(pg)
+        Ok((pg, lock))
     }
 
     /// Connection options for `database` over the private socket.
@@ -137,6 +168,11 @@ impl PrivatePostgres {
             self.password,
             self.cluster.display()
         )
+    }
+
+    /// Whether this process started the server (rather than attaching to a running one).
+    pub(crate) fn started_here(&self) -> bool {
+        self.started_here
     }
 
     /// The cluster directory.

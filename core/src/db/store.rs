@@ -1,5 +1,5 @@
 //! SQL for operations: the enabled switch, config history, health history, metric snapshots and
-//! the `annex_control` notification channel. Shared by the host and by [`Admin`](crate::admin::Admin).
+//! the `annex_control` notification channel. Shared by the host and by the CLI's `Admin`.
 
 use serde::Serialize;
 use sqlx::PgPool;

@@ -1,5 +1,7 @@
-//! `GET /api/v1/openapi.json`: an OpenAPI 3 description of the admin API. A test checks that it
-//! lists exactly the routes the router serves.
+//! `GET /api/v1/openapi.json`: an OpenAPI 3 description of the admin API, exact to what the
+//! server answers: parameter bounds and enums, every status an operation can answer, and the
+//! shape of each body. A unit test checks that it lists exactly the routes the router serves;
+//! schemathesis (`.ci/schemathesis.sh`) checks it against a live server in CI.
 
 use axum::Json;
 use serde_json::{Value, json};
@@ -9,31 +11,64 @@ pub(super) async fn document() -> Json<Value> {
     Json(spec())
 }
 
-fn error_ref(description: &str) -> Value {
-    json!({ "description": description,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+/// The largest body axum buffers (its default limit): bigger ones are answered 413.
+const MAX_BODY: &str = "2 MiB";
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn ok(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } })
+/// A JSON error response (`{"error": {code, message, request_id}}`).
+fn error(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn unauthorized() -> Value {
+    error("missing or wrong bearer token")
+}
+
+fn internal() -> Value {
+    error("the database failed (details are logged, never sent)")
 }
 
 fn name_param() -> Value {
-    json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$" } })
+    json!({ "name": "name", "in": "path", "required": true,
+            "description": "the extension's name",
+            "schema": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$" } })
 }
 
-fn query_param(name: &str, kind: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": kind } })
+fn query_param(name: &str, schema: Value, description: &str) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
-/// One operation on an extension: 200, 401, 404 plus `extra` responses.
-fn on_extension(id: &str, summary: &str, params: Vec<Value>, extra: Value) -> Value {
+/// Where stateful testing (and a reader) finds names: the list's first extension.
+fn name_links() -> Value {
+    let link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$response.body#/extensions/0/name" } });
+    json!({
+        "getExtension": link("getExtension"),
+        "enableExtension": link("enableExtension"),
+        "disableExtension": link("disableExtension"),
+        "getExtensionHealth": link("getExtensionHealth"),
+        "getExtensionMetrics": link("getExtensionMetrics"),
+        "getExtensionConfig": link("getExtensionConfig"),
+        "putExtensionConfig": link("putExtensionConfig"),
+    })
+}
+
+/// One operation on `/api/v1/extensions/{name}…`: 200 with `body`, 400 (a name that is not
+/// UTF-8 once percent-decoded), 401, 404, plus `extra` responses.
+fn on_extension(id: &str, summary: &str, body: Value, params: Vec<Value>, extra: Value) -> Value {
     let mut parameters = vec![name_param()];
     parameters.extend(params);
     let mut responses = json!({
-        "200": ok(summary),
-        "401": error_ref("missing or wrong bearer token"),
-        "404": error_ref("no such extension"),
+        "200": ok(summary, body),
+        "400": error("the name is not valid UTF-8 once percent-decoded"),
+        "401": unauthorized(),
+        "404": error("no extension of that name is compiled in"),
     });
     if let (Some(r), Some(e)) = (responses.as_object_mut(), extra.as_object()) {
         r.extend(e.clone());
@@ -43,92 +78,275 @@ fn on_extension(id: &str, summary: &str, params: Vec<Value>, extra: Value) -> Va
 
 /// The document.
 pub(super) fn spec() -> Value {
-    let unauthorized = error_ref("missing or wrong bearer token");
     json!({
         "openapi": "3.0.3",
-        "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION") },
+        "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Every operation needs `Authorization: Bearer <token>`. Other methods on these paths answer 405 with an `Allow` header." },
         "security": [{ "bearer": [] }],
         "paths": {
             "/api/v1/extensions": {
-                "get": { "operationId": "listExtensions", "summary": "list, with state and health",
-                         "responses": { "200": ok("every extension"), "401": unauthorized } }
+                "get": {
+                    "operationId": "listExtensions",
+                    "summary": "every compiled-in extension, with its switch, state and latest health",
+                    "responses": {
+                        "200": { "description": "every extension",
+                                 "content": { "application/json": { "schema": {
+                                     "type": "object", "required": ["extensions"],
+                                     "properties": { "extensions": { "type": "array", "items": schema_ref("ExtensionSummary") } } } } },
+                                 "links": name_links() },
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                }
             },
             "/api/v1/extensions/{name}": {
-                "get": on_extension("getExtension", "details: metadata, permissions, routes, hooks, migrations", vec![], json!({}))
+                "get": on_extension("getExtension", "details: metadata, permissions, routes, hooks, migrations, config and its schema (the document `annex extensions info --json` prints)",
+                    schema_ref("ExtensionDetails"), vec![], json!({ "500": internal() }))
             },
             "/api/v1/extensions/{name}/enable": {
-                "post": on_extension("enableExtension", "enable and start", vec![],
-                    json!({ "409": error_ref("a dependency is not enabled"), "500": error_ref("enabled, but failed to start") }))
+                "post": on_extension("enableExtension", "enable it and start it on this replica (the others follow within a second)",
+                    schema_ref("SwitchReport"),
+                    vec![],
+                    json!({ "409": error("a dependency is not enabled or not running (code dependencies_disabled)"),
+                            "500": error("enabled, but init or start failed (code start_failed), or the database failed") }))
             },
             "/api/v1/extensions/{name}/disable": {
-                "post": on_extension("disableExtension", "disable (routes answer 503, tasks stop, stop() is called)",
-                    vec![query_param("cascade", "boolean", "also disable every enabled extension that depends on it")],
-                    json!({ "409": error_ref("other enabled extensions depend on it; pass cascade=true") }))
+                "post": on_extension("disableExtension", "disable it: its routes answer 503, its tasks stop, stop() is called",
+                    schema_ref("SwitchReport"),
+                    vec![query_param("cascade", json!({ "type": "boolean", "default": false }),
+                        "also disable every enabled extension that depends on it: `true` or `false`")],
+                    json!({ "400": error("cascade is neither true nor false, or the name is not valid UTF-8 once percent-decoded (code bad_request)"),
+                            "409": error("other enabled extensions depend on it (code has_dependents); pass cascade=true"),
+                            "500": internal() }))
             },
             "/api/v1/extensions/{name}/health": {
-                "get": on_extension("getExtensionHealth", "current status and history",
-                    vec![query_param("limit", "integer", "history entries, 1 to 500 (default 20)")], json!({}))
+                "get": on_extension("getExtensionHealth", "latest status and the history of checks, newest first",
+                    schema_ref("Health"),
+                    vec![query_param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 500, "default": 20 }),
+                        "history entries to return")],
+                    json!({ "422": error("limit is not a whole number from 1 to 500 (code invalid_query)"), "500": internal() }))
             },
             "/api/v1/extensions/{name}/metrics": {
-                "get": on_extension("getExtensionMetrics", "this extension's figures as JSON", vec![], json!({}))
+                "get": on_extension("getExtensionMetrics", "every replica's extension_* series of it, by family; this replica's live and first",
+                    schema_ref("ExtensionFigures"),
+                    vec![], json!({ "500": internal() }))
             },
             "/api/v1/extensions/{name}/config": {
-                "get": on_extension("getExtensionConfig", "the config in force and its JSON Schema", vec![], json!({})),
+                "get": on_extension("getExtensionConfig", "the config in force and the JSON Schema it must fit",
+                    schema_ref("ConfigView"),
+                    vec![], json!({ "500": internal() })),
                 "put": {
                     "operationId": "putExtensionConfig",
-                    "summary": "validated against the JSON Schema, applied without restart, kept in the history",
+                    "summary": "replace the config: validated against the extension's JSON Schema, applied without a restart, kept in the history",
                     "parameters": [name_param()],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "requestBody": { "required": true, "description": "the new config: a JSON object the extension's schema accepts (any object if it has none), with no NUL characters",
+                                     "content": { "application/json": { "schema": {} } } },
                     "responses": {
-                        "200": ok("applied and stored"),
-                        "400": error_ref("the body is not JSON"),
-                        "401": unauthorized,
-                        "404": error_ref("no such extension"),
-                        "422": { "description": "does not fit the schema (one entry per violation), or apply_config refused it",
-                                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ConfigError" } } } }
+                        "200": ok("applied and stored", schema_ref("ConfigView")),
+                        "400": error("the body is not JSON, or the name is not valid UTF-8 once percent-decoded (code bad_request)"),
+                        "401": unauthorized(),
+                        "404": error("no extension of that name is compiled in"),
+                        "413": error(&format!("the body is larger than {MAX_BODY}")),
+                        "422": { "description": "not an object, a NUL character, or does not fit the schema (code invalid_config, one entry per violation in errors), or apply_config refused it (code config_rejected); the old config stays",
+                                 "content": { "application/json": { "schema": schema_ref("ConfigError") } } },
+                        "500": internal()
                     }
                 }
             },
             "/api/v1/audit": {
                 "get": {
                     "operationId": "listAudit",
-                    "summary": "audit log, newest first, filterable, paginated",
+                    "summary": "audit log, newest first, filterable, paginated by id",
                     "parameters": [
-                        query_param("target", "string", "exact target, usually an extension name"),
-                        query_param("actor", "string", "exact actor: host, cli, admin, extension:<name>"),
-                        query_param("action", "string", "exact action, or a prefix ending in *"),
-                        query_param("before", "integer", "only entries with a smaller id (the previous page's next_before)"),
-                        query_param("limit", "integer", "1 to 500 (default 50)")
+                        query_param("target", json!({ "type": "string" }), "exact target, usually an extension name"),
+                        query_param("actor", json!({ "type": "string" }), "exact actor: host, cli, admin, config-file, extension:<name>"),
+                        query_param("action", json!({ "type": "string" }), "exact action, or a prefix ending in *"),
+                        query_param("before", json!({ "type": "integer", "format": "int64" }), "only entries with a smaller id (the previous page's next_before)"),
+                        query_param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 500, "default": 50 }), "entries per page")
                     ],
-                    "responses": { "200": ok("entries and next_before"), "401": unauthorized,
-                                   "422": error_ref("an unknown filter or a bad value") }
+                    "responses": {
+                        "200": ok("entries and the next page's `before`", json!({
+                            "type": "object", "required": ["entries", "next_before"],
+                            "properties": { "entries": { "type": "array", "items": schema_ref("AuditEntry") },
+                                            "next_before": { "type": "integer", "nullable": true,
+                                                             "description": "null on the last page" } } })),
+                        "401": unauthorized(),
+                        "422": error("an unknown query parameter, limit or before out of range or not an integer (code invalid_query), or a filter with a NUL character (code invalid_text)"),
+                        "500": internal()
+                    }
                 }
             },
             "/api/v1/openapi.json": {
                 "get": { "operationId": "getOpenApi", "summary": "this document",
-                         "responses": { "200": ok("OpenAPI 3 document"), "401": unauthorized } }
+                         "responses": { "200": ok("OpenAPI 3 document", json!({ "type": "object" })), "401": unauthorized() } }
             }
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                        "code": { "type": "string" }, "message": { "type": "string" },
-                        "request_id": { "type": "string", "nullable": true } } } }
-                },
-                "ConfigError": {
-                    "type": "object",
-                    "properties": { "error": { "type": "object", "properties": {
-                        "code": { "type": "string", "enum": ["invalid_config", "config_rejected"] },
-                        "message": { "type": "string" },
-                        "request_id": { "type": "string", "nullable": true },
-                        "errors": { "type": "array", "items": { "type": "object", "properties": {
-                            "pointer": { "type": "string" }, "message": { "type": "string" } } } } } } }
-                }
+            "schemas": schemas()
+        }
+    })
+}
+
+/// The fields of `ExtensionSummary`, which `ExtensionDetails` carries too.
+fn summary_properties() -> Value {
+    json!({
+        "name": { "type": "string" }, "version": { "type": "string" }, "description": { "type": "string" },
+        "enabled": { "type": "boolean" }, "state": schema_ref("State"),
+        "reason": { "type": "string", "nullable": true, "description": "why it failed or was disabled" },
+        "health": schema_ref("HealthStatus"),
+        "compiled_in": { "type": "boolean" }
+    })
+}
+
+fn details_properties() -> Value {
+    let mut properties = summary_properties();
+    let more = json!({
+        "dependencies": { "type": "array", "items": { "type": "object", "required": ["name", "requirement"],
+            "properties": { "name": { "type": "string" }, "requirement": { "type": "string" } } } },
+        "dependents": { "type": "array", "items": { "type": "string" } },
+        "permissions": { "type": "object", "required": ["required", "granted"], "properties": {
+            "required": { "type": "array", "items": { "type": "string" } },
+            "granted": { "type": "array", "items": { "type": "string" } } } },
+        "routes": { "type": "array", "items": { "type": "object", "required": ["method", "path"],
+            "properties": { "method": { "type": "string" }, "path": { "type": "string" } } } },
+        "hooks": { "type": "array", "items": { "type": "object", "required": ["point", "id", "priority", "prefix"],
+            "properties": { "point": { "type": "string" }, "id": { "type": "string" }, "priority": { "type": "integer" },
+                            "prefix": { "type": "string", "nullable": true } } } },
+        "migrations": { "type": "array", "items": { "type": "object", "required": ["version", "description", "reversible"],
+            "properties": { "version": { "type": "integer" }, "description": { "type": "string" },
+                            "reversible": { "type": "boolean" } } } },
+        "config": { "type": "object", "nullable": true, "description": "null when the stored config cannot be read" },
+        "config_schema": { "type": "object", "nullable": true }
+    });
+    if let (Some(p), Some(m)) = (properties.as_object_mut(), more.as_object()) {
+        p.extend(m.clone());
+    }
+    properties
+}
+
+fn schemas() -> Value {
+    json!({
+        "Error": {
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "string" }, "message": { "type": "string" },
+                "request_id": { "type": "string", "nullable": true } } } }
+        },
+        "ConfigError": {
+            "type": "object", "required": ["error"],
+            "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "string", "enum": ["invalid_config", "config_rejected"] },
+                "message": { "type": "string" },
+                "request_id": { "type": "string", "nullable": true },
+                "errors": { "type": "array", "items": { "type": "object", "required": ["pointer", "message"], "properties": {
+                    "pointer": { "type": "string" }, "message": { "type": "string" } } } } } } }
+        },
+        "State": { "type": "string", "enum": ["registered", "starting", "running", "disabled", "failed", "stopped"] },
+        "HealthStatus": { "type": "string", "enum": ["healthy", "degraded", "down", "unknown"] },
+        "ExtensionSummary": {
+            "type": "object", "required": ["name", "version", "description", "enabled", "state", "reason", "health", "compiled_in"],
+            "properties": summary_properties()
+        },
+        "ExtensionDetails": {
+            "type": "object",
+            "required": ["name", "version", "description", "enabled", "state", "reason", "health", "compiled_in",
+                         "dependencies", "dependents", "permissions", "routes", "hooks", "migrations", "config",
+                         "config_schema"],
+            "properties": details_properties()
+        },
+        "SwitchReport": {
+            "type": "object", "required": ["extension", "enabled", "disabled"],
+            "properties": {
+                "extension": { "type": "string" }, "enabled": { "type": "boolean" },
+                "state": { "allOf": [schema_ref("State")], "description": "this replica's state of it afterwards" },
+                "disabled": { "type": "array", "items": { "type": "string" },
+                              "description": "every extension disabled, dependents first; empty for an enable" }
+            }
+        },
+        "ConfigView": {
+            "type": "object", "required": ["extension", "config", "schema"],
+            "properties": { "extension": { "type": "string" },
+                            "config": { "type": "object", "nullable": true, "description": "null when the stored config cannot be read" },
+                            "schema": { "type": "object", "nullable": true } }
+        },
+        "ExtensionFigures": {
+            "type": "object", "required": ["extension", "replicas"],
+            "properties": {
+                "extension": { "type": "string" },
+                "replicas": { "type": "array", "items": { "type": "object", "required": ["replica", "at", "figures"],
+                    "properties": { "replica": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
+                                    "figures": { "type": "object",
+                                                 "additionalProperties": { "type": "array", "items": { "type": "object" } } } } } }
+            }
+        },
+        "Health": {
+            "type": "object", "required": ["extension", "state", "status", "history"],
+            "properties": {
+                "extension": { "type": "string" }, "state": schema_ref("State"), "status": schema_ref("HealthStatus"),
+                "history": { "type": "array", "items": { "type": "object",
+                    "required": ["at", "replica", "status", "message", "failure", "duration_ms"],
+                    "properties": {
+                        "at": { "type": "string", "format": "date-time" }, "replica": { "type": "string" },
+                        "status": { "type": "string", "enum": ["healthy", "degraded", "down"] },
+                        "message": { "type": "string", "nullable": true },
+                        "failure": { "type": "string", "nullable": true, "description": "timeout or panic when the check itself failed" },
+                        "duration_ms": { "type": "number", "minimum": 0 } } } }
+            }
+        },
+        "AuditEntry": {
+            "type": "object", "required": ["id", "at", "actor", "action", "target", "details", "request_id"],
+            "properties": {
+                "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                "actor": { "type": "string" }, "action": { "type": "string" }, "target": { "type": "string" },
+                "details": {}, "request_id": { "type": "string", "nullable": true }
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    fn operation<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+        &doc["paths"][path][method]
+    }
+
+    fn param<'a>(op: &'a Value, name: &str) -> &'a Value {
+        op["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn the_document_states_the_bounds_and_statuses_the_handlers_answer() {
+        let doc = super::spec();
+        let audit = operation(&doc, "/api/v1/audit", "get");
+        assert_eq!(
+            param(audit, "limit")["schema"],
+            json!({ "type": "integer", "minimum": 1, "maximum": 500, "default": 50 })
+        );
+        assert!(audit["responses"]["422"].is_object());
+        let health = operation(&doc, "/api/v1/extensions/{name}/health", "get");
+        assert_eq!(param(health, "limit")["schema"]["maximum"], 500);
+        let disable = operation(&doc, "/api/v1/extensions/{name}/disable", "post");
+        assert_eq!(param(disable, "cascade")["schema"]["type"], "boolean");
+        assert!(
+            disable["responses"]["400"]["content"]["application/json"].is_object(),
+            "cascade=null is a 400"
+        );
+        // Every operation answers 401 without the token; every one on a name, 400 and 404.
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                assert!(op["responses"]["401"].is_object(), "{method} {path} documents 401");
+                if path.contains("{name}") {
+                    for status in ["400", "404"] {
+                        assert!(op["responses"][status].is_object(), "{method} {path} documents {status}");
+                    }
+                }
+            }
+        }
+    }
 }

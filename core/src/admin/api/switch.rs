@@ -26,8 +26,8 @@ pub(super) async fn disable(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let cascade = match query.get("cascade").map(String::as_str) {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") | Some("") => true,
+        None | Some("false") => false,
+        Some("true") => true,
         Some(other) => {
             return ApiError::bad_request(format!("cascade must be true or false, not `{other}`"))
                 .into_response();
