@@ -115,9 +115,9 @@ async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("annex runs")).await.expect("joined")
 }
 
-/// A rate limit of 0 is refused when the host prepares its limits: after the database opened.
-const FAILS_AFTER_THE_DATABASE_OPENED: &str =
-    "[extensions.hello]\nrate_limit = { per_second = 0, burst = 0 }\n";
+/// A host secret too short to derive role passwords from is refused when the host prepares
+/// extension isolation: after the database opened (limits and the admin token are checked before).
+const FAILS_AFTER_THE_DATABASE_OPENED: &str = "[server]\nsecret = \"short\"\n";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_serve_that_fails_after_the_database_opened_stops_the_private_postgres() {
@@ -129,7 +129,7 @@ async fn a_serve_that_fails_after_the_database_opened_stops_the_private_postgres
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("private PostgreSQL started"), "the database had opened: {stderr}");
-    assert!(stderr.contains("rate_limit.per_second"), "{stderr}");
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
     assert_postgres_stopped(dir.path(), "annex serve exited 1");
 }
 
