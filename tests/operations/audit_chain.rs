@@ -26,7 +26,8 @@ async fn verify_api(t: &annex_core::testkit::TestHost) -> Value {
 async fn verify_cli(url: &str) -> Output {
     let data = tempfile::tempdir().expect("tempdir");
     // Extensions compiled in by default are valid only with their permissions granted.
-    let grant = "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n";
+    let grant =
+        "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n";
     std::fs::write(data.path().join("annex.toml"), grant).expect("annex.toml");
     let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
     c.args(["audit", "verify", "--json"])
@@ -173,13 +174,18 @@ async fn a_row_edited_by_hand_is_the_first_broken_link_for_the_api_and_the_cli()
     let t = host(Base::default(), None).await;
     some_entries(&t, 5).await;
     let mut db = connect(t.database_url()).await;
-    let ids: Vec<i64> =
-        sqlx::query_scalar("select id from annex.audit_log order by id").fetch_all(&mut db).await.expect("ids");
+    let ids: Vec<i64> = sqlx::query_scalar("select id from annex.audit_log order by id")
+        .fetch_all(&mut db)
+        .await
+        .expect("ids");
     let edited = ids[ids.len() / 2];
     let cli = verify_cli(t.database_url()).await;
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
 
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log").execute(&mut db).await.expect("drop");
+    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
+        .execute(&mut db)
+        .await
+        .expect("drop");
     sqlx::query("update annex.audit_log set details = '{\"greeting\": \"forged\"}' where id = $1")
         .bind(edited)
         .execute(&mut db)
@@ -207,11 +213,20 @@ async fn a_row_deleted_in_the_middle_is_found_at_the_row_after_it() {
     let t = host(Base::default(), None).await;
     some_entries(&t, 5).await;
     let mut db = connect(t.database_url()).await;
-    let ids: Vec<i64> =
-        sqlx::query_scalar("select id from annex.audit_log order by id").fetch_all(&mut db).await.expect("ids");
+    let ids: Vec<i64> = sqlx::query_scalar("select id from annex.audit_log order by id")
+        .fetch_all(&mut db)
+        .await
+        .expect("ids");
     let removed = ids.len() / 2;
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log").execute(&mut db).await.expect("drop");
-    sqlx::query("delete from annex.audit_log where id = $1").bind(ids[removed]).execute(&mut db).await.expect("delete");
+    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
+        .execute(&mut db)
+        .await
+        .expect("drop");
+    sqlx::query("delete from annex.audit_log where id = $1")
+        .bind(ids[removed])
+        .execute(&mut db)
+        .await
+        .expect("delete");
 
     assert_eq!(
         verify_api(&t).await,
@@ -232,14 +247,25 @@ async fn verification_pages_through_a_long_log_and_finds_an_edit_on_a_later_page
     let n = rows(&mut db).await;
     assert_eq!(verify_api(&t).await, json!({ "ok": true, "rows": n }));
 
-    let edited: i64 = sqlx::query_scalar("select id from annex.audit_log where target = '2300' and action = 'tool.bulk'")
-        .fetch_one(&mut db)
+    let edited: i64 =
+        sqlx::query_scalar("select id from annex.audit_log where target = '2300' and action = 'tool.bulk'")
+            .fetch_one(&mut db)
+            .await
+            .expect("row");
+    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
+        .execute(&mut db)
         .await
-        .expect("row");
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log").execute(&mut db).await.expect("drop");
-    sqlx::query("update annex.audit_log set request_id = null where id = $1").bind(edited).execute(&mut db).await.expect("edit");
+        .expect("drop");
+    sqlx::query("update annex.audit_log set request_id = null where id = $1")
+        .bind(edited)
+        .execute(&mut db)
+        .await
+        .expect("edit");
     let verdict = verify_api(&t).await;
-    assert_eq!(verdict["first_broken"], json!({ "id": edited, "reason": "hash does not match the row's content" }));
+    assert_eq!(
+        verdict["first_broken"],
+        json!({ "id": edited, "reason": "hash does not match the row's content" })
+    );
     t.shutdown().await;
 }
 
@@ -248,12 +274,16 @@ async fn an_entry_in_a_repeatable_read_transaction_is_refused() {
     let t = host(Base::default(), None).await;
     let mut db = connect(t.database_url()).await;
     let mut tx = db.begin().await.expect("begin");
-    sqlx::query("set transaction isolation level repeatable read").execute(&mut *tx).await.expect("isolation");
-    let err = sqlx::query("insert into annex.audit_log (actor, action, target) values ('tool', 'tool.wrote', 'x')")
+    sqlx::query("set transaction isolation level repeatable read")
         .execute(&mut *tx)
         .await
-        .expect_err("a repeatable read snapshot could fork the chain")
-        .to_string();
+        .expect("isolation");
+    let err =
+        sqlx::query("insert into annex.audit_log (actor, action, target) values ('tool', 'tool.wrote', 'x')")
+            .execute(&mut *tx)
+            .await
+            .expect_err("a repeatable read snapshot could fork the chain")
+            .to_string();
     assert!(err.contains("read committed"), "{err}");
     tx.rollback().await.expect("rollback");
     t.shutdown().await;
@@ -265,13 +295,19 @@ async fn the_migration_chains_rows_written_before_it_and_reverts_cleanly() {
     some_entries(&t, 3).await;
     let mut db = connect(t.database_url()).await;
     // Back to the log as it was before migration 0006, with rows written then.
-    sqlx::raw_sql(include_str!("../../migrations/0006_audit_chain.down.sql")).execute(&mut db).await.expect("down");
+    sqlx::raw_sql(include_str!("../../migrations/0006_audit_chain.down.sql"))
+        .execute(&mut db)
+        .await
+        .expect("down");
     sqlx::query("insert into annex.audit_log (actor, action, target, details, request_id) values ('tool', 'tool.old', 'x', '{\"b\": [1, 2], \"a\": \"é\"}', null), ('tool', 'tool.old', 'y', '{}', 'req-1')")
         .execute(&mut db)
         .await
         .expect("old rows");
     let mut tx = db.begin().await.expect("begin");
-    sqlx::raw_sql(include_str!("../../migrations/0006_audit_chain.up.sql")).execute(&mut *tx).await.expect("up");
+    sqlx::raw_sql(include_str!("../../migrations/0006_audit_chain.up.sql"))
+        .execute(&mut *tx)
+        .await
+        .expect("up");
     tx.commit().await.expect("commit");
 
     assert_linked(&mut db).await;

@@ -166,7 +166,8 @@ impl ChainRow {
     fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         let id = self.id.to_string();
-        for field in [&self.prev_hash, &id, &self.at, &self.actor, &self.action, &self.target, &self.details] {
+        for field in [&self.prev_hash, &id, &self.at, &self.actor, &self.action, &self.target, &self.details]
+        {
             h.update(field.len().to_string());
             h.update(b":");
             h.update(field);
@@ -208,9 +209,10 @@ pub(crate) async fn verify(pool: &PgPool) -> Result<ChainVerdict, sqlx::Error> {
         .fetch_all(pool)
         .await?;
         let full = page.len() as i64 == PAGE;
-        let page = page.into_iter().map(|(id, at, actor, action, target, details, request_id, prev_hash, hash)| {
-            ChainRow { id, at, actor, action, target, details, request_id, prev_hash, hash }
-        });
+        let page =
+            page.into_iter().map(|(id, at, actor, action, target, details, request_id, prev_hash, hash)| {
+                ChainRow { id, at, actor, action, target, details, request_id, prev_hash, hash }
+            });
         let mut last = None;
         for row in page {
             checked += 1;
@@ -255,9 +257,8 @@ mod tests {
 
     #[test]
     fn the_content_hash_is_sha256_of_length_prefixed_fields() {
-        let bytes = format!(
-            "64:{GENESIS}1:127:2026-12-01T08:00:00.000000Z3:cli17:extension.enabled5:hello2:{{}}-"
-        );
+        let bytes =
+            format!("64:{GENESIS}1:127:2026-12-01T08:00:00.000000Z3:cli17:extension.enabled5:hello2:{{}}-");
         let expected: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(row().content_hash(), expected);
     }
