@@ -140,7 +140,8 @@ async fn concurrent_writers_on_two_replicas_the_cli_and_sql_make_one_chain_that_
     for t in [&a, &b] {
         assert_eq!(verify_api(t).await, json!({ "ok": true, "rows": n }));
     }
-    assert_eq!(cli.verify_audit().await.expect("verify").is_ok(), true);
+    let verdict = cli.verify_audit().await.expect("verify");
+    assert_eq!(serde_json::to_value(verdict).expect("JSON"), json!({ "ok": true, "rows": n }));
 
     if let Ok(cli) = Arc::try_unwrap(cli) {
         cli.close().await;
