@@ -77,7 +77,8 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// Rows read per query while verifying: the log is paged by id, never loaded whole.
 const PAGE: i64 = 1000;
 
-/// What [`verify`] found: the whole chain intact, or its first broken link. Serialized as
+/// What checking the audit log's hash chain found (`annex audit verify`,
+/// `GET /api/v1/audit/verify`): the whole chain intact, or its first broken link. Serialized as
 /// `{"ok": true, "rows": N}` or `{"ok": false, "rows_checked": N, "first_broken": {"id", "reason"}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainVerdict {
