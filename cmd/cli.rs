@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{extensions_cmd, logging, serve};
+use crate::{audit_cmd, extensions_cmd, logging, serve};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: extensions_cmd::ExtensionsCommand,
     },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
 }
 
 /// Parses the command line, runs the command, and maps failure to exit code 1.
@@ -69,6 +74,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Serve { bind } => serve::serve(config, bind, cli.config).await,
             Command::Extensions { command } => extensions_cmd::run(config, command).await,
+            Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use annex_core::{Extension, host::RegistrationError};
 
+mod audit_cmd;
 mod cli;
 mod control_cmd;
 mod extensions_cmd;

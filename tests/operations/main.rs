@@ -3,6 +3,7 @@
 //! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL).
 
 mod admin_api;
+mod audit_chain;
 mod binary;
 mod cli;
 mod hardening;

@@ -9,6 +9,7 @@ use crate::db::database::Database;
 use crate::db::error::DbError;
 use crate::db::state;
 use crate::extension::Extension;
+use crate::observe::audit::{self, ChainVerdict};
 use crate::plan::catalog::Catalog;
 use crate::runtime::controller::Controller;
 
@@ -41,6 +42,12 @@ impl Admin {
     /// The controller: list, info, enable, disable, config, health and figures.
     pub fn controller(&self) -> &Controller {
         &self.controller
+    }
+
+    /// Checks the audit log's hash chain from its first row to its last (`annex audit verify`;
+    /// the admin API's `GET /api/v1/audit/verify` answers the same verdict).
+    pub async fn verify_audit(&self) -> Result<ChainVerdict, DbError> {
+        Ok(audit::verify(&self.db.pool).await?)
     }
 
     /// The compiled-in extensions, by name.

@@ -9,6 +9,7 @@ mod migrations;
 pub use crate::db::migrate::{MigrationStep, StepAction};
 pub use crate::db::store::HealthCheck;
 pub use crate::extension::gate::ExtensionState;
+pub use crate::observe::audit::{BreakReason, BrokenLink, ChainVerdict};
 pub use crate::plan::catalog::DeclaredHook;
 pub use crate::plan::preflight::{Problem, preflight};
 pub use crate::runtime::control_error::ControlError;

@@ -1,5 +1,6 @@
 //! `GET /api/v1/audit?target=&actor=&action=&before=&limit=`: the audit log, newest first,
-//! paginated by id (`next_before` is the `before` of the next page).
+//! paginated by id (`next_before` is the `before` of the next page). `GET /api/v1/audit/verify`:
+//! its hash chain checked end to end.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use crate::db::json;
 use crate::extension::error::ApiError;
+use crate::observe::audit as audit_log;
 
 const MAX_LIMIT: i64 = 500;
 
@@ -81,4 +83,13 @@ pub(super) async fn audit(
         })
         .collect();
     Json(json!({ "entries": entries, "next_before": next_before })).into_response()
+}
+
+/// The verdict on the whole chain, 200 whether intact or broken (the check itself succeeded);
+/// the same document `annex audit verify --json` prints.
+pub(super) async fn verify(State(state): State<ApiState>) -> Response {
+    match audit_log::verify(state.controller.pool()).await {
+        Ok(verdict) => Json(verdict).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

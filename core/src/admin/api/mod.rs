@@ -7,7 +7,7 @@
 //! | `GET /api/v1/extensions/{name}/health` | `health.rs` |
 //! | `GET /api/v1/extensions/{name}/metrics` | `metrics.rs` |
 //! | `GET`/`PUT /api/v1/extensions/{name}/config` | `config.rs` |
-//! | `GET /api/v1/audit` | `audit.rs` |
+//! | `GET /api/v1/audit`, `GET /api/v1/audit/verify` | `audit.rs` |
 //! | `GET /api/v1/openapi.json` | `openapi.rs` |
 //!
 //! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>` (see
@@ -77,6 +77,7 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/extensions/{name}/config", get(config::get_config))
         .add(Method::PUT, "/api/v1/extensions/{name}/config", put(config::put_config))
         .add(Method::GET, "/api/v1/audit", get(audit::audit))
+        .add(Method::GET, "/api/v1/audit/verify", get(audit::verify))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
 }
 

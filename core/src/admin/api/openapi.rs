@@ -176,6 +176,18 @@ pub(super) fn spec() -> Value {
                     }
                 }
             },
+            "/api/v1/audit/verify": {
+                "get": {
+                    "operationId": "verifyAudit",
+                    "summary": "check the audit log's hash chain end to end: each row's hash against its content, each prev_hash against the row before (the document `annex audit verify --json` prints)",
+                    "responses": {
+                        "200": ok("the verdict, intact or the first broken link (a broken chain is a finding, not an error)",
+                                  schema_ref("AuditChainVerdict")),
+                        "401": unauthorized(),
+                        "500": internal()
+                    }
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": { "operationId": "getOpenApi", "summary": "this document",
                          "responses": { "200": ok("OpenAPI 3 document", json!({ "type": "object" })), "401": unauthorized() } }
@@ -301,6 +313,25 @@ fn schemas() -> Value {
                 "actor": { "type": "string" }, "action": { "type": "string" }, "target": { "type": "string" },
                 "details": {}, "request_id": { "type": "string", "nullable": true }
             }
+        },
+        "AuditChainVerdict": {
+            "oneOf": [
+                { "type": "object", "required": ["ok", "rows"], "additionalProperties": false,
+                  "description": "every row checks out",
+                  "properties": { "ok": { "type": "boolean", "enum": [true] },
+                                  "rows": { "type": "integer", "minimum": 0, "description": "rows checked: the whole log" } } },
+                { "type": "object", "required": ["ok", "rows_checked", "first_broken"], "additionalProperties": false,
+                  "description": "the first row that does not check out; rows after it were not checked",
+                  "properties": {
+                      "ok": { "type": "boolean", "enum": [false] },
+                      "rows_checked": { "type": "integer", "minimum": 1, "description": "rows read, the broken one included" },
+                      "first_broken": {
+                          "type": "object", "required": ["id", "reason"], "additionalProperties": false,
+                          "properties": {
+                              "id": { "type": "integer", "format": "int64" },
+                              "reason": { "type": "string", "enum": ["hash does not match the row's content",
+                                                                     "prev_hash does not match the previous row"] } } } } }
+            ]
         }
     })
 }
