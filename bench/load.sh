@@ -178,7 +178,7 @@ row() {  # label "bare..." "annex..."
 
 header() {
     printf "%-24s %8s %6s %6s %6s | %8s %6s %6s %6s | %7s %6s %6s %5s | %s\n" "$1" "bare rps" "p50" "p99" "cpu" \
-        "annex" "p50" "p99" "cpu" "a/b rps" "+p50" "+p99" "cpu×" "errors b/a"
+        "annex" "p50" "p99" "cpu" "a/b rps" "+p50" "+p99" "cpu/" "errors b/a"
 }
 
 median_of() {  # numbers… → the median (lower middle for an even count)
@@ -234,7 +234,7 @@ for profile in "${profiles[@]}"; do
     stop "$annex_pid"
 
     echo
-    echo "== profile $profile (µs; cpu = server CPU µs per request; cpu× = annex ÷ bare) =="
+    echo "== profile $profile (µs; cpu = server CPU µs per request; a/b and cpu/ = annex ÷ bare) =="
     header ""
     ratios=() p50s=() cpus=() lcpus=()
     for i in "${!results[@]}"; do
@@ -257,7 +257,7 @@ for profile in "${profiles[@]}"; do
     row "${THREADS}t/${CONNECTIONS}c" "$bt" "$at"
     row "1t/1c" "$bl" "$al"
     echo "spread over $ROUNDS rounds: a/b rps $(range_of "${ratios[@]}") %; +p50 at 1c $(range_of "${p50s[@]}") µs;" \
-        "cpu× $(range_of "${cpus[@]}") (${THREADS}t/${CONNECTIONS}c), $(range_of "${lcpus[@]}") (1t/1c)"
+        "cpu annex÷bare $(range_of "${cpus[@]}") (${THREADS}t/${CONNECTIONS}c), $(range_of "${lcpus[@]}") (1t/1c)"
     summary[$profile.ratio]="${ratios[$med]} %|$(range_of "${ratios[@]}") %"
     summary[$profile.p50]="$(awk -v v="${p50s[$med]}" 'BEGIN { printf "%+d", v }') µs|$(range_of "${p50s[@]}") µs"
     summary[$profile.cpu]="${cpus[$med]}|$(range_of "${cpus[@]}")"
@@ -304,17 +304,22 @@ fi
 
 cell() { local v=${summary[$1]:-n/a|}; printf '%s' "${v%%|*}"; }
 spread() { local v=${summary[$1]:-|}; printf '%s' "${v#*|}"; }
+pad() {  # text width → the text padded to width characters (printf pads bytes, not UTF-8 characters)
+    local n
+    n=$(printf '%s' "$1" | LC_ALL=C awk '{ gsub(/[\200-\277]/, ""); print length($0) }')
+    printf '%s%*s' "$1" $(($2 > n ? $2 - n : 0)) ''
+}
+line() { echo "| $(pad "$1" 40) | $(pad "$2" 12) | $(pad "$3" 30) | $(pad "$4" 8) |"; }
 echo
-echo "== summary (median round; $ROUNDS rounds; $pinning) =="
-printf "| %-42s | %-12s | %-30s | %-8s |\n" "measure" "median" "spread / detail" "target"
-printf "|%s|%s|%s|%s|\n" "--------------------------------------------" "--------------" "--------------------------------" "----------"
-line() { printf "| %-42s | %-12s | %-30s | %-8s |\n" "$1" "$(cell "$2")" "$(spread "$2")" "$3"; }
-line "plain: annex/bare throughput (${THREADS}t/${CONNECTIONS}c)" plain.ratio "≥ 85 %"
-line "full: annex/bare throughput (${THREADS}t/${CONNECTIONS}c)" full.ratio "≥ 85 %"
-line "plain: added p50, 1 connection" plain.p50 "≤ 50 µs"
-line "full: added p50, 1 connection" full.p50 "≤ 50 µs"
-line "plain: CPU per request annex÷bare" plain.cpu "—"
-line "full: CPU per request annex÷bare" full.cpu "—"
-line "RSS per extra extension (1 → 50)" rss "—"
-line "start to /ready, 50 extensions" start "—"
-echo "CPU per request under load (annex / bare), median round: plain $(cell plain.cpuabs), full $(cell full.cpuabs)"
+echo "== summary (median round of $ROUNDS; $pinning) =="
+line "measure" "median" "spread over rounds / detail" "target"
+echo "|------------------------------------------|--------------|--------------------------------|----------|"
+line "plain: annex/bare throughput (${THREADS}t/${CONNECTIONS}c)" "$(cell plain.ratio)" "$(spread plain.ratio)" "≥ 85 %"
+line "full: annex/bare throughput (${THREADS}t/${CONNECTIONS}c)" "$(cell full.ratio)" "$(spread full.ratio)" "≥ 85 %"
+line "plain: added p50, 1 connection" "$(cell plain.p50)" "$(spread plain.p50)" "≤ 50 µs"
+line "full: added p50, 1 connection" "$(cell full.p50)" "$(spread full.p50)" "≤ 50 µs"
+line "plain: CPU per request annex ÷ bare" "$(cell plain.cpu)" "$(spread plain.cpu)" "—"
+line "full: CPU per request annex ÷ bare" "$(cell full.cpu)" "$(spread full.cpu)" "—"
+line "RSS per extra extension (1 → 50)" "$(cell rss)" "$(spread rss)" "—"
+line "start to /ready, 50 extensions" "$(cell start)" "$(spread start)" "—"
+echo "CPU per request under the throughput load (annex / bare), median round: plain $(cell plain.cpuabs), full $(cell full.cpuabs)"
