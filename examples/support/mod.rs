@@ -20,7 +20,8 @@ async fn ping() -> Json<Value> {
 #[annex_core::async_trait]
 impl<const I: usize> Extension for Generated<I> {
     fn metadata(&self) -> Metadata {
-        Metadata::new(format!("gen_{I:02}"), "0.1.0").description("Load benchmark: a generated trivial extension")
+        Metadata::new(format!("gen_{I:02}"), "0.1.0")
+            .description("Load benchmark: a generated trivial extension")
     }
 
     fn migrations(&self) -> Migrations {
