@@ -1,4 +1,4 @@
-//! Fixtures for `core/benches/` (`metrics.rs`, `hot_paths.rs`): crate internals wrapped just
+//! Fixtures for `core/benches/` (`metrics.rs`, `hot_paths.rs`, `request_profiles.rs`): crate internals wrapped just
 //! enough to be measured. Not part of the API.
 
 use std::sync::Arc;
@@ -240,5 +240,192 @@ impl HookChainFixture {
         let mut head = Head::Plain(parts);
         let chain = self.chains.get(HookPoint::PreRequest);
         run_request_filters(chain, CHAIN_PATH, &mut head, &self.target, FailMode::Open).await.is_ok()
+    }
+}
+
+/// The extension request path in process, without a database: `GET /ext/bench_target/ping`
+/// (header `x-user: bench`) through the router `annex serve` builds, every gate open, sent with
+/// `oneshot` — the two annex profiles of `bench/load.sh` without HTTP.
+///
+/// - [`plain`](Self::plain): the target alone, with a per-client rate limit at a quota never
+///   reached (request id, gate, metrics, quotas, rate limit, panic catching);
+/// - [`full`](Self::full): plus four extensions hooking every point and a middleware, as the armed
+///   `extensions/examples/loadtest` set (authentication, pre_request, pre_response, middleware,
+///   post_request, post_response).
+pub struct RequestPathFixture {
+    router: Router,
+    _runtime: Arc<crate::runtime::lifecycle::Runtime>,
+}
+
+impl std::fmt::Debug for RequestPathFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestPathFixture").finish_non_exhaustive()
+    }
+}
+
+impl RequestPathFixture {
+    /// The path of the measured request.
+    pub const PATH: &'static str = "/ext/bench_target/ping";
+
+    /// The target extension and its rate limit only.
+    pub fn plain() -> Self {
+        Self::build(false)
+    }
+
+    /// The target and four extensions hooking every point, with a middleware.
+    pub fn full() -> Self {
+        Self::build(true)
+    }
+
+    /// Must be called inside a tokio runtime (the lazy pool and the rate limiter's pruning).
+    fn build(hooked: bool) -> Self {
+        let mut config = crate::config::Config::default();
+        config.extensions.entry("bench_target".into()).or_default().rate_limit =
+            Some(RateLimitConfig { per_second: 1_000_000_000, burst: 1_000_000_000, per_client: true });
+        let mut extensions: Vec<Arc<dyn crate::Extension>> = vec![Arc::new(profile::Target)];
+        if hooked {
+            for (name, perms) in [
+                ("bench_auth", &["hooks:global", "hooks:auth"][..]),
+                ("bench_headers", &["hooks:global"][..]),
+                ("bench_timing", &["hooks:global"][..]),
+                ("bench_observer", &["hooks:global"][..]),
+            ] {
+                config.extensions.entry(name.into()).or_default().permissions =
+                    perms.iter().map(|p| (*p).to_owned()).collect();
+            }
+            extensions.extend([
+                Arc::new(profile::Auth) as Arc<dyn crate::Extension>,
+                Arc::new(profile::Headers),
+                Arc::new(profile::Timing),
+                Arc::new(profile::Observer),
+            ]);
+        }
+        let (router, runtime) = crate::host::offline_router(extensions, config);
+        Self { router, _runtime: runtime }
+    }
+
+    /// The router (cheap to clone: one per `oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The measured request.
+    pub fn request() -> Request {
+        Request::get(Self::PATH).header("x-user", "bench").body(axum::body::Body::empty()).expect("request")
+    }
+
+    /// Bare axum serving the same handler at the same path: the baseline.
+    pub fn bare_axum() -> Router {
+        Router::new().route(Self::PATH, get(profile::ping))
+    }
+}
+
+/// The extensions of [`RequestPathFixture`], mirroring `extensions/examples/loadtest` (armed).
+mod profile {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Instant;
+
+    use axum::extract::Request;
+    use axum::http::{HeaderName, HeaderValue};
+    use serde_json::{Value, json};
+
+    use crate::extension::hooks::{Hook, HookRequest, Identity, Next};
+    use crate::extension::{Context, Extension, Json, Metadata, Registrar, permission};
+
+    pub(super) async fn ping() -> Json<Value> {
+        Json(json!({ "pong": true }))
+    }
+
+    pub(super) struct Target;
+
+    #[async_trait::async_trait]
+    impl Extension for Target {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("bench_target", "1.0.0")
+        }
+        fn register(&self, r: &mut Registrar) {
+            r.get("/ping", ping);
+        }
+    }
+
+    pub(super) struct Auth;
+
+    #[async_trait::async_trait]
+    impl Extension for Auth {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("bench_auth", "1.0.0")
+                .permission(permission::HOOKS_GLOBAL)
+                .permission(permission::HOOKS_AUTH)
+        }
+        fn register(&self, r: &mut Registrar) {
+            r.authentication(Hook::new("x-user"), |_cx, req: HookRequest| async move {
+                if let Some(user) = req.header("x-user").and_then(|v| v.to_str().ok().map(str::to_owned)) {
+                    req.set_identity(Identity::new(user));
+                }
+                Ok(())
+            });
+        }
+    }
+
+    const SEEN: HeaderName = HeaderName::from_static("x-bench-seen");
+
+    pub(super) struct Headers;
+
+    #[async_trait::async_trait]
+    impl Extension for Headers {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("bench_headers", "1.0.0").permission(permission::HOOKS_GLOBAL)
+        }
+        fn register(&self, r: &mut Registrar) {
+            r.pre_request(Hook::new("read"), |_cx, req: HookRequest| async move {
+                let _ = req.header("user-agent");
+                Ok(())
+            });
+            r.pre_response(Hook::new("tag"), |_cx, res| async move {
+                res.set_header(SEEN, HeaderValue::from_static("1"));
+                Ok(())
+            });
+        }
+    }
+
+    const HANDLED_IN: HeaderName = HeaderName::from_static("x-handled-in-us");
+
+    pub(super) struct Timing;
+
+    #[async_trait::async_trait]
+    impl Extension for Timing {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("bench_timing", "1.0.0").permission(permission::HOOKS_GLOBAL)
+        }
+        fn register(&self, r: &mut Registrar) {
+            r.middleware(Hook::new("timer"), |_cx: Context, req: Request, next: Next| async move {
+                let started = Instant::now();
+                let mut res = next.run(req).await;
+                let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                res.headers_mut().insert(HANDLED_IN, HeaderValue::from(micros));
+                res
+            });
+        }
+    }
+
+    static RESPONSES: AtomicU64 = AtomicU64::new(0);
+    static COMPLETED: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) struct Observer;
+
+    #[async_trait::async_trait]
+    impl Extension for Observer {
+        fn metadata(&self) -> Metadata {
+            Metadata::new("bench_observer", "1.0.0").permission(permission::HOOKS_GLOBAL)
+        }
+        fn register(&self, r: &mut Registrar) {
+            r.post_request(Hook::new("count"), |_cx, _res| async {
+                RESPONSES.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            });
+            r.post_response(Hook::new("observe"), |_cx, _done| async {
+                COMPLETED.fetch_add(1, Ordering::Relaxed);
+            });
+        }
     }
 }

@@ -69,7 +69,7 @@ impl AdminToken {
     }
 
     /// A token given directly (tests, benches).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn fixed(token: &str) -> Self {
         Self(token.into())
     }

@@ -227,3 +227,37 @@ impl Host {
         self.controller().set_config(name, config, "host").await.map(|_| ())
     }
 }
+
+/// The application `annex serve` builds, over a runtime that never touched a database (a lazy
+/// pool that never connects), every gate open: for the request-path tests and benches.
+#[cfg(any(test, feature = "bench"))]
+pub(crate) fn offline_router(
+    extensions: Vec<Arc<dyn crate::extension::Extension>>,
+    config: Config,
+) -> (Router, Arc<Runtime>) {
+    use crate::plan::Plan;
+    use crate::plan::catalog::Catalog;
+
+    let catalog = Arc::new(Catalog::new(&extensions));
+    let plan = Plan::new(extensions).expect("a valid set of extensions");
+    let initial = plan.extensions.iter().map(|_| start::Initial::enabled()).collect();
+    // A lazy pool never connects unless used; the request path must not use it.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+        .expect("a well-formed URL");
+    let assembled = start::assemble(Arc::new(config), pool, None, plan, catalog, initial).expect("assembles");
+    for m in assembled.runtime.extensions() {
+        m.slot().set(ExtensionState::Running);
+    }
+    let token = AdminToken::fixed("test-token");
+    let ready = Arc::new(AtomicBool::new(true));
+    let router = router::build(&App {
+        runtime: &assembled.runtime,
+        hooks: &assembled.hooks,
+        middleware: &assembled.middleware,
+        admin_token: &token,
+        ready: &ready,
+    })
+    .expect("the router builds");
+    (router, assembled.runtime)
+}

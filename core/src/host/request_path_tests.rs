@@ -2,7 +2,6 @@
 //! connects, gates opened by hand, and requests sent with `oneshot`. The order of its steps, the
 //! status Prometheus records, the JSON shape of every error, and requests no route matches.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -12,15 +11,10 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use tower::ServiceExt;
 
-use super::start::{Initial, assemble};
-use crate::config::admin_token::AdminToken;
 use crate::config::{Config, QuotaConfig, RateLimitConfig};
 use crate::extension::gate::ExtensionState;
 use crate::extension::hooks::{Hook, HookRequest, HookResponse, Identity, Next};
 use crate::extension::{Context, Extension, Metadata, Registrar};
-use crate::http::router::{self, App};
-use crate::plan::Plan;
-use crate::plan::catalog::Catalog;
 use crate::runtime::lifecycle::Runtime;
 
 type Journal = Arc<Mutex<Vec<String>>>;
@@ -108,28 +102,7 @@ impl Extension for Probe {
 /// The application over a runtime that never touched a database, every gate open.
 fn app(journal: &Journal, config: Config) -> (Router, Arc<Runtime>) {
     let extensions: Vec<Arc<dyn Extension>> = vec![Arc::new(Probe { journal: journal.clone() })];
-    let catalog = Arc::new(Catalog::new(&extensions));
-    let plan = Plan::new(extensions).expect("the probe is a valid set");
-    let initial = plan.extensions.iter().map(|_| Initial::enabled()).collect();
-    // A lazy pool never connects unless used; the request path must not use it.
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-        .expect("a well-formed URL");
-    let assembled = assemble(Arc::new(config), pool, None, plan, catalog, initial).expect("assembles");
-    for m in assembled.runtime.extensions() {
-        m.slot().set(ExtensionState::Running);
-    }
-    let token = AdminToken::fixed("test-token");
-    let ready = Arc::new(AtomicBool::new(true));
-    let router = router::build(&App {
-        runtime: &assembled.runtime,
-        hooks: &assembled.hooks,
-        middleware: &assembled.middleware,
-        admin_token: &token,
-        ready: &ready,
-    })
-    .expect("the router builds");
-    (router, assembled.runtime)
+    super::offline_router(extensions, config)
 }
 
 async fn post(router: &Router, path: &str, content_type: &str, body: &'static str) -> Response {

@@ -54,7 +54,7 @@ pub(super) struct Initial {
 
 impl Initial {
     /// Enabled, with an empty config: for runtimes built without a database.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "bench"))]
     pub(super) fn enabled() -> Self {
         Self { enabled: true, config: serde_json::json!({}), problem: None }
     }

@@ -1,0 +1,52 @@
+//! The two annex profiles of `bench/load.sh`, in process and without a database: one request
+//! through the router `annex serve` builds, sent with tower's `oneshot` (no HTTP, no sockets).
+//!
+//! - `request_profile/bare_axum`: the same handler on a bare axum router (the baseline);
+//! - `request_profile/plain`: the target extension with a per-client rate limit (request id,
+//!   gate, metrics, quotas, rate limit, panic catching);
+//! - `request_profile/full`: plus four extensions hooking every point and a middleware.
+//!
+//! Run: `cargo bench -p annex-core --features bench --bench request_profiles` (no database).
+
+use annex_core::__bench::RequestPathFixture;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::ServiceExt;
+
+fn bench(c: &mut Criterion) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let (plain, full) = rt.block_on(async { (RequestPathFixture::plain(), RequestPathFixture::full()) });
+    let bare = RequestPathFixture::bare_axum();
+
+    // Every router answers 200; the full profile's hooks ran, the plain one's rate limit did.
+    rt.block_on(async {
+        for (name, app) in [("bare", bare.clone()), ("plain", plain.router()), ("full", full.router())] {
+            let res = app.oneshot(RequestPathFixture::request()).await.expect("infallible");
+            assert_eq!(res.status(), 200, "{name}");
+            if name != "bare" {
+                assert!(res.headers().contains_key("x-ratelimit-remaining"), "{name}: the rate limit ran");
+            }
+            assert_eq!(res.headers().contains_key("x-bench-seen"), name == "full", "{name}: hooks");
+        }
+    });
+
+    let mut group = c.benchmark_group("request_profile");
+    group.bench_function("bare_axum", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.clone().oneshot(RequestPathFixture::request()).await.expect("infallible") })
+    });
+    group.bench_function("plain", |b| {
+        b.to_async(&rt).iter(|| async {
+            plain.router().oneshot(RequestPathFixture::request()).await.expect("infallible")
+        })
+    });
+    group.bench_function("full", |b| {
+        b.to_async(&rt).iter(|| async {
+            full.router().oneshot(RequestPathFixture::request()).await.expect("infallible")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
