@@ -245,7 +245,9 @@ pub(crate) fn offline_router(
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy("postgres://nobody@127.0.0.1:1/none")
         .expect("a well-formed URL");
-    let assembled = start::assemble(Arc::new(config), pool, None, plan, catalog, initial).expect("assembles");
+    let limits = start::prepare_limits(&config, &plan).expect("valid limits");
+    let assembled =
+        start::assemble(Arc::new(config), pool, None, plan, catalog, initial, limits).expect("assembles");
     for m in assembled.runtime.extensions() {
         m.slot().set(ExtensionState::Running);
     }

@@ -23,7 +23,8 @@ use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::permissions::Grants;
 use crate::host::error::HostError;
 use crate::http::hook_chain::Registry;
-use crate::limits::quota::Limits;
+use crate::limits::error::LimitsError;
+use crate::limits::quota::{Limits, Prepared};
 use crate::observe::metrics::Metrics;
 use crate::plan::catalog::Catalog;
 use crate::plan::{Plan, needs_of};
@@ -94,15 +95,14 @@ impl HostBuilder {
         let plan = Plan::new(self.extensions)?;
         let config = Arc::new(self.config);
         // Limits and the admin token are checked before the database is touched.
-        for p in &plan.extensions {
-            Limits::prepare(&p.metadata.name, &config.extension(&p.metadata.name))?;
-        }
+        let limits = prepare_limits(&config, &plan)?;
         let admin_token = AdminToken::resolve(&config)?;
         let database = Database::open(&config).await?;
         let isolator =
             Isolator::prepare(&database.pool, &database.options, &config).await.map_err(DbError::from)?;
         let initial = initial_states(&database.pool, &config, &plan).await.map_err(DbError::from)?;
-        let assembled = assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial)?;
+        let assembled =
+            assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial, limits)?;
         assembled.runtime.start_all().await;
         let background = Background::start(&assembled.runtime);
         let ready = Arc::new(AtomicBool::new(true));
@@ -164,6 +164,14 @@ async fn initial_states(pool: &PgPool, config: &Config, plan: &Plan) -> Result<V
     Ok(initial)
 }
 
+/// Every extension's rate limit and quotas from `config`, validated, in plan order.
+pub(super) fn prepare_limits(config: &Config, plan: &Plan) -> Result<Vec<Prepared>, LimitsError> {
+    plan.extensions
+        .iter()
+        .map(|p| Limits::prepare(&p.metadata.name, &config.extension(&p.metadata.name)))
+        .collect()
+}
+
 /// Builds every extension's context, gate and subscriptions, the runtime that owns them, and
 /// the hook and middleware chains. Touches no database: `pool` may be a lazy one.
 pub(super) fn assemble(
@@ -173,13 +181,14 @@ pub(super) fn assemble(
     plan: Plan,
     catalog: Arc<Catalog>,
     initial: Vec<Initial>,
+    prepared: Vec<Prepared>,
 ) -> Result<Assembled, HostError> {
     let bus = Arc::new(EventBus::default());
     let services = Arc::new(Services { bus: bus.clone(), pool: Some(pool.clone()) });
     let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
     let mut extensions = Vec::with_capacity(plan.extensions.len());
     let mut metrics = Metrics::empty();
-    for (p, initial) in plan.extensions.into_iter().zip(initial) {
+    for ((p, initial), prepared) in plan.extensions.into_iter().zip(initial).zip(prepared) {
         let name = p.metadata.name.clone();
         let routes: Vec<_> =
             p.routes.iter().map(|r| (r.method.clone(), format!("/ext/{name}{}", r.path))).collect();
@@ -187,7 +196,7 @@ pub(super) fn assemble(
         let ext_config = config.extension(&name);
         let needs = needs_of(&p);
         let limits = Arc::new(Limits::unlimited());
-        limits.apply(Limits::prepare(&name, &ext_config)?);
+        limits.apply(prepared);
         let grants = Arc::new(Grants::new(&ext_config.permissions));
         let storage = config.data_dir.join("ext").join(&name);
         let cx = Context::new(&name, initial.config, storage, services.clone(), grants, limits);
