@@ -238,8 +238,8 @@ pub(crate) fn offline_router(
     use crate::plan::Plan;
     use crate::plan::catalog::Catalog;
 
-    let catalog = Arc::new(Catalog::new(&extensions));
     let plan = Plan::new(extensions).expect("a valid set of extensions");
+    let catalog = Arc::new(Catalog::of_plan(&plan));
     let initial = plan.extensions.iter().map(|_| start::Initial::enabled()).collect();
     // A lazy pool never connects unless used; the request path must not use it.
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -91,8 +91,8 @@ impl HostBuilder {
     /// start. An extension whose own `init`/`start` fails or panics is marked failed and the
     /// others start normally.
     pub async fn start(self) -> Result<Host, HostError> {
-        let catalog = Arc::new(Catalog::new(&self.extensions));
         let plan = Plan::new(self.extensions)?;
+        let catalog = Arc::new(Catalog::of_plan(&plan));
         let config = Arc::new(self.config);
         // Limits and the admin token are checked before the database is touched.
         let limits = prepare_limits(&config, &plan)?;

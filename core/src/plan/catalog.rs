@@ -7,11 +7,14 @@ use std::sync::Arc;
 use axum::http::Method;
 use serde::Serialize;
 
+use super::Plan;
 use crate::extension::Extension;
+use crate::extension::hooks::HookSpec;
+use crate::extension::hooks::middleware::MiddlewareSpec;
 use crate::extension::hooks::placement::resolve;
 use crate::extension::metadata::Metadata;
 use crate::extension::migrations::Migrations;
-use crate::extension::registrar::Registrar;
+use crate::extension::registrar::{Registrar, RouteSpec};
 
 /// One hook or middleware as declared (figures live with the running host).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,7 +55,30 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Asks each extension for its metadata and registrations (cheap: nothing is started).
     pub(crate) fn new(extensions: &[Arc<dyn Extension>]) -> Self {
-        let mut entries: Vec<Declared> = extensions.iter().map(|e| declare(&**e)).collect();
+        let entries = extensions
+            .iter()
+            .map(|e| {
+                let metadata = e.metadata();
+                let mut registrar = Registrar::new(&metadata.name);
+                e.register(&mut registrar);
+                declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware)
+            })
+            .collect();
+        Self::sorted(entries)
+    }
+
+    /// The catalog of a validated set, from what it already registered (a host's start asks
+    /// each extension to register once).
+    pub(crate) fn of_plan(plan: &Plan) -> Self {
+        let entries = plan
+            .extensions
+            .iter()
+            .map(|p| declare(&*p.extension, p.metadata.clone(), &p.routes, &p.hooks, &p.middleware))
+            .collect();
+        Self::sorted(entries)
+    }
+
+    fn sorted(mut entries: Vec<Declared>) -> Self {
         entries.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Self { entries }
     }
@@ -71,10 +97,13 @@ impl Catalog {
     }
 }
 
-fn declare(extension: &dyn Extension) -> Declared {
-    let metadata = extension.metadata();
-    let mut registrar = Registrar::new(&metadata.name);
-    extension.register(&mut registrar);
+fn declare(
+    extension: &dyn Extension,
+    metadata: Metadata,
+    routes: &[RouteSpec],
+    hook_specs: &[HookSpec],
+    middleware: &[MiddlewareSpec],
+) -> Declared {
     let name = metadata.name.as_str();
     let hook = |point: &str, h: &crate::extension::hooks::Hook| DeclaredHook {
         point: point.to_owned(),
@@ -82,11 +111,10 @@ fn declare(extension: &dyn Extension) -> Declared {
         priority: h.priority,
         prefix: resolve(h, name).0.map(|p| p.to_string()),
     };
-    let mut hooks: Vec<DeclaredHook> =
-        registrar.hooks.iter().map(|s| hook(s.point.as_str(), &s.hook)).collect();
-    hooks.extend(registrar.middleware.iter().map(|m| hook("middleware", &m.hook)));
+    let mut hooks: Vec<DeclaredHook> = hook_specs.iter().map(|s| hook(s.point.as_str(), &s.hook)).collect();
+    hooks.extend(middleware.iter().map(|m| hook("middleware", &m.hook)));
     Declared {
-        routes: registrar.routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
+        routes: routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
         hooks,
         config_schema: extension.config_schema(),
         migrations: extension.migrations(),
