@@ -61,6 +61,20 @@ async fn assert_linked(db: &mut PgConnection) {
     assert_eq!(unlinked, 0, "rows whose prev_hash is not their predecessor's hash");
 }
 
+/// Every audit row's id, in chain order.
+async fn ids(db: &mut PgConnection) -> Vec<i64> {
+    sqlx::query_scalar("select id from annex.audit_log order by id").fetch_all(db).await.expect("ids")
+}
+
+/// What a superuser tampering by hand does first: removes the trigger that refuses UPDATE and
+/// DELETE, so the chain is the only thing left to catch the edit.
+async fn drop_append_only_trigger(db: &mut PgConnection) {
+    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
+        .execute(db)
+        .await
+        .expect("drop the trigger");
+}
+
 /// Some entries through the host's own write path.
 async fn some_entries(t: &annex_core::testkit::TestHost, n: usize) {
     for i in 0..n {
@@ -175,18 +189,12 @@ async fn a_row_edited_by_hand_is_the_first_broken_link_for_the_api_and_the_cli()
     let t = host(Base::default(), None).await;
     some_entries(&t, 5).await;
     let mut db = connect(t.database_url()).await;
-    let ids: Vec<i64> = sqlx::query_scalar("select id from annex.audit_log order by id")
-        .fetch_all(&mut db)
-        .await
-        .expect("ids");
+    let ids = ids(&mut db).await;
     let edited = ids[ids.len() / 2];
     let cli = verify_cli(t.database_url()).await;
     assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
 
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
-        .execute(&mut db)
-        .await
-        .expect("drop");
+    drop_append_only_trigger(&mut db).await;
     sqlx::query("update annex.audit_log set details = '{\"greeting\": \"forged\"}' where id = $1")
         .bind(edited)
         .execute(&mut db)
@@ -214,15 +222,9 @@ async fn a_row_deleted_in_the_middle_is_found_at_the_row_after_it() {
     let t = host(Base::default(), None).await;
     some_entries(&t, 5).await;
     let mut db = connect(t.database_url()).await;
-    let ids: Vec<i64> = sqlx::query_scalar("select id from annex.audit_log order by id")
-        .fetch_all(&mut db)
-        .await
-        .expect("ids");
+    let ids = ids(&mut db).await;
     let removed = ids.len() / 2;
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
-        .execute(&mut db)
-        .await
-        .expect("drop");
+    drop_append_only_trigger(&mut db).await;
     sqlx::query("delete from annex.audit_log where id = $1")
         .bind(ids[removed])
         .execute(&mut db)
@@ -253,10 +255,7 @@ async fn verification_pages_through_a_long_log_and_finds_an_edit_on_a_later_page
             .fetch_one(&mut db)
             .await
             .expect("row");
-    sqlx::query("drop trigger audit_log_no_update_delete on annex.audit_log")
-        .execute(&mut db)
-        .await
-        .expect("drop");
+    drop_append_only_trigger(&mut db).await;
     sqlx::query("update annex.audit_log set request_id = null where id = $1")
         .bind(edited)
         .execute(&mut db)
