@@ -54,6 +54,7 @@ compile_error!(
      `panic = \"abort\"` from your Cargo profile)"
 );
 
+pub mod access;
 pub mod admin;
 pub mod config;
 mod db;
@@ -64,6 +65,7 @@ mod limits;
 mod observe;
 mod plan;
 mod runtime;
+pub mod sites;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -27,7 +27,7 @@ pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use health::{Health, HealthStatus};
 pub use json::Json;
-pub use metadata::{Dependency, Metadata};
+pub use metadata::{Capability, CapabilityRequirement, Dependency, Metadata, SignoffRequirement};
 pub use migrations::{Migration, Migrations};
 pub use permissions::PermissionError;
 pub use registrar::{Registrar, RouteRef};

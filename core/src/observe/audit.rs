@@ -50,7 +50,10 @@ impl AuditEntry {
 /// Appends an entry; the database chains it (`annex.audit_log_chain`, migration 0006). Must not
 /// run inside a repeatable read or serializable transaction: the trigger refuses those, since
 /// their snapshot may not see the last entry.
-pub(crate) async fn record(pool: &PgPool, entry: &AuditEntry) -> Result<(), sqlx::Error> {
+pub(crate) async fn record(
+    executor: impl sqlx::PgExecutor<'_>,
+    entry: &AuditEntry,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into annex.audit_log (actor, action, target, details, request_id) values ($1, $2, $3, $4, $5)",
     )
@@ -59,7 +62,7 @@ pub(crate) async fn record(pool: &PgPool, entry: &AuditEntry) -> Result<(), sqlx
     .bind(&entry.target)
     .bind(&entry.details)
     .bind(&entry.request_id)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }

@@ -8,8 +8,10 @@ pub(crate) mod dependents;
 mod hook_check;
 mod needs;
 pub(crate) mod preflight;
+mod site_check;
 
 pub(crate) use needs::needs_of;
+pub(crate) use site_check::valid_label;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -119,6 +121,36 @@ pub enum PlanError {
         point: String,
         /// The hook's id.
         id: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A capability (provided or required) that is malformed.
+    #[error("extension `{extension}` declares capability `{capability}`, which is invalid: {reason}")]
+    InvalidCapability {
+        /// The extension.
+        extension: String,
+        /// The capability's name as declared.
+        capability: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A `conflicts_with` that names itself or is not an extension name.
+    #[error("extension `{extension}` declares a conflict with `{other}`, which is invalid: {reason}")]
+    InvalidConflict {
+        /// The extension.
+        extension: String,
+        /// The name it conflicts with.
+        other: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A sign-off requirement that is malformed.
+    #[error("extension `{extension}` requires a sign-off of aspect `{aspect}`, which is invalid: {reason}")]
+    InvalidSignoff {
+        /// The extension.
+        extension: String,
+        /// The aspect as declared.
+        aspect: String,
         /// Why it is invalid.
         reason: String,
     },
@@ -239,7 +271,9 @@ impl Plan {
         }
         for p in &planned {
             check_dependencies(&p.metadata, &counts, &versions, &mut errors);
+            site_check::check(&p.metadata, &mut errors);
         }
+        site_check::check_exclusive_agreement(planned.iter().map(|p| &p.metadata), &mut errors);
         for p in &planned {
             check_routes(&p.metadata.name, &p.routes, &mut errors);
             let hooks = p.hooks.iter().map(|h| (h.point.as_str(), &h.hook));

@@ -1,0 +1,243 @@
+//! The operators table (`annex.operators`): add, list, disable, change password, and find by
+//! personal token or by password. The CLI (`annex operators …`) and the admin API both call
+//! these; nothing else writes the table.
+
+use serde::Serialize;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::error::AccessError;
+use super::password;
+use crate::observe::audit::{self, AuditEntry};
+
+/// An operator as shown (never the password or token hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Operator {
+    /// Stable id.
+    pub id: Uuid,
+    /// Login name.
+    pub username: String,
+    /// The name printed on every signature (21 CFR Part 11 §11.50).
+    pub printed_name: String,
+    /// Roles held: `admin`, `site-admin`, `viewer`, or any role a sign-off asks for
+    /// (`quality-focal`, …).
+    pub roles: Vec<String>,
+    /// The sites they may act on; `None` is every site.
+    pub sites: Option<Vec<Uuid>>,
+    /// A disabled operator cannot authenticate.
+    pub disabled: bool,
+    /// When added (UTC, RFC 3339).
+    pub created_at: String,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Operator {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            printed_name: row.try_get("printed_name")?,
+            roles: row.try_get("roles")?,
+            sites: row.try_get("sites")?,
+            disabled: row.try_get("disabled")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+}
+
+impl Operator {
+    /// Whether they hold `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether their site scope includes `site`.
+    pub fn may_act_on(&self, site: Uuid) -> bool {
+        self.sites.as_ref().is_none_or(|sites| sites.contains(&site))
+    }
+}
+
+/// What `add` needs.
+#[derive(Debug, Clone)]
+pub struct NewOperator {
+    /// Login name, `^[a-z0-9][a-z0-9._-]{0,62}$`.
+    pub username: String,
+    /// Printed name.
+    pub printed_name: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Site scope (ids); `None` is every site.
+    pub sites: Option<Vec<Uuid>>,
+    /// Password, 12 characters or more.
+    pub password: String,
+}
+
+/// A change to an operator made by `update`.
+#[derive(Debug, Clone)]
+pub enum OperatorChange {
+    /// Disable (`true`) or enable again.
+    Disabled(bool),
+    /// A new password.
+    Password(String),
+    /// A fresh personal token; the old one stops working.
+    RotateToken,
+}
+
+const COLUMNS: &str = "id, username, printed_name, roles, sites, disabled, \
+     to_char(created_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at";
+
+fn valid_username(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '0'..='9'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-'))
+}
+
+fn check_new(new: &NewOperator) -> Result<(), AccessError> {
+    if !valid_username(&new.username) {
+        return Err(AccessError::InvalidUsername(new.username.clone()));
+    }
+    let printed = new.printed_name.trim();
+    if printed.is_empty() || printed.chars().count() > 200 {
+        return Err(AccessError::InvalidPrintedName);
+    }
+    if let Some(bad) = new.roles.iter().find(|r| !crate::plan::valid_label(r)) {
+        return Err(AccessError::InvalidRole(bad.clone()));
+    }
+    password::check_strength(&new.password)
+}
+
+/// Adds an operator; returns it with its personal token, which is shown this once.
+pub async fn add(pool: &PgPool, actor: &str, new: &NewOperator) -> Result<(Operator, String), AccessError> {
+    check_new(new)?;
+    let hash = password::hash(&new.password)?;
+    let token = password::new_token();
+    let mut roles = new.roles.clone();
+    roles.sort();
+    roles.dedup();
+    let mut tx = pool.begin().await?;
+    let inserted = sqlx::query_as::<_, Operator>(&format!(
+        "insert into annex.operators (username, printed_name, roles, sites, password_hash, token_hash)
+         values ($1, $2, $3, $4, $5, $6) on conflict (username) do nothing returning {COLUMNS}"
+    ))
+    .bind(&new.username)
+    .bind(new.printed_name.trim())
+    .bind(&roles)
+    .bind(&new.sites)
+    .bind(&hash)
+    .bind(password::token_hash(&token))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(operator) = inserted else { return Err(AccessError::UsernameTaken(new.username.clone())) };
+    let entry = AuditEntry::new(actor, "operator.added", format!("operators/{}", operator.username)).details(
+        serde_json::json!({ "printed_name": operator.printed_name, "roles": operator.roles, "sites": operator.sites }),
+    );
+    audit::record(&mut *tx, &entry).await?;
+    tx.commit().await?;
+    Ok((operator, token))
+}
+
+/// Every operator, by username.
+pub async fn list(pool: &PgPool) -> Result<Vec<Operator>, AccessError> {
+    let rows =
+        sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators order by username"))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows)
+}
+
+/// One operator by username.
+pub async fn find(executor: impl PgExecutor<'_>, username: &str) -> Result<Operator, AccessError> {
+    sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators where username = $1"))
+        .bind(username)
+        .fetch_optional(executor)
+        .await?
+        .ok_or_else(|| AccessError::UnknownOperator(username.to_owned()))
+}
+
+/// Changes one operator; returns it, and the new token for [`OperatorChange::RotateToken`].
+pub async fn update(
+    pool: &PgPool,
+    actor: &str,
+    username: &str,
+    change: &OperatorChange,
+) -> Result<(Operator, Option<String>), AccessError> {
+    let mut tx = pool.begin().await?;
+    let current = find(&mut *tx, username).await?;
+    let mut token = None;
+    let (action, query) = match change {
+        OperatorChange::Disabled(disabled) => (
+            if *disabled { "operator.disabled" } else { "operator.enabled" },
+            sqlx::query("update annex.operators set disabled = $2, updated_at = now() where id = $1")
+                .bind(current.id)
+                .bind(*disabled),
+        ),
+        OperatorChange::Password(new) => {
+            password::check_strength(new)?;
+            (
+                "operator.password_changed",
+                sqlx::query(
+                    "update annex.operators set password_hash = $2, updated_at = now() where id = $1",
+                )
+                .bind(current.id)
+                .bind(password::hash(new)?),
+            )
+        }
+        OperatorChange::RotateToken => {
+            let fresh = password::new_token();
+            let hash = password::token_hash(&fresh);
+            token = Some(fresh);
+            (
+                "operator.token_rotated",
+                sqlx::query("update annex.operators set token_hash = $2, updated_at = now() where id = $1")
+                    .bind(current.id)
+                    .bind(hash),
+            )
+        }
+    };
+    query.execute(&mut *tx).await?;
+    audit::record(&mut *tx, &AuditEntry::new(actor, action, format!("operators/{username}"))).await?;
+    let updated = find(&mut *tx, username).await?;
+    tx.commit().await?;
+    Ok((updated, token))
+}
+
+/// The enabled operator whose personal token this is, if any.
+pub async fn by_token(pool: &PgPool, token: &str) -> Result<Option<Operator>, AccessError> {
+    if !token.starts_with(password::TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let found = sqlx::query_as::<_, Operator>(&format!(
+        "select {COLUMNS} from annex.operators where token_hash = $1 and not disabled"
+    ))
+    .bind(password::token_hash(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(found)
+}
+
+/// Re-authentication: `Ok` if operator `id` is enabled and `password` is theirs. Asked for every
+/// signature (21 CFR Part 11 §11.200: both components at each signing, never just a session).
+pub async fn reauthenticate(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    password: &str,
+) -> Result<(), AccessError> {
+    let row: Option<(String, bool, String)> =
+        sqlx::query_as("select password_hash, disabled, username from annex.operators where id = $1")
+            .bind(id)
+            .fetch_optional(executor)
+            .await?;
+    let Some((stored, disabled, username)) = row else {
+        return Err(AccessError::UnknownOperator(id.to_string()));
+    };
+    if disabled {
+        return Err(AccessError::Disabled(username));
+    }
+    // argon2 is CPU work (~20 ms optimised): off the async threads.
+    let given = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
+        .await
+        .map_err(|e| AccessError::Hashing(e.to_string()))?;
+    if ok { Ok(()) } else { Err(AccessError::WrongPassword(username)) }
+}
