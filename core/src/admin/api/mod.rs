@@ -10,8 +10,8 @@
 //! | `GET /api/v1/audit`, `GET /api/v1/audit/verify` | `audit.rs` |
 //! | `GET /api/v1/openapi.json` | `openapi.rs` |
 //!
-//! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>` (see
-//! `auth.rs`). The route list below is the one place routes are declared; the OpenAPI document
+//! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`: the admin
+//! token or an operator's personal token (see `auth.rs`; host-wide routes need role `admin`). The route list below is the one place routes are declared; the OpenAPI document
 //! is checked against it by a test.
 
 mod audit;
@@ -58,6 +58,12 @@ struct Routes {
 }
 
 impl Routes {
+    /// Every route added so far needs [`crate::access::Action::Administer`].
+    fn host_wide(mut self) -> Self {
+        self.router = self.router.route_layer(middleware::from_fn(auth::require_administer));
+        self
+    }
+
     fn add(mut self, method: Method, path: &'static str, handler: MethodRouter<State>) -> Self {
         self.declared.push((method, path));
         self.router = self.router.route(path, handler);
@@ -79,14 +85,12 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/audit", get(audit::audit))
         .add(Method::GET, "/api/v1/audit/verify", get(audit::verify))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
+        .host_wide()
 }
 
 /// The admin API's routes, token check included, ready to merge into the app.
 pub(crate) fn router(state: ApiState) -> Router {
-    routes()
-        .router
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token))
-        .with_state(state)
+    routes().router.layer(middleware::from_fn_with_state(state.clone(), auth::authenticate)).with_state(state)
 }
 
 /// Every (method, path) the router serves.
