@@ -8,6 +8,7 @@ mod binary;
 mod cli;
 mod hardening;
 mod health;
+mod hostile_input;
 mod json_values;
 mod metrics;
 mod replicas;
