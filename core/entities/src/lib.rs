@@ -1,0 +1,35 @@
+//! The declaration format of annex's declarative entities (`entities.toml` / `.json`): the
+//! types, parsing with line numbers, and validation that reports every problem at once with a
+//! JSON pointer into the declaration. annex-core turns a valid declaration into SQL and a REST
+//! API; `annex_core::entities!` runs the same validation at compile time.
+//!
+//! ```
+//! let d = annex_entities::parse_toml(r#"
+//! version = 1
+//!
+//! [enums.status]
+//! values = ["open", "closed"]
+//!
+//! [entities.work_order.fields.title]
+//! type = "string"
+//! required = true
+//! max_length = 200
+//!
+//! [entities.work_order.fields.status]
+//! type = "enum"
+//! enum = "status"
+//! default = "open"
+//! "#).expect("parses");
+//! assert!(annex_entities::validate(&d, &annex_entities::Scope::alone("workorders")).is_empty());
+//! ```
+#![deny(missing_docs)]
+
+mod model;
+mod parse;
+mod validate;
+
+pub use model::{
+    Access, Declaration, Entity, EnumDecl, EnumExtension, Field, FieldType, Index, OnDelete, RelationKind,
+};
+pub use parse::{ParseError, parse_json, parse_toml};
+pub use validate::{Problem, Scope, validate};
