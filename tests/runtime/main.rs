@@ -7,6 +7,7 @@ mod scripted;
 
 mod analytics;
 mod db_isolation;
+mod entities;
 mod events;
 mod extension_migrations;
 mod hello_db;

@@ -210,7 +210,9 @@ impl Field {
     /// `one-to-many` and `many-to-many`.
     pub fn column(&self, name: &str) -> Option<String> {
         match (self.field_type, self.relation_kind()) {
-            (FieldType::Relation, Some(RelationKind::OneToOne | RelationKind::ManyToOne)) => Some(format!("{name}_id")),
+            (FieldType::Relation, Some(RelationKind::OneToOne | RelationKind::ManyToOne)) => {
+                Some(format!("{name}_id"))
+            }
             (FieldType::Relation, _) => None,
             _ => Some(name.to_owned()),
         }

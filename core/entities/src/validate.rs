@@ -32,12 +32,21 @@ pub struct Scope<'a> {
     pub dependencies: BTreeSet<&'a str>,
     /// Declarations of other extensions, by extension name.
     pub others: BTreeMap<&'a str, &'a Declaration>,
+    /// Skip every check that needs another extension (at compile time, where only this
+    /// declaration is known; the host checks the rest at startup).
+    pub local_only: bool,
 }
 
 impl<'a> Scope<'a> {
     /// An extension with no dependencies and no other extension around.
     pub fn alone(extension: &'a str) -> Self {
         Self { extension, ..Self::default() }
+    }
+
+    /// What `entities!` checks at compile time: the declaration alone, references to other
+    /// extensions left to the host.
+    pub fn compile_time() -> Self {
+        Self { local_only: true, ..Self::default() }
     }
 }
 
@@ -109,6 +118,9 @@ impl<'a> Check<'a> {
     /// The other extension `ext` may be referred to: it must be a dependency. Returns its
     /// declaration when it has one.
     fn foreign(&mut self, pointer: &str, ext: &str, what: &str) -> Option<&'a Declaration> {
+        if self.scope.local_only {
+            return None;
+        }
         if !self.scope.dependencies.contains(ext) {
             self.push(
                 pointer.to_owned(),
@@ -168,7 +180,11 @@ impl<'a> Check<'a> {
 
     fn run(&mut self) {
         if self.d.version == 0 {
-            self.push("/version".into(), "invalid_rule", "version must be 1 or more; raise it with every change".into());
+            self.push(
+                "/version".into(),
+                "invalid_rule",
+                "version must be 1 or more; raise it with every change".into(),
+            );
         }
         self.enums();
         self.enum_extensions();
@@ -185,7 +201,12 @@ impl<'a> Check<'a> {
         }
     }
 
-    fn enum_values_and_labels(&mut self, p: &str, values: &[String], labels: &BTreeMap<String, BTreeMap<String, String>>) {
+    fn enum_values_and_labels(
+        &mut self,
+        p: &str,
+        values: &[String],
+        labels: &BTreeMap<String, BTreeMap<String, String>>,
+    ) {
         if values.is_empty() {
             self.push(format!("{p}/values"), "invalid_rule", "an enum needs at least one value".into());
         }
@@ -199,7 +220,11 @@ impl<'a> Check<'a> {
         for (locale, by_value) in labels {
             let lp = format!("{p}/labels/{}", token(locale));
             if !valid_locale(locale) {
-                self.push(lp.clone(), "invalid_name", format!("locale `{locale}` is not a language tag such as `en` or `pt-BR`"));
+                self.push(
+                    lp.clone(),
+                    "invalid_name",
+                    format!("locale `{locale}` is not a language tag such as `en` or `pt-BR`"),
+                );
             }
             for value in by_value.keys() {
                 if !seen.contains(value.as_str()) {
@@ -221,7 +246,11 @@ impl<'a> Check<'a> {
                 continue;
             };
             if ext == self.scope.extension {
-                self.push(p, "invalid_rule", format!("`{key}` is this extension's own enum: add the values to `enums.{name}`"));
+                self.push(
+                    p,
+                    "invalid_rule",
+                    format!("`{key}` is this extension's own enum: add the values to `enums.{name}`"),
+                );
                 continue;
             }
             self.enum_values_and_labels(&p, &x.values, &BTreeMap::new());
@@ -240,11 +269,16 @@ impl<'a> Check<'a> {
                     );
                 }
                 for (other, d) in &scope.others {
-                    if *other != ext && *other != scope.extension && d.enum_extensions.get(key).is_some_and(|o| o.values.contains(v)) {
+                    if *other != ext
+                        && *other != scope.extension
+                        && d.enum_extensions.get(key).is_some_and(|o| o.values.contains(v))
+                    {
                         self.push(
                             format!("{p}/values/{i}"),
                             "collision",
-                            format!("extension `{other}` also adds value `{v}` to enum `{key}`: only one may"),
+                            format!(
+                                "extension `{other}` also adds value `{v}` to enum `{key}`: only one may"
+                            ),
                         );
                     }
                 }
@@ -256,16 +290,28 @@ impl<'a> Check<'a> {
         let p = format!("/entities/{}", token(name));
         self.name(p.clone(), "entity", name);
         if RESERVED_ENTITIES.contains(&name) {
-            self.push(p.clone(), "reserved_name", format!("entity name `{name}` is reserved by the REST API; pick another"));
+            self.push(
+                p.clone(),
+                "reserved_name",
+                format!("entity name `{name}` is reserved by the REST API; pick another"),
+            );
         }
         if let Some(old) = &e.renamed_from {
             self.name(format!("{p}/renamed_from"), "entity", old);
             if self.d.entities.contains_key(old) {
-                self.push(format!("{p}/renamed_from"), "duplicate", format!("entity `{old}` still exists; a rename removes the old name"));
+                self.push(
+                    format!("{p}/renamed_from"),
+                    "duplicate",
+                    format!("entity `{old}` still exists; a rename removes the old name"),
+                );
             }
         }
         if e.fields.is_empty() {
-            self.push(format!("{p}/fields"), "invalid_rule", format!("entity `{name}` needs at least one field"));
+            self.push(
+                format!("{p}/fields"),
+                "invalid_rule",
+                format!("entity `{name}` needs at least one field"),
+            );
         }
         let mut columns: BTreeMap<String, String> = BTreeMap::new();
         for (field_name, f) in &e.fields {
@@ -275,7 +321,10 @@ impl<'a> Check<'a> {
                 self.push(
                     fp.clone(),
                     "reserved_name",
-                    format!("field name `{field_name}` is reserved: annex adds {} itself", RESERVED_FIELDS.join(", ")),
+                    format!(
+                        "field name `{field_name}` is reserved: annex adds {} itself",
+                        RESERVED_FIELDS.join(", ")
+                    ),
                 );
             }
             if let Some(column) = f.column(field_name)
@@ -295,7 +344,12 @@ impl<'a> Check<'a> {
         for (i, fields) in e.unique.iter().enumerate() {
             self.field_list(&format!("{p}/unique/{i}"), name, e, fields, "a unique constraint");
         }
-        let access = [("read", &e.access.read), ("create", &e.access.create), ("update", &e.access.update), ("delete", &e.access.delete)];
+        let access = [
+            ("read", &e.access.read),
+            ("create", &e.access.create),
+            ("update", &e.access.update),
+            ("delete", &e.access.delete),
+        ];
         for (op, roles) in access {
             for (i, role) in roles.iter().enumerate() {
                 if !valid_role(role) {
@@ -315,7 +369,8 @@ impl<'a> Check<'a> {
         }
         let mut seen = BTreeSet::new();
         for (i, f) in fields.iter().enumerate() {
-            let known = RESERVED_FIELDS.contains(&f.as_str()) || e.fields.get(f).is_some_and(|x| x.column(f).is_some());
+            let known = RESERVED_FIELDS.contains(&f.as_str())
+                || e.fields.get(f).is_some_and(|x| x.column(f).is_some());
             if !known {
                 self.push(
                     format!("{p}/{i}"),
@@ -354,7 +409,11 @@ impl<'a> Check<'a> {
             }
         }
         if f.on_delete.is_some() && t != FieldType::Relation {
-            self.push(format!("{fp}/on_delete"), "invalid_rule", "`on_delete` applies to relations only".into());
+            self.push(
+                format!("{fp}/on_delete"),
+                "invalid_rule",
+                "`on_delete` applies to relations only".into(),
+            );
         }
     }
 
@@ -363,46 +422,85 @@ impl<'a> Check<'a> {
         if let Some(old) = &f.renamed_from {
             self.name(format!("{fp}/renamed_from"), "field", old);
             if e.fields.contains_key(old) {
-                self.push(format!("{fp}/renamed_from"), "duplicate", format!("field `{old}` still exists; a rename removes the old name"));
+                self.push(
+                    format!("{fp}/renamed_from"),
+                    "duplicate",
+                    format!("field `{old}` still exists; a rename removes the old name"),
+                );
             }
         }
         if let (Some(lo), Some(hi)) = (f.min_length, f.max_length)
             && lo > hi
         {
-            self.push(format!("{fp}/min_length"), "invalid_rule", format!("min_length {lo} is above max_length {hi}: no value could pass"));
+            self.push(
+                format!("{fp}/min_length"),
+                "invalid_rule",
+                format!("min_length {lo} is above max_length {hi}: no value could pass"),
+            );
         }
         if let Some(max) = f.max_length {
             if max == 0 {
-                self.push(format!("{fp}/max_length"), "invalid_rule", "max_length 0 allows only the empty string; use 1 or more".into());
+                self.push(
+                    format!("{fp}/max_length"),
+                    "invalid_rule",
+                    "max_length 0 allows only the empty string; use 1 or more".into(),
+                );
             } else if f.field_type == FieldType::String && max > MAX_STRING {
-                self.push(format!("{fp}/max_length"), "invalid_rule", format!("a string holds at most {MAX_STRING} characters; use type `text`"));
+                self.push(
+                    format!("{fp}/max_length"),
+                    "invalid_rule",
+                    format!("a string holds at most {MAX_STRING} characters; use type `text`"),
+                );
             }
         }
         if let (Some(lo), Some(hi)) = (f.min, f.max)
             && lo > hi
         {
-            self.push(format!("{fp}/min"), "invalid_rule", format!("min {lo} is above max {hi}: no value could pass"));
+            self.push(
+                format!("{fp}/min"),
+                "invalid_rule",
+                format!("min {lo} is above max {hi}: no value could pass"),
+            );
         }
         for (rule, bound) in [("min", f.min), ("max", f.max)] {
             if let Some(b) = bound
                 && matches!(f.field_type, FieldType::Int | FieldType::Bigint)
                 && !fits_integer(b, f.field_type)
             {
-                self.push(format!("{fp}/{rule}"), "invalid_rule", format!("{rule} {b} is not a whole number a {} can hold", type_name(f.field_type)));
+                self.push(
+                    format!("{fp}/{rule}"),
+                    "invalid_rule",
+                    format!("{rule} {b} is not a whole number a {} can hold", type_name(f.field_type)),
+                );
             }
         }
         if let Some(pattern) = &f.pattern
             && let Err(e) = regex::Regex::new(pattern)
         {
-            self.push(format!("{fp}/pattern"), "invalid_rule", format!("pattern is not a valid regular expression: {e}"));
+            self.push(
+                format!("{fp}/pattern"),
+                "invalid_rule",
+                format!("pattern is not a valid regular expression: {e}"),
+            );
         }
-        if f.unique && matches!(f.field_type, FieldType::Json | FieldType::Relation) && f.relation_kind() != Some(RelationKind::OneToOne) {
-            self.push(format!("{fp}/unique"), "invalid_rule", format!("a `{}` field cannot be unique", type_name(f.field_type)));
+        if f.unique
+            && matches!(f.field_type, FieldType::Json | FieldType::Relation)
+            && f.relation_kind() != Some(RelationKind::OneToOne)
+        {
+            self.push(
+                format!("{fp}/unique"),
+                "invalid_rule",
+                format!("a `{}` field cannot be unique", type_name(f.field_type)),
+            );
         }
         let enum_values = match (f.field_type, &f.enum_name) {
             (FieldType::Enum, Some(qualified)) => self.enum_values(&format!("{fp}/enum"), qualified),
             (FieldType::Enum, None) => {
-                self.push(fp.to_owned(), "unknown_enum", "a field of type `enum` needs `enum = \"<enum name>\"`".into());
+                self.push(
+                    fp.to_owned(),
+                    "unknown_enum",
+                    "a field of type `enum` needs `enum = \"<enum name>\"`".into(),
+                );
                 None
             }
             _ => None,
@@ -412,14 +510,26 @@ impl<'a> Check<'a> {
         }
         match &f.default {
             Some(Value::Null) if f.required => {
-                self.push(format!("{fp}/default"), "invalid_default", "a required field cannot default to null".into());
+                self.push(
+                    format!("{fp}/default"),
+                    "invalid_default",
+                    "a required field cannot default to null".into(),
+                );
             }
             Some(default) if f.field_type == FieldType::Relation => {
-                self.push(format!("{fp}/default"), "invalid_default", format!("a relation cannot have a default (got {default})"));
+                self.push(
+                    format!("{fp}/default"),
+                    "invalid_default",
+                    format!("a relation cannot have a default (got {default})"),
+                );
             }
             Some(default) => {
                 if let Some(why) = check_value(f, default, enum_values.as_ref()) {
-                    self.push(format!("{fp}/default"), "invalid_default", format!("the default {default} breaks the field's own rules: {why}"));
+                    self.push(
+                        format!("{fp}/default"),
+                        "invalid_default",
+                        format!("the default {default} breaks the field's own rules: {why}"),
+                    );
                 }
             }
             None => {}
@@ -436,7 +546,11 @@ impl<'a> Check<'a> {
             return;
         };
         let Some(to) = &f.to else {
-            self.push(format!("{fp}/to"), "invalid_relation", "a relation needs `to = \"<entity>\"` (or `\"<extension>.<entity>\"`)".into());
+            self.push(
+                format!("{fp}/to"),
+                "invalid_relation",
+                "a relation needs `to = \"<entity>\"` (or `\"<extension>.<entity>\"`)".into(),
+            );
             return;
         };
         let (ext, target) = self.split(to);
@@ -448,11 +562,19 @@ impl<'a> Check<'a> {
             },
         };
         let Some(target_entity) = target_entity else {
-            self.push(format!("{fp}/to"), "unknown_entity", format!("relation `{name}` points to entity `{to}`, which is not declared"));
+            self.push(
+                format!("{fp}/to"),
+                "unknown_entity",
+                format!("relation `{name}` points to entity `{to}`, which is not declared"),
+            );
             return;
         };
         if matches!(f.on_delete, Some(OnDelete::SetNull)) && f.required {
-            self.push(format!("{fp}/on_delete"), "invalid_rule", "on_delete = \"set_null\" needs a field that is not required".into());
+            self.push(
+                format!("{fp}/on_delete"),
+                "invalid_rule",
+                "on_delete = \"set_null\" needs a field that is not required".into(),
+            );
         }
         match kind {
             RelationKind::OneToMany => {
@@ -466,7 +588,8 @@ impl<'a> Check<'a> {
                 }
                 let back = f.via.as_deref().and_then(|via| target_entity.fields.get(via).map(|b| (via, b)));
                 let points_back = back.is_some_and(|(_, b)| {
-                    b.relation_kind() == Some(RelationKind::ManyToOne) && b.to.as_deref().map(|t| self.split(t).1) == Some(entity)
+                    b.relation_kind() == Some(RelationKind::ManyToOne)
+                        && b.to.as_deref().map(|t| self.split(t).1) == Some(entity)
                 });
                 if !points_back {
                     self.push(
@@ -476,7 +599,11 @@ impl<'a> Check<'a> {
                     );
                 }
                 if f.required || f.on_delete.is_some() {
-                    self.push(fp.to_owned(), "invalid_rule", "a one-to-many relation stores nothing here: remove `required` / `on_delete`".into());
+                    self.push(
+                        fp.to_owned(),
+                        "invalid_rule",
+                        "a one-to-many relation stores nothing here: remove `required` / `on_delete`".into(),
+                    );
                 }
             }
             RelationKind::ManyToMany => {
@@ -491,7 +618,11 @@ impl<'a> Check<'a> {
             }
             RelationKind::OneToOne | RelationKind::ManyToOne => {
                 if f.via.is_some() {
-                    self.push(format!("{fp}/via"), "invalid_rule", "`via` applies to one-to-many relations only".into());
+                    self.push(
+                        format!("{fp}/via"),
+                        "invalid_rule",
+                        "`via` applies to one-to-many relations only".into(),
+                    );
                 }
             }
         }
@@ -518,7 +649,11 @@ fn type_name(t: FieldType) -> &'static str {
 
 #[allow(clippy::cast_precision_loss)]
 fn fits_integer(x: f64, t: FieldType) -> bool {
-    let (lo, hi) = if t == FieldType::Int { (f64::from(i32::MIN), f64::from(i32::MAX)) } else { (i64::MIN as f64, i64::MAX as f64) };
+    let (lo, hi) = if t == FieldType::Int {
+        (f64::from(i32::MIN), f64::from(i32::MAX))
+    } else {
+        (i64::MIN as f64, i64::MAX as f64)
+    };
     x.fract() == 0.0 && x >= lo && x <= hi
 }
 
@@ -534,11 +669,16 @@ fn is_date(s: &str) -> bool {
 
 fn is_uuid(s: &str) -> bool {
     s.len() == 36
-        && s.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
+        && s.char_indices()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 /// Why `value` breaks `f`'s rules, or `None` if it fits. The API checks input with this too.
-pub(crate) fn check_value(f: &Field, value: &Value, enum_values: Option<&BTreeSet<String>>) -> Option<String> {
+pub(crate) fn check_value(
+    f: &Field,
+    value: &Value,
+    enum_values: Option<&BTreeSet<String>>,
+) -> Option<String> {
     if value.is_null() {
         return f.required.then(|| "the field is required".to_owned());
     }
@@ -570,7 +710,10 @@ pub(crate) fn check_value(f: &Field, value: &Value, enum_values: Option<&BTreeSe
         }
         FieldType::Int | FieldType::Bigint | FieldType::Float | FieldType::Decimal => {
             let Some(x) = value.as_f64() else { return Some("expected a number".into()) };
-            if matches!(f.field_type, FieldType::Int | FieldType::Bigint) && !(value.is_i64() || value.is_u64()) || !fits_integer_or_float(x, f.field_type) {
+            if matches!(f.field_type, FieldType::Int | FieldType::Bigint)
+                && !(value.is_i64() || value.is_u64())
+                || !fits_integer_or_float(x, f.field_type)
+            {
                 return Some(format!("expected a whole number a {} can hold", type_name(f.field_type)));
             }
             if let Some(min) = f.min
@@ -586,9 +729,13 @@ pub(crate) fn check_value(f: &Field, value: &Value, enum_values: Option<&BTreeSe
             None
         }
         FieldType::Boolean => (!value.is_boolean()).then(|| "expected true or false".into()),
-        FieldType::Date => (!value.as_str().is_some_and(is_date)).then(|| "expected a date, YYYY-MM-DD".into()),
-        FieldType::Datetime => (!value.as_str().is_some_and(|s| s.len() >= 20 && is_date(&s[..10]) && matches!(s.as_bytes()[10], b'T' | b' ')))
-            .then(|| "expected an RFC 3339 time, such as 2026-12-01T09:00:00Z".into()),
+        FieldType::Date => {
+            (!value.as_str().is_some_and(is_date)).then(|| "expected a date, YYYY-MM-DD".into())
+        }
+        FieldType::Datetime => (!value
+            .as_str()
+            .is_some_and(|s| s.len() >= 20 && is_date(&s[..10]) && matches!(s.as_bytes()[10], b'T' | b' ')))
+        .then(|| "expected an RFC 3339 time, such as 2026-12-01T09:00:00Z".into()),
         FieldType::Json => None,
         FieldType::Uuid => (!value.as_str().is_some_and(is_uuid)).then(|| "expected a uuid".into()),
         FieldType::Enum => {
@@ -690,7 +837,12 @@ p = { type = "string", pattern = "(" }
         has(&p, "/entities/batch", "reserved_name", "reserved by the REST API");
         has(&p, "/entities/batch/fields/id", "reserved_name", "annex adds id");
         has(&p, "/entities/batch/fields/n/min", "invalid_rule", "min 5 is above max 1");
-        has(&p, "/entities/batch/fields/n/pattern", "invalid_rule", "does not apply to a field of type `int`");
+        has(
+            &p,
+            "/entities/batch/fields/n/pattern",
+            "invalid_rule",
+            "does not apply to a field of type `int`",
+        );
         has(&p, "/entities/batch/fields/s/min_length", "invalid_rule", "above max_length 3");
         has(&p, "/entities/batch/fields/s/default", "invalid_default", "at most 3 characters");
         has(&p, "/entities/batch/fields/e/enum", "unknown_enum", "enum `nope` is not declared");
@@ -721,7 +873,12 @@ ghost = { type = "relation", kind = "many-to-one", to = "workorders.ghost" }
         assert_eq!(p.len(), 2, "the valid relation and the added enum value pass: {p:#?}");
 
         let without = problems(quality, &Scope { others: scope.others.clone(), ..Scope::alone("quality") });
-        has(&without, "/entities/inspection/fields/work_order/to", "undeclared_dependency", "does not depend on");
+        has(
+            &without,
+            "/entities/inspection/fields/work_order/to",
+            "undeclared_dependency",
+            "does not depend on",
+        );
     }
 
     #[test]
@@ -735,7 +892,12 @@ ghost = { type = "relation", kind = "many-to-one", to = "workorders.ghost" }
         assert_eq!(validate(&b, &scope), Vec::new(), "alone, b may add the value");
         scope.others.insert("a", &a);
         let p = validate(&b, &scope);
-        has(&p, "/enum_extensions/workorders.status/values/0", "collision", "extension `a` also adds value `on_hold`");
+        has(
+            &p,
+            "/enum_extensions/workorders.status/values/0",
+            "collision",
+            "extension `a` also adds value `on_hold`",
+        );
     }
 
     #[test]
@@ -750,7 +912,12 @@ owner_id = { type = "uuid" }
 name = { type = "string" }
 "#;
         let p = problems(text, &Scope::alone("x"));
-        has(&p, "/entities/a/fields/kids/via", "invalid_relation", "many-to-one field of `b` that points to `a`");
+        has(
+            &p,
+            "/entities/a/fields/kids/via",
+            "invalid_relation",
+            "many-to-one field of `b` that points to `a`",
+        );
         assert!(p.iter().any(|p| p.code == "collision" && p.message.contains("column `owner_id`")), "{p:#?}");
     }
 }

@@ -4,6 +4,7 @@
 //! everyday names; this module has them all.
 
 pub(crate) mod context;
+pub(crate) mod entities;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod gate;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 
 pub use crate::observe::request_id::RequestId;
 pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
+pub use entities::{Entities, entity_format};
 pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use health::{Health, HealthStatus};
@@ -114,6 +116,12 @@ pub trait Extension: Send + Sync + 'static {
     /// The extension's own schema migrations, applied in its schema, as its role, before `init`.
     fn migrations(&self) -> Migrations {
         Migrations::none()
+    }
+
+    /// Tables, enums and relations declared as data (`annex_core::entities!("entities.toml")`).
+    /// The host checks every declaration at startup, against the extensions this one depends on.
+    fn entities(&self) -> Option<Entities> {
+        None
     }
 
     /// Called when the extension is enabled (at start, and at every re-enable), after its
