@@ -58,6 +58,7 @@ pub mod access;
 pub mod admin;
 pub mod config;
 mod db;
+mod entities;
 pub mod extension;
 pub mod host;
 mod http;

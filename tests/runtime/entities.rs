@@ -86,3 +86,115 @@ fn two_extensions_adding_the_same_enum_value_are_reported() {
     let errors = annex_core::host::validate(vec![workorders(), q, a]).expect_err("collision").to_string();
     assert!(errors.contains("also adds value `on_hold` to enum `workorders.status`"), "{errors}");
 }
+
+fn declaring(name: &str) -> crate::common::Scripted {
+    crate::common::Scripted::new(
+        name,
+        vec![crate::common::step(1, "notes", "create table notes (body text)", "drop table notes")],
+    )
+    .with_entities(annex_core::entities!("tests/runtime/fixtures/workorders.entities.toml"))
+}
+
+/// `Err` with the database's message, asserting it names `needle`.
+fn refused(result: Result<Option<String>, String>, needle: &str, what: &str) {
+    match result {
+        Err(e) => assert!(e.contains(needle), "{what}: expected `{needle}` in the error, got {e}"),
+        Ok(v) => panic!("{what}: PostgreSQL accepted it ({v:?})"),
+    }
+}
+
+#[tokio::test]
+async fn the_database_enforces_every_rule_of_the_declaration_even_for_raw_sql() {
+    let t = annex_core::testkit::TestHost::builder()
+        .extension(declaring("orders"))
+        .start()
+        .await
+        .expect("host starts");
+    let sql = |q: &'static str| crate::common::sql(&t, "orders", q);
+    // Hand-written and generated steps share one ledger.
+    assert_eq!(sql("select count(*)::text from notes").await, Ok(Some("0".into())));
+    let ok = "insert into work_order (number, title) values (1, 'Fix the press') returning status";
+    assert_eq!(sql(ok).await, Ok(Some("open".into())), "the enum's default applies");
+    refused(
+        sql("insert into work_order (number, title) values (2, 'ab')").await,
+        "work_order_title_check",
+        "min_length",
+    );
+    refused(
+        sql("insert into work_order (number, title) values (0, 'Valid title')").await,
+        "work_order_number_check",
+        "min",
+    );
+    refused(
+        sql("insert into work_order (title) values ('No number')").await,
+        "null value in column \"number\"",
+        "required",
+    );
+    refused(
+        sql("insert into work_order (number, title, status) values (3, 'Valid title', 'bogus')").await,
+        "work_order_status_fkey",
+        "enum value",
+    );
+    refused(
+        sql("insert into work_order (number, title, cost) values (4, 'Valid title', -1)").await,
+        "work_order_cost_check",
+        "decimal min",
+    );
+    refused(
+        sql("insert into work_order (number, title) values (1, 'Fix the press')").await,
+        "work_order_number_title_key",
+        "composite unique",
+    );
+    refused(
+        sql("insert into comment (body, work_order_id) values ('hi', gen_random_uuid())").await,
+        "comment_work_order_id_fkey",
+        "relation to a missing row",
+    );
+    // A comment on the work order, removed with it (on_delete = cascade).
+    sql("insert into comment (body, work_order_id) select 'first', id from work_order where number = 1")
+        .await
+        .expect("comment");
+    let before = sql("select updated_at::text from work_order where number = 1").await.expect("row");
+    sql("update work_order set title = 'Fix the press now' where number = 1").await.expect("update");
+    let after = sql("select updated_at::text from work_order where number = 1").await.expect("row");
+    assert_ne!(before, after, "updated_at is kept by the database");
+    sql("delete from work_order where number = 1").await.expect("delete");
+    assert_eq!(sql("select count(*)::text from comment").await, Ok(Some("0".into())), "comments cascade");
+    t.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_step_is_in_the_ledger_and_rolls_back_like_any_migration() {
+    let url = annex_core::testkit::test_database_url().await.expect("fresh database");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = annex_core::config::Config { data_dir: dir.path().to_owned(), ..Default::default() };
+    config.database.url = Some(url.clone());
+    config.server.secret = Some(annex_core::testkit::TEST_SECRET.to_owned());
+    config.extensions.entry("orders".into()).or_default().enabled = Some(false);
+    let ext: Arc<dyn Extension> = Arc::new(declaring("orders"));
+    let admin = annex_core::admin::Admin::connect(&config, &[ext]).await.expect("admin");
+    let applied = admin.migrate("orders", |_| {}).await.expect("migrate");
+    let versions: Vec<(i64, String)> = applied.iter().map(|s| (s.version, s.description.clone())).collect();
+    assert_eq!(versions, [(1, "notes".to_owned()), (1_000_000_001, "entities_v1".to_owned())]);
+    let db = crate::common::superuser(&url).await;
+    let exists = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("select to_regclass($1) is not null")
+                .bind(table)
+                .fetch_one(&db)
+                .await
+                .expect("query")
+        }
+    };
+    assert!(exists("ext_orders.work_order").await && exists("ext_orders._enum_status").await);
+    let reverted = admin.rollback("orders", 1, |_| {}).await.expect("rollback");
+    assert_eq!(reverted.iter().map(|s| s.version).collect::<Vec<_>>(), [1_000_000_001]);
+    assert!(!exists("ext_orders.work_order").await, "the generated down drops the tables");
+    assert!(!exists("ext_orders.comment").await && !exists("ext_orders._enum_status").await);
+    assert!(exists("ext_orders.notes").await, "the hand-written step stays");
+    admin.migrate("orders", |_| {}).await.expect("migrate again");
+    assert!(exists("ext_orders.work_order").await);
+    db.close().await;
+    admin.close().await;
+}

@@ -117,7 +117,7 @@ fn declare(
         routes: routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
         hooks,
         config_schema: extension.config_schema(),
-        migrations: extension.migrations(),
+        migrations: crate::entities::migrations::migrations_of(&metadata.name, extension),
         metadata,
     }
 }

@@ -249,7 +249,7 @@ impl Runtime {
         }
         m.slot.set(ExtensionState::Starting);
         let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
-        let migrations = m.extension.migrations();
+        let migrations = crate::entities::migrations::migrations_of(m.name(), &*m.extension);
         let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
         let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, size, &mut |_| {})
             .await
