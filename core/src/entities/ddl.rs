@@ -389,6 +389,25 @@ title = { type = "string", pattern = "it's", default = "o'clock", max_length = 2
         assert!(sql.contains("~ '^(?:it''s)$'") || sql.contains(r"~ E'^(?:it\'s)$'"), "{sql}");
     }
 
+    /// Applied steps are checked by checksum: the SQL of a declaration must not change between
+    /// annex versions, or every extension that applied it stops starting. If this fails, the
+    /// generator's output changed: keep it, or add the migration that gets applied schemas there.
+    #[test]
+    fn the_generated_sql_is_byte_stable() {
+        use sha2::{Digest, Sha256};
+        let d = annex_entities::parse_toml(include_str!(
+            "../../../tests/runtime/fixtures/workorders.entities.toml"
+        ))
+        .expect("the fixture parses");
+        let sql = create("workorders", &d);
+        let text = format!("{}\n--\n{}", sql.up.join(";\n"), sql.down.join(";\n"));
+        let digest: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            digest, "fd7099d4b18b87034c54b7930656f35beb2f2102ec51b1d217a48a5780047d22",
+            "the generated SQL changed:\n{text}"
+        );
+    }
+
     #[test]
     fn referenced_entities_are_created_first_and_dropped_last() {
         let d = annex_entities::parse_toml(
