@@ -24,10 +24,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod filter;
 mod model;
 mod parse;
 mod validate;
 
+pub use filter::{Filter, FilterError, MAX_COMPARISONS, MAX_DEPTH, MAX_FILTER_LEN, Op, parse_filter};
 pub use model::{
     Access, Declaration, Entity, EnumDecl, EnumExtension, Field, FieldType, Index, OnDelete, RelationKind,
 };
