@@ -27,6 +27,7 @@
 mod filter;
 mod model;
 mod parse;
+mod row;
 mod validate;
 
 pub use filter::{Filter, FilterError, MAX_COMPARISONS, MAX_DEPTH, MAX_FILTER_LEN, Op, parse_filter};
@@ -34,4 +35,5 @@ pub use model::{
     Access, Declaration, Entity, EnumDecl, EnumExtension, Field, FieldType, Index, OnDelete, RelationKind,
 };
 pub use parse::{ParseError, parse_json, parse_toml};
-pub use validate::{Problem, Scope, validate};
+pub use row::{EnumValues, FieldError, Write, check_row, writable};
+pub use validate::{Problem, RESERVED_FIELDS, Scope, valid_name, validate};
