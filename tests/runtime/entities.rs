@@ -49,6 +49,7 @@ fn the_embedded_declaration_is_the_file() {
     assert_eq!(e.source(), "tests/runtime/fixtures/workorders.entities.toml");
     assert_eq!(d.enums["status"].labels["de"]["open"], "Offen");
     assert_eq!(d.entities["work_order"].fields.len(), 6);
+    assert_eq!(d.entities.len(), 3);
 }
 
 #[test]
@@ -197,4 +198,173 @@ async fn the_generated_step_is_in_the_ledger_and_rolls_back_like_any_migration()
     assert!(exists("ext_orders.work_order").await);
     db.close().await;
     admin.close().await;
+}
+
+mod api {
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "entities-admin-token";
+
+    async fn host() -> annex_core::testkit::TestHost {
+        annex_core::testkit::TestHost::builder()
+            .extension(super::declaring("orders"))
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts")
+    }
+
+    async fn call(
+        t: &annex_core::testkit::TestHost,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req =
+            t.client().request(method, t.url(&format!("/ext/orders/entities{path}"))).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON") })
+    }
+
+    fn pointers(b: &Value) -> Vec<&str> {
+        b["error"]["fields"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["pointer"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn create_get_patch_delete_with_every_refusal_named_by_field() {
+        let t = host().await;
+        let (s, order) =
+            call(&t, Method::POST, "/work_order", Some(json!({ "number": 1, "title": "Fix the press" })))
+                .await;
+        assert_eq!(s, 201, "{order}");
+        assert_eq!(order["status"], "open", "the default");
+        let id = order["id"].as_str().expect("an id").to_owned();
+
+        let (s, b) = call(
+            &t,
+            Method::POST,
+            "/work_order",
+            Some(json!({ "title": "ab", "number": 0, "status": "bogus", "colour": 1 })),
+        )
+        .await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(b["error"]["code"], "invalid_fields");
+        assert_eq!(pointers(&b), ["/colour", "/number", "/status", "/title"]);
+        let (s, b) =
+            call(&t, Method::POST, "/work_order", Some(json!({ "number": 1, "title": "Fix the press" })))
+                .await;
+        assert_eq!((s, b["error"]["code"].as_str()), (409, Some("unique_violation")), "{b}");
+        let (s, b) = call(&t, Method::POST, "/work_order", Some(json!([1, 2]))).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (422, Some("invalid_body")), "{b}");
+        let missing = "00000000-0000-0000-0000-000000000000";
+        let (s, b) =
+            call(&t, Method::POST, "/comment", Some(json!({ "body": "hi", "work_order_id": missing }))).await;
+        assert_eq!(s, 422, "a reference to no row is the client's error: {b}");
+        assert_eq!(pointers(&b), ["/work_order_id"]);
+
+        let (s, got) = call(&t, Method::GET, &format!("/work_order/{id}"), None).await;
+        assert_eq!((s, &got["title"]), (200, &json!("Fix the press")));
+        let (s, b) = call(&t, Method::GET, &format!("/work_order/{missing}"), None).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")));
+        assert_eq!(call(&t, Method::GET, "/work_order/not-a-uuid", None).await.0, 404);
+
+        let (s, patched) =
+            call(&t, Method::PATCH, &format!("/work_order/{id}"), Some(json!({ "status": "closed" }))).await;
+        assert_eq!((s, &patched["status"]), (200, &json!("closed")), "{patched}");
+        let (s, b) =
+            call(&t, Method::PATCH, &format!("/work_order/{id}"), Some(json!({ "title": null }))).await;
+        assert_eq!((s, pointers(&b)), (422, vec!["/title"]), "a required field cannot be cleared: {b}");
+
+        let (s, _) =
+            call(&t, Method::POST, "/attachment", Some(json!({ "name": "photo", "work_order_id": id })))
+                .await;
+        assert_eq!(s, 201);
+        let (s, b) = call(&t, Method::DELETE, &format!("/work_order/{id}"), None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (409, Some("restricted")),
+            "an attachment restricts it: {b}"
+        );
+        let (_, list) = call(&t, Method::GET, "/attachment", None).await;
+        let attachment = list["items"][0]["id"].as_str().expect("attachment").to_owned();
+        assert_eq!(call(&t, Method::DELETE, &format!("/attachment/{attachment}"), None).await.0, 204);
+        assert_eq!(call(&t, Method::DELETE, &format!("/work_order/{id}"), None).await.0, 204);
+        assert_eq!(call(&t, Method::DELETE, &format!("/work_order/{id}"), None).await.0, 404);
+
+        let res = t.client().get(t.url("/ext/orders/entities/work_order")).send().await.expect("request");
+        assert_eq!(res.status(), 401, "closed by default: no identity, no access");
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn every_filter_operator_returns_exactly_the_matching_rows_and_injection_finds_nothing() {
+        let t = host().await;
+        for n in 1..=10 {
+            let title = if n % 3 == 0 { format!("Bolt {n}") } else { format!("Nut {n}") };
+            let mut row = json!({ "number": n, "title": title, "cost": n * 10 });
+            if n > 5 {
+                row["due"] = json!("2026-12-24");
+            }
+            assert_eq!(call(&t, Method::POST, "/work_order", Some(row)).await.0, 201);
+        }
+        let count = |filter: &'static str| {
+            let t = &t;
+            async move {
+                let path = format!("/work_order?per_page=500&filter={}", urlencode(filter));
+                let (s, b) = call(t, Method::GET, &path, None).await;
+                assert_eq!(s, 200, "{filter}: {b}");
+                b["total_items"].as_u64().expect("total")
+            }
+        };
+        assert_eq!(count("number = 3").await, 1);
+        assert_eq!(count("number != 3").await, 9);
+        assert_eq!(count("number > 7").await, 3);
+        assert_eq!(count("number >= 7").await, 4);
+        assert_eq!(count("number < 3").await, 2);
+        assert_eq!(count("number <= 3").await, 3);
+        assert_eq!(count("title ~ 'bolt'").await, 3, "contains, case-insensitive");
+        assert_eq!(count("title !~ 'bolt'").await, 7);
+        assert_eq!(count("due = null").await, 5);
+        assert_eq!(count("due != null").await, 5);
+        assert_eq!(count("due >= '2026-12-01' && cost > 60").await, 4);
+        assert_eq!(count("(number = 1 || number = 2) && title ~ 'nut'").await, 2);
+        assert_eq!(count("title ~ '%'").await, 0, "% is literal");
+        assert_eq!(count("title = 'x''; drop table work_order; --'").await, 0);
+        assert_eq!(count("number >= 1").await, 10, "and the table is still there");
+
+        let (s, b) = call(&t, Method::GET, "/work_order?filter=number%20%3E%3D", None).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_filter")), "{b}");
+        assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("at character 10")), "{b}");
+        let (s, b) = call(&t, Method::GET, "/work_order?filter=due%3D%272026-13-45%27", None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_value")),
+            "a date PostgreSQL rejects: {b}"
+        );
+        assert_eq!(call(&t, Method::GET, "/work_order?per_page=501", None).await.0, 400);
+        assert_eq!(call(&t, Method::GET, "/work_order?sort=colour", None).await.0, 400);
+        assert_eq!(call(&t, Method::GET, "/work_order?colour=red", None).await.0, 400);
+
+        let (_, page) = call(&t, Method::GET, "/work_order?sort=-number&page=2&per_page=3", None).await;
+        let numbers: Vec<i64> =
+            page["items"].as_array().expect("items").iter().filter_map(|i| i["number"].as_i64()).collect();
+        assert_eq!(numbers, [7, 6, 5]);
+        assert_eq!((page["total_items"].as_u64(), page["total_pages"].as_u64()), (Some(10), Some(4)));
+        t.shutdown().await;
+    }
+
+    fn urlencode(s: &str) -> String {
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    }
 }

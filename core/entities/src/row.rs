@@ -42,13 +42,19 @@ pub fn writable(entity: &Entity) -> BTreeMap<String, &str> {
 }
 
 /// Every problem of `row` as input for `entity` (empty: it may be written).
-pub fn check_row(entity: &Entity, enums: &EnumValues, row: &Map<String, Value>, write: Write) -> Vec<FieldError> {
+pub fn check_row(
+    entity: &Entity,
+    enums: &EnumValues,
+    row: &Map<String, Value>,
+    write: Write,
+) -> Vec<FieldError> {
     let keys = writable(entity);
     let mut errors = Vec::new();
     for (key, value) in row {
         let pointer = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
         if RESERVED_FIELDS.contains(&key.as_str()) {
-            errors.push(FieldError { pointer, message: format!("`{key}` is set by annex, not by the client") });
+            errors
+                .push(FieldError { pointer, message: format!("`{key}` is set by annex, not by the client") });
             continue;
         }
         let Some(field_name) = keys.get(key) else {
@@ -72,7 +78,9 @@ pub fn check_row(entity: &Entity, enums: &EnumValues, row: &Map<String, Value>, 
             match value {
                 Value::Null if f.required => Some("the field is required".to_owned()),
                 Value::Null => None,
-                Value::String(s) if s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => None,
+                Value::String(s) if s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
+                    None
+                }
                 _ => Some("expected the id (a uuid) of the related row".to_owned()),
             }
         } else {
@@ -87,7 +95,10 @@ pub fn check_row(entity: &Entity, enums: &EnumValues, row: &Map<String, Value>, 
         for (column, field_name) in &keys {
             let Some(f) = entity.fields.get(*field_name) else { continue };
             if f.required && f.default.is_none() && !row.contains_key(column) {
-                errors.push(FieldError { pointer: format!("/{column}"), message: "the field is required".into() });
+                errors.push(FieldError {
+                    pointer: format!("/{column}"),
+                    message: "the field is required".into(),
+                });
             }
         }
     }
@@ -114,7 +125,8 @@ owner = { type = "relation", kind = "many-to-one", to = "item" }
 "#,
         )
         .expect("parses");
-        let enums = BTreeMap::from([("status".to_owned(), BTreeSet::from(["open".to_owned(), "closed".to_owned()]))]);
+        let enums =
+            BTreeMap::from([("status".to_owned(), BTreeSet::from(["open".to_owned(), "closed".to_owned()]))]);
         (d.entities["item"].clone(), enums)
     }
 
@@ -137,7 +149,11 @@ owner = { type = "relation", kind = "many-to-one", to = "item" }
     fn required_fields_are_required_on_create_only() {
         let (e, enums) = entity();
         let empty = Map::new();
-        assert_eq!(pointers(&check_row(&e, &enums, &empty, Write::Create)), ["/title"], "status has a default");
+        assert_eq!(
+            pointers(&check_row(&e, &enums, &empty, Write::Create)),
+            ["/title"],
+            "status has a default"
+        );
         assert!(check_row(&e, &enums, &empty, Write::Patch).is_empty());
         let row = json!({ "title": "ok", "owner_id": "00000000-0000-0000-0000-000000000000" });
         assert!(check_row(&e, &enums, row.as_object().expect("object"), Write::Create).is_empty());

@@ -2,5 +2,7 @@
 //! migration steps it adds to its extension's ledger (`migrations.rs`). The declaration format
 //! and its validation are the `annex-entities` crate, shared with the `entities!` macro.
 
+pub(crate) mod api;
 pub(crate) mod ddl;
 pub(crate) mod migrations;
+pub(crate) mod query;

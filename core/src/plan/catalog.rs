@@ -55,12 +55,22 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Asks each extension for its metadata and registrations (cheap: nothing is started).
     pub(crate) fn new(extensions: &[Arc<dyn Extension>]) -> Self {
-        let entries = extensions
+        let mut registered: Vec<(Metadata, Registrar, Option<crate::extension::Entities>)> = extensions
             .iter()
             .map(|e| {
                 let metadata = e.metadata();
                 let mut registrar = Registrar::new(&metadata.name);
                 e.register(&mut registrar);
+                (metadata, registrar, e.entities())
+            })
+            .collect();
+        super::entity_routes::add(
+            registered.iter_mut().map(|(m, r, e)| (m.name.as_str(), e.as_ref(), &mut r.routes)),
+        );
+        let entries = extensions
+            .iter()
+            .zip(registered)
+            .map(|(e, (metadata, registrar, _))| {
                 declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware)
             })
             .collect();

@@ -6,6 +6,7 @@
 pub(crate) mod catalog;
 pub(crate) mod dependents;
 mod entity_check;
+pub(crate) mod entity_routes;
 mod hook_check;
 mod needs;
 pub(crate) mod preflight;
@@ -256,6 +257,9 @@ impl Plan {
             })
             .collect();
         planned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        entity_routes::add(
+            planned.iter_mut().map(|p| (p.metadata.name.as_str(), p.entities.as_ref(), &mut p.routes)),
+        );
 
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for p in &planned {
