@@ -362,6 +362,137 @@ mod api {
         t.shutdown().await;
     }
 
+    #[tokio::test]
+    async fn random_filters_sorts_and_pages_never_answer_500() {
+        let t = host().await;
+        assert_eq!(
+            call(&t, Method::POST, "/work_order", Some(json!({ "number": 1, "title": "Bolt" }))).await.0,
+            201
+        );
+        let alphabet: Vec<char> =
+            "number title due cost status id ()=!<>~&|'\"\\-.0123456789eE null true ;%_,+-é\u{0}"
+                .chars()
+                .collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for round in 0..300u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = usize::try_from(seed % 30).unwrap_or(0);
+            let text: String = (0..len)
+                .map(|i| {
+                    alphabet[usize::try_from(
+                        seed.rotate_left(u32::try_from(i).unwrap_or(0) * 7) % alphabet.len() as u64,
+                    )
+                    .unwrap_or(0)]
+                })
+                .collect();
+            let key = ["filter", "sort", "page", "per_page"][usize::try_from(round % 4).unwrap_or(0)];
+            let (s, b) =
+                call(&t, Method::GET, &format!("/work_order?{key}={}", urlencode(&text)), None).await;
+            assert!(s == 200 || s == 400, "{key}={text:?}: {s} {b}");
+        }
+        let (s, _) = call(&t, Method::GET, "/work_order?filter=number%3E%3D1", None).await;
+        assert_eq!(s, 200, "still serving");
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn expand_takes_one_query_per_level_and_fields_trim_the_rows() {
+        let t = host().await;
+        let mut orders = Vec::new();
+        for n in 1..=3 {
+            let (_, o) = call(
+                &t,
+                Method::POST,
+                "/work_order",
+                Some(json!({ "number": n, "title": format!("Order {n}") })),
+            )
+            .await;
+            orders.push(o["id"].as_str().expect("id").to_owned());
+        }
+        for (i, id) in orders.iter().enumerate() {
+            for c in 0..=i {
+                let body = json!({ "body": format!("comment {c} on {i}"), "work_order_id": id });
+                assert_eq!(call(&t, Method::POST, "/comment", Some(body)).await.0, 201);
+            }
+        }
+        let res = t
+            .client()
+            .get(t.url("/ext/orders/entities/comment?expand=work_order.comments&sort=body&fields=id,body"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()["x-annex-queries"],
+            "4",
+            "rows + count + one per expand level, not one per row"
+        );
+        let page: Value = res.json().await.expect("json");
+        let items = page["items"].as_array().expect("items");
+        assert_eq!(items.len(), 6);
+        let first = &items[0];
+        assert_eq!(
+            first.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["body".into(), "expand".into(), "id".into()])
+        );
+        let order = &first["expand"]["work_order"];
+        assert!(order["title"].as_str().is_some_and(|t| t.starts_with("Order")), "{first}");
+        let siblings = order["expand"]["comments"].as_array().expect("the order's comments");
+        assert!(
+            siblings.iter().any(|c| c["id"] == first["id"]),
+            "the second level comes back round: {first}"
+        );
+        let (s, b) = call(&t, Method::GET, "/comment?expand=a.b.c.d", None).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (400, Some("invalid_expand")));
+        let (s, _) = call(&t, Method::GET, "/comment?expand=body", None).await;
+        assert_eq!(s, 400, "a field that is not a relation");
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_all_or_nothing_and_names_the_failing_operation() {
+        let t = host().await;
+        let ok = json!({ "operations": [
+            { "op": "create", "entity": "work_order", "data": { "number": 1, "title": "First" } },
+            { "op": "create", "entity": "work_order", "data": { "number": 2, "title": "Second" } },
+        ]});
+        let (s, b) = call(&t, Method::POST, "/_batch", Some(ok)).await;
+        assert_eq!(s, 200, "{b}");
+        let first = b["results"][0]["item"]["id"].as_str().expect("id").to_owned();
+        let bad = json!({ "operations": [
+            { "op": "patch", "entity": "work_order", "id": first, "data": { "title": "Changed" } },
+            { "op": "create", "entity": "work_order", "data": { "number": 3, "title": "x" } },
+        ]});
+        let (s, b) = call(&t, Method::POST, "/_batch", Some(bad)).await;
+        assert_eq!(s, 422, "{b}");
+        assert!(b["error"]["message"].as_str().is_some_and(|m| m.starts_with("operation 1:")), "{b}");
+        assert_eq!(pointers(&b), ["/operations/1/data/title"]);
+        let (_, got) = call(&t, Method::GET, &format!("/work_order/{first}"), None).await;
+        assert_eq!(got["title"], "First", "the patch before the failure was rolled back");
+        let (s, b) = call(
+            &t,
+            Method::POST,
+            "/_batch",
+            Some(json!({ "operations": [{ "op": "drop", "entity": "x" }] })),
+        )
+        .await;
+        assert_eq!((s, b["error"]["code"].as_str()), (422, Some("invalid_batch")));
+        let (s, b) = call(
+            &t,
+            Method::POST,
+            "/_batch",
+            Some(json!({ "operations": [{ "op": "delete", "entity": "nope", "id": first }] })),
+        )
+        .await;
+        assert_eq!(s, 404, "{b}");
+        let (_, list) = call(&t, Method::GET, "/work_order", None).await;
+        assert_eq!(list["total_items"], 2);
+        t.shutdown().await;
+    }
+
     fn urlencode(s: &str) -> String {
         s.bytes()
             .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })

@@ -5,7 +5,8 @@
 use annex_entities::{FieldType, Filter, Op};
 use sea_query::extension::postgres::PgExpr;
 use sea_query::{
-    Alias, BinOper, Expr, Keyword, LikeExpr, Order, PostgresQueryBuilder, Query, SelectStatement, SimpleExpr,
+    Alias, BinOper, Expr, JoinType, Keyword, LikeExpr, Order, PostgresQueryBuilder, Query, SelectStatement,
+    SimpleExpr,
 };
 use sea_query_binder::{SqlxBinder, SqlxValues};
 use serde_json::Value;
@@ -140,6 +141,47 @@ pub(crate) fn list(
     total.expr(Expr::cust("count(*)"));
     base(&mut total);
     ListQuery { rows: rows.build_sqlx(PostgresQueryBuilder), total: total.build_sqlx(PostgresQueryBuilder) }
+}
+
+/// Rows whose `column` is one of `ids` (an expand level), in creation order.
+pub(crate) fn by_ids(
+    extension: &str,
+    entity: &str,
+    column: &str,
+    ids: &[uuid::Uuid],
+) -> (String, SqlxValues) {
+    Query::select()
+        .expr(row_json())
+        .from_as(table(extension, entity), Alias::new(ROW))
+        .and_where(Expr::col((Alias::new(ROW), Alias::new(column))).is_in(ids.iter().copied()))
+        .order_by((Alias::new(ROW), Alias::new("created_at")), Order::Asc)
+        .order_by((Alias::new(ROW), Alias::new("id")), Order::Asc)
+        .build_sqlx(PostgresQueryBuilder)
+}
+
+/// `(owner id, related row)` through the junction table of many-to-many `field` of `entity`.
+pub(crate) fn through(
+    extension: &str,
+    entity: &str,
+    field: &str,
+    target: &str,
+    ids: &[uuid::Uuid],
+) -> (String, SqlxValues) {
+    let junction = Alias::new("j");
+    let owner = format!("{entity}_id");
+    Query::select()
+        .expr(Expr::col((junction.clone(), Alias::new(&owner))).cast_as(Alias::new("text")))
+        .expr(row_json())
+        .from_as(table(extension, &format!("{entity}_{field}")), junction.clone())
+        .join_as(
+            JoinType::InnerJoin,
+            table(extension, target),
+            Alias::new(ROW),
+            Expr::col((Alias::new(ROW), Alias::new("id")))
+                .equals((junction.clone(), Alias::new("target_id"))),
+        )
+        .and_where(Expr::col((junction, Alias::new(&owner))).is_in(ids.iter().copied()))
+        .build_sqlx(PostgresQueryBuilder)
 }
 
 pub(crate) fn get(extension: &str, entity: &str, id: uuid::Uuid) -> (String, SqlxValues) {

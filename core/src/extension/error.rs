@@ -51,6 +51,11 @@ impl ApiError {
         self
     }
 
+    /// The per-field entries added with [`ApiError::with_fields`].
+    pub fn fields(&self) -> &[SchemaViolation] {
+        self.fields.as_deref().unwrap_or_default()
+    }
+
     /// 400 `bad_request`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
