@@ -38,6 +38,8 @@ pub(crate) struct Declared {
     pub(crate) hooks: Vec<DeclaredHook>,
     pub(crate) config_schema: Option<serde_json::Value>,
     pub(crate) migrations: Migrations,
+    /// What its entities need granted on other extensions' tables.
+    pub(crate) foreign_grants: Vec<crate::db::isolation::ForeignGrant>,
 }
 
 impl std::fmt::Debug for Declared {
@@ -128,6 +130,7 @@ fn declare(
         hooks,
         config_schema: extension.config_schema(),
         migrations: crate::entities::migrations::migrations_of(&metadata.name, extension),
+        foreign_grants: crate::entities::migrations::foreign_grants(extension),
         metadata,
     }
 }

@@ -251,7 +251,8 @@ impl Runtime {
         let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
         let migrations = crate::entities::migrations::migrations_of(m.name(), &*m.extension);
         let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
-        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, size, &mut |_| {})
+        let grants = crate::entities::migrations::foreign_grants(&*m.extension);
+        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, &grants, size, &mut |_| {})
             .await
             .map_err(|e| e.to_string())?;
         if !applied.is_empty() {
