@@ -16,13 +16,14 @@ pub(crate) mod panic;
 pub(crate) mod permissions;
 pub(crate) mod registrar;
 pub(crate) mod registration;
+pub(crate) mod site;
 pub(crate) mod storage;
 pub(crate) mod tasks;
 
 use async_trait::async_trait;
 
 pub use crate::observe::request_id::RequestId;
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
+pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SiteTxError, SpawnError};
 pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use health::{Health, HealthStatus};
@@ -31,6 +32,7 @@ pub use metadata::{Capability, CapabilityRequirement, Dependency, Metadata, Sign
 pub use migrations::{Migration, Migrations};
 pub use permissions::PermissionError;
 pub use registrar::{Registrar, RouteRef};
+pub use site::Site;
 pub use storage::{Storage, StorageError};
 
 /// The permission names annex itself checks. Extensions declare them with

@@ -1,0 +1,195 @@
+//! The site gates: every site (id, slug, status) and, per site, the extensions active there with
+//! their config and config hash, in memory. The request path checks a request for
+//! `/sites/<slug>/ext/<name>/…` with [`SiteGates::check`]: one atomic load and one hash lookup,
+//! no lock, no database. The table is loaded at host start and reloaded one site at a time
+//! (`NOTIFY annex_sites, '<site id>'`, or [`SiteGates::reload_site`] right after a local
+//! activation commits), or whole (an empty payload, a reconnect of the listener).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::error::DbError;
+use crate::extension::site::{Site, SiteScope};
+
+/// The channel the sites domain notifies on, in the activation's transaction: the payload is
+/// the site's id, or empty for "reload every site".
+pub(crate) const CHANNEL: &str = "annex_sites";
+
+/// What the gate says about one request for (site, extension).
+#[derive(Debug)]
+pub(crate) enum SiteGate {
+    /// Active there: serve it with this site and config.
+    Open(Arc<SiteScope>),
+    /// No site has this slug.
+    UnknownSite,
+    /// The site is suspended.
+    Suspended,
+    /// The extension is not active at this site.
+    NotActive,
+}
+
+/// One site as the gate sees it.
+#[derive(Debug)]
+struct SiteEntry {
+    id: Uuid,
+    slug: Arc<str>,
+    suspended: bool,
+    /// Indexed like [`SiteGates::extensions`]: `Some` where the extension is active here.
+    active: Box<[Option<Arc<SiteScope>>]>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Table {
+    by_slug: HashMap<Arc<str>, Arc<SiteEntry>>,
+    /// The slug each site id is filed under, so a reload finds a renamed or deleted site.
+    slug_of: HashMap<Uuid, Arc<str>>,
+}
+
+impl Table {
+    fn of(entries: Vec<SiteEntry>) -> Self {
+        let mut table = Self::default();
+        for entry in entries {
+            table.insert(entry);
+        }
+        table
+    }
+
+    fn remove(&mut self, id: Uuid) {
+        if let Some(slug) = self.slug_of.remove(&id) {
+            self.by_slug.remove(&slug);
+        }
+    }
+
+    fn insert(&mut self, entry: SiteEntry) {
+        self.remove(entry.id);
+        let id = entry.id;
+        self.slug_of.insert(id, entry.slug.clone());
+        // A stale entry under the same slug (a site since renamed, not reloaded yet) goes.
+        if let Some(old) = self.by_slug.insert(entry.slug.clone(), Arc::new(entry))
+            && old.id != id
+        {
+            self.slug_of.remove(&old.id);
+        }
+    }
+}
+
+/// One row of the load query: a site, and one extension active there (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SiteRow {
+    pub(crate) id: Uuid,
+    pub(crate) slug: String,
+    /// `active` or `suspended`.
+    pub(crate) status: String,
+    /// (extension, config, config hash) of one active extension; `None` for a site with none.
+    pub(crate) active: Option<(String, serde_json::Value, String)>,
+}
+
+/// The gates of every site, for the extensions of this binary.
+#[derive(Debug)]
+pub(crate) struct SiteGates {
+    /// The extensions of this binary, in the order of each site's `active` slots.
+    extensions: Box<[Box<str>]>,
+    table: ArcSwap<Table>,
+    /// Serialises reloads, so an older read of the database never overwrites a newer one.
+    reload: tokio::sync::Mutex<()>,
+}
+
+const SELECT: &str = r"
+    select s.id, s.slug, s.status, e.extension, e.config, e.config_hash
+    from annex.sites s
+    left join annex.site_extensions e on e.site_id = s.id and e.state = 'active'";
+
+type Row = (Uuid, String, String, Option<String>, Option<serde_json::Value>, Option<String>);
+
+impl SiteGates {
+    /// Gates for `extensions` (their names), with no site yet.
+    pub(crate) fn new<'a>(extensions: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            extensions: extensions.into_iter().map(Box::from).collect(),
+            table: ArcSwap::from_pointee(Table::default()),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The slot of extension `name`, for [`SiteGates::check`]; resolved once per extension.
+    pub(crate) fn slot_of(&self, name: &str) -> Option<usize> {
+        self.extensions.iter().position(|n| &**n == name)
+    }
+
+    /// The gate for extension `slot` at the site `slug`: one atomic load, one hash lookup.
+    pub(crate) fn check(&self, slug: &str, slot: usize) -> SiteGate {
+        let table = self.table.load();
+        let Some(site) = table.by_slug.get(slug) else { return SiteGate::UnknownSite };
+        if site.suspended {
+            return SiteGate::Suspended;
+        }
+        match site.active.get(slot) {
+            Some(Some(scope)) => SiteGate::Open(scope.clone()),
+            _ => SiteGate::NotActive,
+        }
+    }
+
+    /// Reads every site from the database and replaces the whole table.
+    pub(crate) async fn reload_all(&self, pool: &PgPool) -> Result<(), DbError> {
+        let _one_at_a_time = self.reload.lock().await;
+        let rows: Vec<Row> = sqlx::query_as(SELECT).fetch_all(pool).await?;
+        let table = Table::of(self.entries(rows.into_iter().map(row)));
+        tracing::debug!(sites = table.by_slug.len(), "site gates reloaded");
+        self.table.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Reads one site from the database and replaces its entry (removes it if it is gone). Call
+    /// it right after a local activation, deactivation or suspension commits; other replicas
+    /// follow the `NOTIFY annex_sites` sent in that transaction.
+    pub(crate) async fn reload_site(&self, pool: &PgPool, id: Uuid) -> Result<(), DbError> {
+        let _one_at_a_time = self.reload.lock().await;
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("{SELECT} where s.id = $1")).bind(id).fetch_all(pool).await?;
+        let fresh = self.entries(rows.into_iter().map(row));
+        let mut table = Table::clone(&self.table.load());
+        table.remove(id);
+        for entry in fresh {
+            table.insert(entry);
+        }
+        self.table.store(Arc::new(table));
+        tracing::debug!(site = %id, "site gate reloaded");
+        Ok(())
+    }
+
+    /// Replaces the whole table with `rows` (tests and benches, without a database).
+    #[cfg(any(test, feature = "bench"))]
+    pub(crate) fn replace(&self, rows: impl IntoIterator<Item = SiteRow>) {
+        self.table.store(Arc::new(Table::of(self.entries(rows))));
+    }
+
+    fn entries(&self, rows: impl IntoIterator<Item = SiteRow>) -> Vec<SiteEntry> {
+        let mut sites: HashMap<Uuid, SiteEntry> = HashMap::new();
+        for r in rows {
+            let entry = sites.entry(r.id).or_insert_with(|| SiteEntry {
+                id: r.id,
+                slug: r.slug.as_str().into(),
+                suspended: r.status != "active",
+                active: vec![None; self.extensions.len()].into_boxed_slice(),
+            });
+            // An extension this binary does not have is not served here.
+            let Some((extension, config, hash)) = r.active else { continue };
+            let Some(slot) = self.slot_of(&extension) else { continue };
+            let site = Site::new(r.id, entry.slug.clone(), hash.into());
+            entry.active[slot] = Some(Arc::new(SiteScope { site, config: Arc::new(config) }));
+        }
+        sites.into_values().collect()
+    }
+}
+
+fn row((id, slug, status, extension, config, hash): Row) -> SiteRow {
+    let active = match (extension, config, hash) {
+        (Some(e), Some(c), Some(h)) => Some((e, c, h)),
+        _ => None,
+    };
+    SiteRow { id, slug, status, active }
+}
