@@ -15,4 +15,5 @@ mod lifecycle;
 mod limits;
 mod permissions;
 mod serving;
+mod sites;
 mod startup_validation;
