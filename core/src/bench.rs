@@ -156,6 +156,54 @@ impl Gate {
     }
 }
 
+/// The site gates of `sites` sites with `extensions` extensions active at each, and one request
+/// path per (site, extension): what the request path checks for `/sites/<slug>/ext/<name>/…`.
+#[derive(Debug)]
+pub struct SiteGateFixture {
+    gates: crate::sites::gates::SiteGates,
+    /// (full path, extension slot), in an order that jumps between sites.
+    paths: Vec<(String, usize)>,
+}
+
+impl SiteGateFixture {
+    /// Fills the gates as a load from the database would.
+    pub fn new(sites: usize, extensions: usize) -> Self {
+        use crate::sites::gates::{SiteGates, SiteRow};
+        let names: Vec<String> = (0..extensions).map(|e| format!("ext{e}")).collect();
+        let gates = SiteGates::new(names.iter().map(String::as_str));
+        let rows = (0..sites).flat_map(|s| {
+            let id = uuid::Uuid::from_u128(s as u128 + 1);
+            names.iter().map(move |name| SiteRow {
+                id,
+                slug: format!("site-{s:04}"),
+                status: "active".into(),
+                active: Some((name.clone(), serde_json::json!({ "site": s }), "0".repeat(64))),
+            })
+        });
+        gates.replace(rows);
+        let mut paths = Vec::new();
+        for i in 0..sites * extensions {
+            let (s, e) = ((i * 7919) % sites, i % extensions);
+            paths.push((format!("/sites/site-{s:04}/ext/ext{e}/items/1"), e));
+        }
+        Self { gates, paths }
+    }
+
+    /// The same gates, every request for one (site, extension): the table in cache.
+    pub fn one_site(mut self) -> Self {
+        self.paths.truncate(1);
+        self
+    }
+
+    /// Request `i`'s gate, as the request path takes it: the slug split from the path, then
+    /// the (site, extension) lookup; `true` when open (its site and config are handed out).
+    pub fn check(&self, i: usize) -> bool {
+        let (path, slot) = &self.paths[i % self.paths.len()];
+        let Some((slug, _)) = crate::extension::site::split_site_path(path) else { return false };
+        matches!(self.gates.check(slug, *slot), crate::sites::gates::SiteGate::Open(_))
+    }
+}
+
 /// A rate limit at a quota no benchmark exhausts, with `clients` distinct identities to key by.
 #[derive(Debug)]
 pub struct RateLimitFixture {

@@ -33,7 +33,7 @@ pub(crate) enum SiteGate {
 }
 
 /// One site as the gate sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SiteEntry {
     id: Uuid,
     slug: Arc<str>,
@@ -42,11 +42,45 @@ struct SiteEntry {
     active: Box<[Option<Arc<SiteScope>>]>,
 }
 
+/// Keys are the sites' slugs, never a client's, so a fast hasher cannot be flooded.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A slug held inline (slugs are at most 63 bytes, `annex.sites` checks it), so comparing keys
+/// reads the bucket itself, not a string behind a pointer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SlugKey {
+    len: u8,
+    bytes: [u8; 63],
+}
+
+impl SlugKey {
+    /// `None` for a slug no site can have (too long).
+    fn new(slug: &str) -> Option<Self> {
+        let len = u8::try_from(slug.len()).ok().filter(|&l| l <= 63)?;
+        let mut bytes = [0; 63];
+        bytes[..slug.len()].copy_from_slice(slug.as_bytes());
+        Some(Self { len, bytes })
+    }
+}
+
+impl std::hash::Hash for SlugKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes[..usize::from(self.len)]);
+    }
+}
+
+impl std::fmt::Debug for SlugKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.bytes[..usize::from(self.len)]))
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct Table {
-    by_slug: HashMap<Arc<str>, Arc<SiteEntry>>,
+    /// Keys and entries inline: a lookup reads the bucket, then the site's slots.
+    by_slug: FastMap<SlugKey, SiteEntry>,
     /// The slug each site id is filed under, so a reload finds a renamed or deleted site.
-    slug_of: HashMap<Uuid, Arc<str>>,
+    slug_of: FastMap<Uuid, SlugKey>,
 }
 
 impl Table {
@@ -67,9 +101,13 @@ impl Table {
     fn insert(&mut self, entry: SiteEntry) {
         self.remove(entry.id);
         let id = entry.id;
-        self.slug_of.insert(id, entry.slug.clone());
+        let Some(key) = SlugKey::new(&entry.slug) else {
+            tracing::warn!(site = %id, slug = %entry.slug, "site gates: a slug over 63 bytes cannot be served");
+            return;
+        };
+        self.slug_of.insert(id, key);
         // A stale entry under the same slug (a site since renamed, not reloaded yet) goes.
-        if let Some(old) = self.by_slug.insert(entry.slug.clone(), Arc::new(entry))
+        if let Some(old) = self.by_slug.insert(key, entry)
             && old.id != id
         {
             self.slug_of.remove(&old.id);
@@ -122,8 +160,9 @@ impl SiteGates {
 
     /// The gate for extension `slot` at the site `slug`: one atomic load, one hash lookup.
     pub(crate) fn check(&self, slug: &str, slot: usize) -> SiteGate {
+        let Some(key) = SlugKey::new(slug) else { return SiteGate::UnknownSite };
         let table = self.table.load();
-        let Some(site) = table.by_slug.get(slug) else { return SiteGate::UnknownSite };
+        let Some(site) = table.by_slug.get(&key) else { return SiteGate::UnknownSite };
         if site.suspended {
             return SiteGate::Suspended;
         }
