@@ -227,6 +227,13 @@ impl Host {
     /// `/sites/<slug>/ext/…` on this replica follow a change at once. Call it after an
     /// activation, deactivation, config change or suspension of that site commits; other
     /// replicas follow the `NOTIFY annex_sites, '<site id>'` sent in the same transaction.
+    ///
+    /// ```no_run
+    /// # async fn activated(host: &annex_core::host::Host, site: uuid::Uuid) -> Result<(), annex_core::host::DbError> {
+    /// // … the activation's transaction (config, audit, pg_notify('annex_sites', site::text)) committed:
+    /// host.reload_site(site).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn reload_site(&self, site_id: uuid::Uuid) -> Result<(), DbError> {
         let runtime = &self.inner.runtime;
         runtime.site_gates().reload_site(runtime.pool(), site_id).await

@@ -232,3 +232,69 @@ fn row((id, slug, status, extension, config, hash): Row) -> SiteRow {
     };
     SiteRow { id, slug, status, active }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(id: u128, slug: &str, status: &str, active: Option<&str>) -> SiteRow {
+        SiteRow {
+            id: Uuid::from_u128(id),
+            slug: slug.into(),
+            status: status.into(),
+            active: active.map(|e| (e.to_owned(), json!({ "at": slug }), "h".repeat(64))),
+        }
+    }
+
+    fn config_at(gates: &SiteGates, slug: &str, slot: usize) -> Option<serde_json::Value> {
+        match gates.check(slug, slot) {
+            SiteGate::Open(scope) => Some((*scope.config).clone()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_gate_knows_each_site_and_what_is_active_there() {
+        let gates = SiteGates::new(["alpha", "beta"]);
+        gates.replace([
+            row(1, "one", "active", Some("alpha")),
+            row(1, "one", "active", Some("not-in-this-binary")),
+            row(2, "two", "suspended", Some("alpha")),
+            row(3, "three", "active", None),
+        ]);
+        let (alpha, beta) = (gates.slot_of("alpha").unwrap_or(9), gates.slot_of("beta").unwrap_or(9));
+        assert_eq!(config_at(&gates, "one", alpha), Some(json!({ "at": "one" })));
+        assert!(matches!(gates.check("one", beta), SiteGate::NotActive));
+        assert!(matches!(gates.check("two", alpha), SiteGate::Suspended));
+        assert!(matches!(gates.check("three", alpha), SiteGate::NotActive));
+        assert!(matches!(gates.check("four", alpha), SiteGate::UnknownSite));
+        assert!(matches!(gates.check(&"x".repeat(64), alpha), SiteGate::UnknownSite));
+        assert!(matches!(gates.check("one", usize::MAX), SiteGate::NotActive));
+    }
+
+    #[test]
+    fn replacing_a_site_drops_its_old_slug_and_a_stale_holder_of_the_new_one() {
+        let gates = SiteGates::new(["alpha"]);
+        let entries = |rows: Vec<SiteRow>| gates.entries(rows);
+        let mut table =
+            Table::of(entries(vec![row(1, "one", "active", Some("alpha")), row(2, "two", "active", None)]));
+        // Site 1 renamed to `uno`.
+        for e in entries(vec![row(1, "uno", "active", Some("alpha"))]) {
+            table.insert(e);
+        }
+        assert!(
+            table.by_slug.get(&SlugKey::new("one").unwrap_or(SlugKey { len: 0, bytes: [0; 63] })).is_none()
+        );
+        assert_eq!(table.by_slug.len(), 2);
+        // Site 1 takes `two` before site 2's rename was reloaded: site 2 is filed nowhere.
+        for e in entries(vec![row(1, "two", "active", None)]) {
+            table.insert(e);
+        }
+        assert_eq!(table.by_slug.len(), 1);
+        assert_eq!(table.slug_of.len(), 1);
+        // A deleted site goes.
+        table.remove(Uuid::from_u128(1));
+        assert!(table.by_slug.is_empty() && table.slug_of.is_empty());
+    }
+}
