@@ -362,6 +362,29 @@ impl RequestPathFixture {
         Request::get(Self::PATH).header("x-user", "bench").body(axum::body::Body::empty()).expect("request")
     }
 
+    /// The path of the measured request under a site.
+    pub const SITE_PATH: &'static str = "/sites/bench-site/ext/bench_target/ping";
+
+    /// The target active at site `bench-site` (among 1 000 sites), for [`Self::site_request`].
+    pub fn with_site(self) -> Self {
+        let rows = (0..1_000u128).map(|i| crate::sites::gates::SiteRow {
+            id: uuid::Uuid::from_u128(i + 1),
+            slug: if i == 0 { "bench-site".into() } else { format!("site-{i}") },
+            status: "active".into(),
+            active: Some(("bench_target".into(), serde_json::json!({}), "0".repeat(64))),
+        });
+        self._runtime.site_gates().replace(rows);
+        self
+    }
+
+    /// The measured request, under the site.
+    pub fn site_request() -> Request {
+        Request::get(Self::SITE_PATH)
+            .header("x-user", "bench")
+            .body(axum::body::Body::empty())
+            .expect("request")
+    }
+
     /// Bare axum serving the same handler at the same path: the baseline.
     pub fn bare_axum() -> Router {
         Router::new().route(Self::PATH, get(profile::ping))
