@@ -1,6 +1,7 @@
 //! Operations end to end, on a real PostgreSQL and real HTTP: metrics, health and auto-disable,
 //! the admin API, live config across replicas, the CLI, the scaffold, and the real `annex`
-//! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL).
+//! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL), and site-scoped
+//! requests across two `annex serve` processes.
 
 mod admin_api;
 mod audit_chain;
@@ -13,4 +14,5 @@ mod json_values;
 mod metrics;
 mod replicas;
 mod scaffold;
+mod sites;
 mod support;

@@ -16,4 +16,5 @@ mod lifecycle;
 mod limits;
 mod permissions;
 mod serving;
+mod sites;
 mod startup_validation;

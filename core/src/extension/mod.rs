@@ -17,13 +17,14 @@ pub(crate) mod panic;
 pub(crate) mod permissions;
 pub(crate) mod registrar;
 pub(crate) mod registration;
+pub(crate) mod site;
 pub(crate) mod storage;
 pub(crate) mod tasks;
 
 use async_trait::async_trait;
 
 pub use crate::observe::request_id::RequestId;
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
+pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SiteTxError, SpawnError};
 pub use entities::{Entities, entity_format};
 pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
@@ -33,6 +34,7 @@ pub use metadata::{Capability, CapabilityRequirement, Dependency, Metadata, Sign
 pub use migrations::{Migration, Migrations};
 pub use permissions::PermissionError;
 pub use registrar::{Registrar, RouteRef};
+pub use site::Site;
 pub use storage::{Storage, StorageError};
 
 /// The permission names annex itself checks. Extensions declare them with

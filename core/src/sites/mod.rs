@@ -2,6 +2,7 @@
 //! pre-activation validation and the compliance sign-offs its extensions require. The model and
 //! a walk-through are in docs/sites.md; the tables in migrations/0007_sites.up.sql.
 
+pub(crate) mod gates;
 pub(crate) mod hash;
 
 pub use hash::config_hash;
