@@ -493,6 +493,74 @@ mod api {
         t.shutdown().await;
     }
 
+    #[tokio::test]
+    async fn a_site_scoped_entity_keeps_each_site_to_its_own_rows() {
+        let declaration = annex_core::extension::entity_format::parse_toml(
+            "version = 1\n[entities.reading]\nsite_scoped = true\n[entities.reading.fields]\nvalue = { type = \"int\", required = true }\n",
+        )
+        .expect("parses");
+        let ext = crate::common::Scripted::new("meters", vec![])
+            .with_entities(annex_core::extension::Entities::from_declaration(declaration));
+        let t = annex_core::testkit::TestHost::builder()
+            .extension(ext)
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts");
+        let db = crate::common::superuser(t.database_url()).await;
+        let (a, b) = (
+            crate::sites::create_site(&db, "plant-a").await,
+            crate::sites::create_site(&db, "plant-b").await,
+        );
+        for site in [a, b] {
+            crate::sites::activate(&db, site, "meters", json!({})).await;
+            t.host().reload_site(site).await.expect("reload");
+        }
+        let at = |slug: &str, method: Method, path: &str, body: Option<Value>| {
+            let mut req = t
+                .client()
+                .request(method, t.url(&format!("/sites/{slug}/ext/meters/entities{path}")))
+                .bearer_auth(TOKEN);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            async move {
+                let res = req.send().await.expect("request");
+                let status = res.status().as_u16();
+                let text = res.text().await.expect("body");
+                (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+            }
+        };
+        let (s, row_a) = at("plant-a", Method::POST, "/reading", Some(json!({ "value": 1 }))).await;
+        assert_eq!(s, 201, "{row_a}");
+        assert_eq!(row_a["site_id"], json!(a.to_string()), "the database fills in the site");
+        assert_eq!(at("plant-b", Method::POST, "/reading", Some(json!({ "value": 2 }))).await.0, 201);
+        let (_, list_a) = at("plant-a", Method::GET, "/reading", None).await;
+        assert_eq!(list_a["total_items"], 1, "{list_a}");
+        assert_eq!(list_a["items"][0]["value"], 1);
+        let (_, list_b) = at("plant-b", Method::GET, "/reading?filter=value%3E%3D0", None).await;
+        assert_eq!(list_b["total_items"], 1);
+        let id_a = row_a["id"].as_str().expect("id");
+        let (s, _) =
+            at("plant-b", Method::PATCH, &format!("/reading/{id_a}"), Some(json!({ "value": 9 }))).await;
+        assert_eq!(s, 404, "site B cannot see site A's row");
+        assert_eq!(at("plant-b", Method::DELETE, &format!("/reading/{id_a}"), None).await.0, 404);
+        let (s, b) =
+            at("plant-a", Method::POST, "/reading", Some(json!({ "value": 3, "site_id": b.to_string() })))
+                .await;
+        assert_eq!(s, 422, "site_id is not the client's to set: {b}");
+        let res = t
+            .client()
+            .get(t.url("/ext/meters/entities/reading"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 404, "outside a site");
+        db.close().await;
+        t.shutdown().await;
+    }
+
     fn urlencode(s: &str) -> String {
         s.bytes()
             .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })

@@ -83,7 +83,7 @@ fn rows(result: Result<Vec<sqlx::postgres::PgRow>, sqlx::Error>) -> Json<Value> 
     }
 }
 
-async fn create_site(db: &PgPool, slug: &str) -> Uuid {
+pub(crate) async fn create_site(db: &PgPool, slug: &str) -> Uuid {
     sqlx::query_scalar("insert into annex.sites (slug, name) values ($1, $1) returning id")
         .bind(slug)
         .fetch_one(db)
@@ -93,7 +93,7 @@ async fn create_site(db: &PgPool, slug: &str) -> Uuid {
 
 /// Activates `extension` at `site` with `config` and notifies, in one transaction, as the
 /// sites domain's activation does.
-async fn activate(db: &PgPool, site: Uuid, extension: &str, config: Value) {
+pub(crate) async fn activate(db: &PgPool, site: Uuid, extension: &str, config: Value) {
     let mut tx = db.begin().await.expect("begin");
     sqlx::query(
         "insert into annex.site_extensions (site_id, extension, version, config, config_hash, state, activated_at)

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::Apis;
 use super::entity::Operation;
 use crate::config::SchemaViolation;
+use crate::extension::Context;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::Identity;
 
@@ -46,7 +47,7 @@ fn at(i: usize, e: ApiError) -> ApiError {
 
 pub(super) async fn run(
     apis: &Apis,
-    pool: &sqlx::PgPool,
+    cx: &Context,
     caller: Option<&Identity>,
     body: Value,
 ) -> Result<Value, ApiError> {
@@ -64,7 +65,7 @@ pub(super) async fn run(
             format!("a batch holds 1 to {MAX_OPERATIONS} operations, got {}", batch.operations.len()),
         ));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = if cx.site().is_some() { cx.site_tx().await? } else { cx.db()?.begin().await? };
     let mut results = Vec::with_capacity(batch.operations.len());
     for (i, op) in batch.operations.into_iter().enumerate() {
         let entity = match &op {
@@ -75,6 +76,9 @@ pub(super) async fn run(
         let Some(api) = apis.entities.get(&entity) else {
             return Err(at(i, ApiError::not_found(format!("no entity `{entity}` in this extension"))));
         };
+        if api.entity.site_scoped && cx.site().is_none() {
+            return Err(at(i, api.outside_site()));
+        }
         let result = match op {
             Op::Create { data, .. } => {
                 api.allow(caller, Operation::Create).map_err(|e| at(i, e))?;

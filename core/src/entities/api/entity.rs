@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 
 use crate::config::SchemaViolation;
+use crate::extension::Context;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::Identity;
 
@@ -198,6 +199,29 @@ impl EntityApi {
 
     pub(super) fn id(&self, raw: &str) -> Result<uuid::Uuid, ApiError> {
         uuid::Uuid::parse_str(raw).map_err(|_| self.not_found(raw))
+    }
+
+    /// The transaction every operation runs in: under a site (`/sites/<slug>/ext/…`) with the
+    /// site set for row-level security; a site-scoped entity outside a site is a 404.
+    pub(super) async fn begin(
+        &self,
+        cx: &Context,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        if cx.site().is_some() {
+            return Ok(cx.site_tx().await?);
+        }
+        if self.entity.site_scoped {
+            return Err(self.outside_site());
+        }
+        Ok(cx.db()?.begin().await?)
+    }
+
+    /// A site-scoped entity asked for outside a site.
+    pub(super) fn outside_site(&self) -> ApiError {
+        ApiError::not_found(format!(
+            "entity `{}` is site-scoped: use /sites/<slug>/ext/{}/entities/{}",
+            self.name, self.extension, self.name
+        ))
     }
 
     /// One row by id.

@@ -10,7 +10,7 @@ use annex_entities::{Filter, RelationKind, parse_filter};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 use super::super::query;
 use super::Apis;
@@ -49,7 +49,7 @@ fn expand_tree(text: &str) -> Result<Tree, ApiError> {
 pub(super) async fn list(
     apis: &Apis,
     api: &EntityApi,
-    pool: &PgPool,
+    conn: &mut PgConnection,
     params: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     for key in params.keys() {
@@ -94,15 +94,15 @@ pub(super) async fn list(
     let tree = expand_tree(params.get("expand").map_or("", String::as_str))?;
     let q = query::list(&api.extension, &api.name, filter.as_ref(), &sort, page, per_page);
     let mut items: Vec<Value> = sqlx::query_scalar_with(&q.rows.0, q.rows.1)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(|e| api.refused(e, false))?;
     let total: i64 = sqlx::query_scalar_with(&q.total.0, q.total.1)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| api.refused(e, false))?;
     let mut queries = 2u32;
-    expand(apis, api, pool, &mut items, &tree, &mut queries).await?;
+    expand(apis, api, conn, &mut items, &tree, &mut queries).await?;
     if let Some(fields) = &fields {
         for item in &mut items {
             if let Value::Object(map) = item {
@@ -147,7 +147,7 @@ fn attach(item: &mut Value, field: &str, value: Value) {
 fn expand<'a>(
     apis: &'a Apis,
     api: &'a EntityApi,
-    pool: &'a PgPool,
+    conn: &'a mut PgConnection,
     items: &'a mut [Value],
     tree: &'a Tree,
     queries: &'a mut u32,
@@ -178,11 +178,11 @@ fn expand<'a>(
                     let (sql, values) =
                         query::by_ids(&target.extension, &target.name, "id", &ids_of(items, &key));
                     let mut related: Vec<Value> = sqlx::query_scalar_with(&sql, values)
-                        .fetch_all(pool)
+                        .fetch_all(&mut *conn)
                         .await
                         .map_err(|e| target.refused(e, false))?;
                     *queries += 1;
-                    expand(apis, target, pool, &mut related, subtree, queries).await?;
+                    expand(apis, target, &mut *conn, &mut related, subtree, queries).await?;
                     let by_id: HashMap<String, Value> = related
                         .into_iter()
                         .filter_map(|r| Some((r.get("id")?.as_str()?.to_owned(), r.clone())))
@@ -198,11 +198,11 @@ fn expand<'a>(
                     let (sql, values) =
                         query::by_ids(&target.extension, &target.name, &back, &ids_of(items, "id"));
                     let mut related: Vec<Value> = sqlx::query_scalar_with(&sql, values)
-                        .fetch_all(pool)
+                        .fetch_all(&mut *conn)
                         .await
                         .map_err(|e| target.refused(e, false))?;
                     *queries += 1;
-                    expand(apis, target, pool, &mut related, subtree, queries).await?;
+                    expand(apis, target, &mut *conn, &mut related, subtree, queries).await?;
                     let mut groups: HashMap<String, Vec<Value>> = HashMap::new();
                     for r in related {
                         if let Some(parent) = r.get(&back).and_then(Value::as_str) {
@@ -218,12 +218,12 @@ fn expand<'a>(
                     let (sql, values) =
                         query::through(&api.extension, &api.name, field, &target.name, &ids_of(items, "id"));
                     let pairs: Vec<(String, Value)> = sqlx::query_as_with(&sql, values)
-                        .fetch_all(pool)
+                        .fetch_all(&mut *conn)
                         .await
                         .map_err(|e| target.refused(e, false))?;
                     *queries += 1;
                     let mut related: Vec<Value> = pairs.iter().map(|(_, r)| r.clone()).collect();
-                    expand(apis, target, pool, &mut related, subtree, queries).await?;
+                    expand(apis, target, &mut *conn, &mut related, subtree, queries).await?;
                     let mut groups: HashMap<String, Vec<Value>> = HashMap::new();
                     for ((owner, _), r) in pairs.into_iter().zip(related) {
                         groups.entry(owner).or_default().push(r);

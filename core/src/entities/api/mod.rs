@@ -8,8 +8,10 @@
 //! | `POST /ext/<name>/entities/_batch`: several operations in one transaction | `batch.rs` |
 //!
 //! Access per entity and operation by role; closed by default (role `admin` only, which the
-//! admin token carries). Site-scoped entities are not served here: they belong under
-//! `/sites/<slug>/ext/<name>/entities/…` (not built yet).
+//! admin token carries). Under a site (`/sites/<slug>/ext/<name>/entities/…`) every operation
+//! runs in the site's transaction ([`Context::site_tx`]), so the row-level-security policy of a
+//! site-scoped entity keeps each site to its own rows; a site-scoped entity outside a site is a
+//! 404.
 
 mod batch;
 mod entity;
@@ -51,13 +53,13 @@ fn entity<'a>(apis: &'a Apis, name: &str) -> Result<&'a EntityApi, ApiError> {
         .ok_or_else(|| ApiError::internal(format!("entity `{name}` is registered but unknown")))
 }
 
-/// Adds the routes of every entity of `declaration` that is not site-scoped, and `_batch`.
+/// Adds the routes of every entity of `declaration`, and `_batch`. Site-scoped entities answer
+/// only under `/sites/<slug>/ext/<name>/entities/…` (the router serves every route there too).
 pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc<EnumValues>) {
     let extension = r.extension().to_owned();
     let entities: BTreeMap<String, EntityApi> = declaration
         .entities
         .iter()
-        .filter(|(_, e)| !e.site_scoped)
         .map(|(name, e)| {
             let api = EntityApi {
                 extension: extension.clone(),
@@ -83,7 +85,10 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
                     async {
                         let api = entity(&a, &n)?;
                         api.allow(caller.as_deref(), Operation::Read)?;
-                        list::list(&a, api, cx.db()?, &params).await
+                        let mut tx = api.begin(&cx).await?;
+                        let res = list::list(&a, api, &mut tx, &params).await?;
+                        tx.commit().await?;
+                        Ok(res)
                     }
                     .await,
                 )
@@ -95,8 +100,10 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
                 async {
                     let api = entity(&a, &n)?;
                     api.allow(caller.as_deref(), Operation::Read)?;
-                    let mut conn = cx.db()?.acquire().await?;
-                    Ok(axum::Json(api.get(&mut conn, &id).await?).into_response())
+                    let mut tx = api.begin(&cx).await?;
+                    let row = api.get(&mut tx, &id).await?;
+                    tx.commit().await?;
+                    Ok(axum::Json(row).into_response())
                 }
                 .await,
             )
@@ -107,8 +114,9 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
                 async {
                     let api = entity(&a, &n)?;
                     api.allow(caller.as_deref(), Operation::Create)?;
-                    let mut conn = cx.db()?.acquire().await?;
-                    let row = api.create(&mut conn, body).await?;
+                    let mut tx = api.begin(&cx).await?;
+                    let row = api.create(&mut tx, body).await?;
+                    tx.commit().await?;
                     Ok((StatusCode::CREATED, axum::Json(row)).into_response())
                 }
                 .await,
@@ -122,8 +130,10 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
                     async {
                         let api = entity(&a, &n)?;
                         api.allow(caller.as_deref(), Operation::Update)?;
-                        let mut conn = cx.db()?.acquire().await?;
-                        Ok(axum::Json(api.patch(&mut conn, &id, body).await?).into_response())
+                        let mut tx = api.begin(&cx).await?;
+                        let row = api.patch(&mut tx, &id, body).await?;
+                        tx.commit().await?;
+                        Ok(axum::Json(row).into_response())
                     }
                     .await,
                 )
@@ -135,8 +145,9 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
                 async {
                     let api = entity(&a, &n)?;
                     api.allow(caller.as_deref(), Operation::Delete)?;
-                    let mut conn = cx.db()?.acquire().await?;
-                    api.delete(&mut conn, &id).await?;
+                    let mut tx = api.begin(&cx).await?;
+                    api.delete(&mut tx, &id).await?;
+                    tx.commit().await?;
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
                 .await,
@@ -146,10 +157,8 @@ pub(crate) fn register(r: &mut Registrar, declaration: &Declaration, enums: &Arc
     let a = apis;
     r.post("/entities/_batch", move |cx: Context, caller: Caller, Json(body): Json<Value>| async move {
         answer(
-            async {
-                Ok(axum::Json(batch::run(&a, cx.db()?, caller.as_deref(), body).await?).into_response())
-            }
-            .await,
+            async { Ok(axum::Json(batch::run(&a, &cx, caller.as_deref(), body).await?).into_response()) }
+                .await,
         )
     });
 }
