@@ -71,7 +71,11 @@ fn unwired_extensions(root: &Path, manifest: &str) -> Vec<String> {
             }
             let member = manifest.contains(&format!("\"{rel}\""));
             let dependency = manifest.contains(&format!("{pkg} = {{ path = \"{rel}\", optional = true }}"));
-            let feature = manifest.contains(&format!("ext-{name} = [\"dep:{pkg}\"]"));
+            // The feature may enable others too (`ext-quality = ["dep:…", "ext-workorders"]`).
+            let feature = manifest.lines().any(|l| {
+                l.trim_start().starts_with(&format!("ext-{name} = ["))
+                    && l.contains(&format!("\"dep:{pkg}\""))
+            });
             if !(member && dependency && feature) {
                 problems.push(format!(
                     "  {rel} is missing from Cargo.toml. Add:\n    [workspace] members: \"{rel}\"\n    \

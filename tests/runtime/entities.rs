@@ -567,3 +567,90 @@ mod api {
             .collect()
     }
 }
+
+/// The examples: quality's inspections reference workorders' work orders by a real foreign key
+/// across the two schemas, and quality adds a value to workorders' enum.
+#[cfg(all(feature = "ext-workorders", feature = "ext-quality"))]
+mod examples {
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "examples-admin-token";
+
+    #[tokio::test]
+    async fn a_relation_across_extensions_is_a_real_foreign_key_with_exactly_the_grants_it_needs() {
+        let t = annex_core::testkit::TestHost::builder()
+            .extension(annex_ext_workorders::WorkOrders)
+            .extension(annex_ext_quality::Quality)
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts");
+        let call = |method: Method, path: &str, body: Option<Value>| {
+            let mut req = t.client().request(method, t.url(path)).bearer_auth(TOKEN);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            async move {
+                let res = req.send().await.expect("request");
+                let status = res.status().as_u16();
+                let text = res.text().await.expect("body");
+                (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
+            }
+        };
+        let (s, order) = call(
+            Method::POST,
+            "/ext/workorders/entities/work_order",
+            Some(json!({ "number": 7, "title": "Calibrate" })),
+        )
+        .await;
+        assert_eq!(s, 201, "{order}");
+        let id = order["id"].as_str().expect("id").to_owned();
+        let (s, b) = call(
+            Method::PATCH,
+            &format!("/ext/workorders/entities/work_order/{id}"),
+            Some(json!({ "status": "on_hold" })),
+        )
+        .await;
+        assert_eq!(s, 200, "quality's added enum value is a value of workorders' status: {b}");
+        let inspection = json!({ "work_order_id": id, "verdict": "pass", "inspector": "Dana" });
+        let (s, b) = call(Method::POST, "/ext/quality/entities/inspection", Some(inspection)).await;
+        assert_eq!(s, 201, "{b}");
+        let dangling = json!({ "work_order_id": "00000000-0000-0000-0000-000000000000", "verdict": "pass", "inspector": "Dana" });
+        let (s, b) = call(Method::POST, "/ext/quality/entities/inspection", Some(dangling)).await;
+        assert_eq!(s, 422, "the foreign key across schemas refuses a missing work order: {b}");
+        let (s, b) = call(Method::DELETE, &format!("/ext/workorders/entities/work_order/{id}"), None).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (409, Some("restricted")),
+            "the inspection restricts it: {b}"
+        );
+
+        // Quality's role may read the referenced table (the grant) but not write it.
+        let db = crate::common::superuser(t.database_url()).await;
+        let role: String =
+            sqlx::query_scalar("select role from annex.extension_roles where extension = 'quality'")
+                .fetch_one(&db)
+                .await
+                .expect("quality has a role");
+        let may = |privilege: &'static str| {
+            let (db, role) = (db.clone(), role.clone());
+            async move {
+                sqlx::query_scalar::<_, bool>(
+                    "select has_table_privilege($1, 'ext_workorders.work_order', $2)",
+                )
+                .bind(role)
+                .bind(privilege)
+                .fetch_one(&db)
+                .await
+                .expect("privilege")
+            }
+        };
+        assert!(may("REFERENCES").await && may("SELECT").await);
+        for denied in ["INSERT", "UPDATE", "DELETE", "TRUNCATE"] {
+            assert!(!may(denied).await, "quality must not hold {denied} on workorders' table");
+        }
+        db.close().await;
+        t.shutdown().await;
+    }
+}

@@ -188,9 +188,18 @@ async fn two_annex_processes_started_at_once_apply_each_hello_migration_once() {
     .await
     .expect("history");
     let scopes: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
-    // Every compiled-in extension with migrations has a scope (`notes` with feature ext-notes).
-    let expected: &[&str] =
-        if cfg!(feature = "ext-notes") { &["annex", "hello", "notes"] } else { &["annex", "hello"] };
+    // Every compiled-in extension with migrations (written or generated from its entities) has
+    // a scope: the examples with their features.
+    let mut expected = vec!["annex", "hello"];
+    for (on, scope) in [
+        (cfg!(feature = "ext-notes"), "notes"),
+        (cfg!(feature = "ext-quality"), "quality"),
+        (cfg!(feature = "ext-workorders"), "workorders"),
+    ] {
+        if on {
+            expected.push(scope);
+        }
+    }
     assert_eq!(scopes, expected);
     for (scope, applied, distinct, recorded) in &rows {
         assert_eq!(
