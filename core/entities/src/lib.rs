@@ -24,12 +24,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod diff;
 mod filter;
 mod model;
 mod parse;
 mod row;
 mod validate;
 
+pub use diff::{Change, PlannedChange, diff};
 pub use filter::{Filter, FilterError, MAX_COMPARISONS, MAX_DEPTH, MAX_FILTER_LEN, Op, parse_filter};
 pub use model::{
     Access, Declaration, Entity, EnumDecl, EnumExtension, Field, FieldType, Index, OnDelete, RelationKind,
