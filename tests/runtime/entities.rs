@@ -88,6 +88,27 @@ fn two_extensions_adding_the_same_enum_value_are_reported() {
     assert!(errors.contains("also adds value `on_hold` to enum `workorders.status`"), "{errors}");
 }
 
+/// A request with `token`; the status and the JSON body (`null` when empty).
+async fn request(
+    t: &annex_core::testkit::TestHost,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = t.client().request(method, t.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    (
+        status,
+        if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).expect("JSON") },
+    )
+}
+
 fn declaring(name: &str) -> crate::common::Scripted {
     crate::common::Scripted::new(
         name,
@@ -221,15 +242,7 @@ mod api {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req =
-            t.client().request(method, t.url(&format!("/ext/orders/entities{path}"))).bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.expect("body");
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON") })
+        super::request(t, TOKEN, method, &format!("/ext/orders/entities{path}"), body).await
     }
 
     fn pointers(b: &Value) -> Vec<&str> {
@@ -517,19 +530,9 @@ mod api {
             t.host().reload_site(site).await.expect("reload");
         }
         let at = |slug: &str, method: Method, path: &str, body: Option<Value>| {
-            let mut req = t
-                .client()
-                .request(method, t.url(&format!("/sites/{slug}/ext/meters/entities{path}")))
-                .bearer_auth(TOKEN);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            async move {
-                let res = req.send().await.expect("request");
-                let status = res.status().as_u16();
-                let text = res.text().await.expect("body");
-                (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
-            }
+            let path = format!("/sites/{slug}/ext/meters/entities{path}");
+            let t = &t;
+            async move { super::request(t, TOKEN, method, &path, body).await }
         };
         let (s, row_a) = at("plant-a", Method::POST, "/reading", Some(json!({ "value": 1 }))).await;
         assert_eq!(s, 201, "{row_a}");
@@ -587,16 +590,8 @@ mod examples {
             .await
             .expect("host starts");
         let call = |method: Method, path: &str, body: Option<Value>| {
-            let mut req = t.client().request(method, t.url(path)).bearer_auth(TOKEN);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            async move {
-                let res = req.send().await.expect("request");
-                let status = res.status().as_u16();
-                let text = res.text().await.expect("body");
-                (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::Null))
-            }
+            let (t, path) = (&t, path.to_owned());
+            async move { super::request(t, TOKEN, method, &path, body).await }
         };
         let (s, order) = call(
             Method::POST,

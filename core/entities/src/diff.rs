@@ -143,35 +143,30 @@ fn field_changes(old: &Field, new: &Field) -> (Vec<String>, Option<String>) {
     (what, destructive)
 }
 
+fn alter(entity: &str, field: &str, old: &Field, new: &Field, out: &mut Vec<PlannedChange>) {
+    let (what, why) = field_changes(old, new);
+    if !what.is_empty() {
+        out.push(PlannedChange {
+            change: Change::AlterField { entity: entity.into(), field: field.into(), what },
+            destructive: why.is_some(),
+            why,
+        });
+    }
+}
+
 fn entity_changes(name: &str, old: &Entity, new: &Entity, out: &mut Vec<PlannedChange>) {
     let keep = |change: Change| PlannedChange { change, destructive: false, why: None };
     for (field, f) in &new.fields {
         match (old.fields.get(field), f.renamed_from.as_ref().and_then(|r| old.fields.get(r).map(|o| (r, o))))
         {
-            (Some(o), _) => {
-                let (what, why) = field_changes(o, f);
-                if !what.is_empty() {
-                    out.push(PlannedChange {
-                        change: Change::AlterField { entity: name.into(), field: field.clone(), what },
-                        destructive: why.is_some(),
-                        why,
-                    });
-                }
-            }
+            (Some(o), _) => alter(name, field, o, f, out),
             (None, Some((from, o))) => {
                 out.push(keep(Change::RenameField {
                     entity: name.into(),
                     from: from.clone(),
                     to: field.clone(),
                 }));
-                let (what, why) = field_changes(o, f);
-                if !what.is_empty() {
-                    out.push(PlannedChange {
-                        change: Change::AlterField { entity: name.into(), field: field.clone(), what },
-                        destructive: why.is_some(),
-                        why,
-                    });
-                }
+                alter(name, field, o, f, out);
             }
             (None, None) => {
                 let why = (f.required && f.default.is_none()).then(|| {

@@ -36,16 +36,21 @@ struct Step {
     down: Option<PathBuf>,
 }
 
-fn expand(input: TokenStream) -> Result<TokenStream, String> {
+/// The macro's one argument, a plain string literal, and that path inside the calling crate.
+fn in_crate(input: &TokenStream, what: &str) -> Result<(String, PathBuf), String> {
     let literal = input.to_string();
     let relative = literal
         .trim()
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .filter(|s| !s.contains(['"', '\\']))
-        .ok_or_else(|| format!("migrations! takes a directory as a plain string literal, got `{literal}`"))?;
+        .ok_or_else(|| format!("{what} as a plain string literal, got `{literal}`"))?;
     let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "CARGO_MANIFEST_DIR is not set".to_owned())?;
-    let dir = Path::new(&root).join(relative);
+    Ok((relative.to_owned(), Path::new(&root).join(relative)))
+}
+
+fn expand(input: TokenStream) -> Result<TokenStream, String> {
+    let (_, dir) = in_crate(&input, "migrations! takes a directory")?;
     let entries = std::fs::read_dir(&dir)
         .map_err(|e| format!("migrations!: cannot read directory {}: {e}", dir.display()))?;
 
@@ -121,15 +126,7 @@ pub fn entities(input: TokenStream) -> TokenStream {
 }
 
 fn expand_entities(input: TokenStream) -> Result<TokenStream, String> {
-    let literal = input.to_string();
-    let relative = literal
-        .trim()
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .filter(|s| !s.contains(['"', '\\']))
-        .ok_or_else(|| format!("entities! takes a file as a plain string literal, got `{literal}`"))?;
-    let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "CARGO_MANIFEST_DIR is not set".to_owned())?;
-    let path = Path::new(&root).join(relative);
+    let (relative, path) = in_crate(&input, "entities! takes a file")?;
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("entities!: cannot read {}: {e}", path.display()))?;
     let json = path.extension().is_some_and(|e| e == "json");
