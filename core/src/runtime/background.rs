@@ -8,7 +8,7 @@ use tokio::task::AbortHandle;
 
 use crate::limits::rate_limit::PRUNE_INTERVAL;
 use crate::runtime::lifecycle::Runtime;
-use crate::runtime::{health_monitor, replica_sync, site_sync};
+use crate::runtime::{health_monitor, replica_sync};
 
 /// The running background tasks.
 #[derive(Debug, Default)]
@@ -23,7 +23,6 @@ impl Background {
         let tasks = vec![
             tokio::spawn(health_monitor::run(weak.clone())).abort_handle(),
             tokio::spawn(replica_sync::run(weak.clone())).abort_handle(),
-            tokio::spawn(site_sync::run(weak.clone())).abort_handle(),
             tokio::spawn(prune_rate_limits(weak)).abort_handle(),
         ];
         Self { tasks: Mutex::new(tasks) }

@@ -9,5 +9,4 @@ pub(crate) mod health_monitor;
 pub(crate) mod inspect;
 pub(crate) mod lifecycle;
 pub(crate) mod replica_sync;
-pub(crate) mod site_sync;
 pub(crate) mod views;
