@@ -29,7 +29,7 @@ pub(crate) struct EntitySql {
 }
 
 /// The schema of extension `name`.
-fn schema_of(extension: &str) -> String {
+pub(super) fn schema_of(extension: &str) -> String {
     format!("ext_{extension}")
 }
 
@@ -45,11 +45,11 @@ fn table_ref(extension: &str, qualified: &str, table: impl Fn(&str) -> String) -
     }
 }
 
-fn quoted(ident: &str) -> String {
+pub(super) fn quoted(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-fn column_def(name: &str, f: &Field) -> ColumnDef {
+pub(super) fn column_def(name: &str, f: &Field) -> ColumnDef {
     let mut c = ColumnDef::new(Alias::new(name));
     match f.field_type {
         FieldType::String => c.string_len(f.max_length.unwrap_or(255)),
@@ -98,7 +98,7 @@ fn default_expr(f: &Field, value: &serde_json::Value) -> SimpleExpr {
 
 /// Every validation rule of a field as one CHECK expression (named `<table>_<column>_check` by
 /// PostgreSQL), or `None` when it has none.
-fn rules(column: &str, f: &Field) -> Option<SimpleExpr> {
+pub(super) fn rules(column: &str, f: &Field) -> Option<SimpleExpr> {
     let col = || Expr::col(Alias::new(column));
     let mut checks: Vec<SimpleExpr> = Vec::new();
     if let Some(min) = f.min_length {
@@ -248,10 +248,98 @@ fn enum_values_insert(schema: &str, table: &str, owner: &str, values: &[String])
     insert.to_string(PostgresQueryBuilder)
 }
 
-/// The SQL that creates declaration `d` of extension `extension` in its schema, and drops it.
-pub(crate) fn create(extension: &str, d: &Declaration) -> EntitySql {
+/// Creates enum `name` (its lookup table and values).
+pub(super) fn enum_up(extension: &str, name: &str, values: &[String]) -> Vec<String> {
+    let (schema, table) = (schema_of(extension), enum_table(name));
+    vec![
+        Table::create()
+            .table((Alias::new(&schema), Alias::new(&table)))
+            .col(ColumnDef::new(Alias::new("value")).text().not_null().primary_key())
+            .col(ColumnDef::new(Alias::new("added_by")).text().not_null())
+            .to_string(PostgresQueryBuilder),
+        enum_values_insert(&schema, &table, extension, values),
+    ]
+}
+
+/// Drops enum `name`.
+pub(super) fn enum_down(extension: &str, name: &str) -> String {
+    format!("drop table {}.{}", quoted(&schema_of(extension)), quoted(&enum_table(name)))
+}
+
+/// Adds `values` to enum `key` (`<owner>.<name>`, or this extension's own `<name>`).
+pub(super) fn enum_values_up(extension: &str, owner: &str, name: &str, values: &[String]) -> String {
+    enum_values_insert(&schema_of(owner), &enum_table(name), extension, values)
+}
+
+/// Removes the `values` that `extension` added to enum `name` of `owner`.
+pub(super) fn enum_values_down(extension: &str, owner: &str, name: &str, values: &[String]) -> String {
+    let mut delete = Query::delete();
+    delete
+        .from_table((Alias::new(schema_of(owner)), Alias::new(enum_table(name))))
+        .and_where(Expr::col(Alias::new("added_by")).eq(extension))
+        .and_where(Expr::col(Alias::new("value")).is_in(values.iter().map(String::as_str)));
+    delete.to_string(PostgresQueryBuilder)
+}
+
+/// Creates entity `name`: its table, the `updated_at` trigger, indexes, the RLS policy of a
+/// site-scoped entity, and the junction tables of its many-to-many relations.
+pub(super) fn entity_up(extension: &str, name: &str, e: &Entity) -> Vec<String> {
     let schema = schema_of(extension);
     let qs = quoted(&schema);
+    let qt = format!("{qs}.{}", quoted(name));
+    let mut up = vec![
+        entity_table(extension, name, e),
+        format!(
+            "create trigger \"_touch_updated_at\" before update on {qt} for each row execute function {qs}.\"_touch_updated_at\"()"
+        ),
+    ];
+    for index in &e.indexes {
+        let mut i = Index::create();
+        let columns: Vec<String> = index
+            .fields
+            .iter()
+            .map(|f| e.fields.get(f).and_then(|x| x.column(f)).unwrap_or_else(|| f.clone()))
+            .collect();
+        i.name(format!("{name}_{}_idx", columns.join("_"))).table((Alias::new(&schema), Alias::new(name)));
+        for c in &columns {
+            i.col(Alias::new(c));
+        }
+        up.push(i.to_string(PostgresQueryBuilder));
+    }
+    if e.site_scoped {
+        up.push(format!("alter table {qt} enable row level security"));
+        up.push(format!("alter table {qt} force row level security"));
+        up.push(format!(
+            "create policy \"by_site\" on {qt} using (site_id = annex_api.annex_site_id()) \
+             with check (site_id = annex_api.annex_site_id())"
+        ));
+    }
+    for (field_name, f) in &e.fields {
+        if f.relation_kind() == Some(RelationKind::ManyToMany)
+            && let Some(to) = &f.to
+        {
+            up.push(junction_table(extension, name, field_name, to));
+        }
+    }
+    up
+}
+
+/// Drops entity `name` and its junction tables.
+pub(super) fn entity_down(extension: &str, name: &str, e: &Entity) -> Vec<String> {
+    let qs = quoted(&schema_of(extension));
+    let mut drops = Vec::new();
+    for (field_name, f) in e.fields.iter().rev() {
+        if f.relation_kind() == Some(RelationKind::ManyToMany) {
+            drops.push(format!("drop table {qs}.{}", quoted(&format!("{name}_{field_name}"))));
+        }
+    }
+    drops.push(format!("drop table {qs}.{}", quoted(name)));
+    drops
+}
+
+/// The SQL that creates declaration `d` of extension `extension` in its schema, and drops it.
+pub(crate) fn create(extension: &str, d: &Declaration) -> EntitySql {
+    let qs = quoted(&schema_of(extension));
     let mut up = Vec::new();
     let mut down = Vec::new();
     up.push(format!(
@@ -259,84 +347,31 @@ pub(crate) fn create(extension: &str, d: &Declaration) -> EntitySql {
          begin new.updated_at := now(); return new; end $$"
     ));
     for (name, e) in &d.enums {
-        let table = enum_table(name);
-        up.push(
-            Table::create()
-                .table((Alias::new(&schema), Alias::new(&table)))
-                .col(ColumnDef::new(Alias::new("value")).text().not_null().primary_key())
-                .col(ColumnDef::new(Alias::new("added_by")).text().not_null())
-                .to_string(PostgresQueryBuilder),
-        );
-        up.push(enum_values_insert(&schema, &table, extension, &e.values));
+        up.extend(enum_up(extension, name, &e.values));
     }
     for (key, x) in &d.enum_extensions {
         if let Some((owner, name)) = key.split_once('.') {
-            let (owner_schema, table) = (schema_of(owner), enum_table(name));
-            up.push(enum_values_insert(&owner_schema, &table, extension, &x.values));
-            let mut delete = Query::delete();
-            delete
-                .from_table((Alias::new(&owner_schema), Alias::new(&table)))
-                .and_where(Expr::col(Alias::new("added_by")).eq(extension))
-                .and_where(Expr::col(Alias::new("value")).is_in(x.values.iter().map(String::as_str)));
-            down.push(delete.to_string(PostgresQueryBuilder));
+            up.push(enum_values_up(extension, owner, name, &x.values));
+            down.push(enum_values_down(extension, owner, name, &x.values));
         }
     }
     // Entities that others reference come first: a table is created after those it points to
-    // within this declaration (relations form no cycle through required references in practice;
-    // a cycle is created in name order and its references added by the database as declared).
-    for name in creation_order(d) {
-        let Some(e) = d.entities.get(&name) else { continue };
-        let qt = format!("{qs}.{}", quoted(&name));
-        up.push(entity_table(extension, &name, e));
-        up.push(format!(
-            "create trigger \"_touch_updated_at\" before update on {qt} for each row execute function {qs}.\"_touch_updated_at\"()"
-        ));
-        for index in &e.indexes {
-            let mut i = Index::create();
-            let columns: Vec<String> = index
-                .fields
-                .iter()
-                .map(|f| e.fields.get(f).and_then(|x| x.column(f)).unwrap_or_else(|| f.clone()))
-                .collect();
-            i.name(format!("{name}_{}_idx", columns.join("_")))
-                .table((Alias::new(&schema), Alias::new(&name)));
-            for c in &columns {
-                i.col(Alias::new(c));
-            }
-            up.push(i.to_string(PostgresQueryBuilder));
-        }
-        if e.site_scoped {
-            up.push(format!("alter table {qt} enable row level security"));
-            up.push(format!("alter table {qt} force row level security"));
-            up.push(format!(
-                "create policy \"by_site\" on {qt} using (site_id = annex_api.annex_site_id()) \
-                 with check (site_id = annex_api.annex_site_id())"
-            ));
-        }
-        for (field_name, f) in &e.fields {
-            if f.relation_kind() == Some(RelationKind::ManyToMany)
-                && let Some(to) = &f.to
-            {
-                up.push(junction_table(extension, &name, field_name, to));
-            }
+    // within this declaration (a cycle is created in name order; PostgreSQL says what fails).
+    let order = creation_order(d);
+    for name in &order {
+        if let Some(e) = d.entities.get(name) {
+            up.extend(entity_up(extension, name, e));
         }
     }
-    let mut drops: Vec<String> = Vec::new();
-    for name in creation_order(d).iter().rev() {
+    for name in order.iter().rev() {
         if let Some(e) = d.entities.get(name) {
-            for (field_name, f) in e.fields.iter().rev() {
-                if f.relation_kind() == Some(RelationKind::ManyToMany) {
-                    drops.push(format!("drop table {qs}.{}", quoted(&format!("{name}_{field_name}"))));
-                }
-            }
+            down.extend(entity_down(extension, name, e));
         }
-        drops.push(format!("drop table {qs}.{}", quoted(name)));
     }
     for name in d.enums.keys().rev() {
-        drops.push(format!("drop table {qs}.{}", quoted(&enum_table(name))));
+        down.push(enum_down(extension, name));
     }
-    drops.push(format!("drop function {qs}.\"_touch_updated_at\"()"));
-    down.extend(drops);
+    down.push(format!("drop function {qs}.\"_touch_updated_at\"()"));
     EntitySql { up, down }
 }
 
