@@ -15,8 +15,8 @@
 use annex_entities::{Declaration, Entity, Field, FieldType, OnDelete, RelationKind};
 use sea_query::extension::postgres::PgBinOper;
 use sea_query::{
-    Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, Func, Index, OnConflict, PostgresQueryBuilder,
-    Query, SimpleExpr, Table,
+    Alias, ColumnDef, Expr, ForeignKey, ForeignKeyAction, ForeignKeyCreateStatement, Func, Index, OnConflict,
+    PostgresQueryBuilder, Query, SimpleExpr, Table,
 };
 
 /// The up and down SQL of a declaration created from nothing, statement by statement.
@@ -82,7 +82,7 @@ pub(super) fn column_def(name: &str, f: &Field) -> ColumnDef {
     c
 }
 
-fn default_expr(f: &Field, value: &serde_json::Value) -> SimpleExpr {
+pub(super) fn default_expr(f: &Field, value: &serde_json::Value) -> SimpleExpr {
     match (f.field_type, value) {
         (FieldType::Json, v) => Expr::val(v.to_string()).cast_as(Alias::new("jsonb")),
         (_, serde_json::Value::String(s)) => Expr::val(s.as_str()).into(),
@@ -167,34 +167,8 @@ fn entity_table(extension: &str, name: &str, e: &Entity) -> String {
     for (field_name, f) in &e.fields {
         let Some(column) = f.column(field_name) else { continue };
         t.col(column_def(&column, f));
-        match (f.field_type, f.relation_kind()) {
-            (FieldType::Enum, _) => {
-                if let Some(qualified) = &f.enum_name {
-                    t.foreign_key(
-                        ForeignKey::create()
-                            .name(format!("{name}_{column}_fkey"))
-                            .from_tbl((schema.clone(), Alias::new(name)))
-                            .from_col(Alias::new(&column))
-                            .to_tbl(table_ref(extension, qualified, enum_table))
-                            .to_col(Alias::new("value"))
-                            .on_delete(ForeignKeyAction::Restrict),
-                    );
-                }
-            }
-            (FieldType::Relation, Some(RelationKind::OneToOne | RelationKind::ManyToOne)) => {
-                if let Some(to) = &f.to {
-                    t.foreign_key(
-                        ForeignKey::create()
-                            .name(format!("{name}_{column}_fkey"))
-                            .from_tbl((schema.clone(), Alias::new(name)))
-                            .from_col(Alias::new(&column))
-                            .to_tbl(table_ref(extension, to, str::to_owned))
-                            .to_col(Alias::new("id"))
-                            .on_delete(on_delete(f)),
-                    );
-                }
-            }
-            _ => {}
+        if let Some(mut fk) = foreign_key(extension, name, &column, f) {
+            t.foreign_key(&mut fk);
         }
     }
     for fields in &e.unique {
@@ -206,6 +180,33 @@ fn entity_table(extension: &str, name: &str, e: &Entity) -> String {
         t.index(&mut index);
     }
     t.to_string(PostgresQueryBuilder)
+}
+
+/// The foreign key of field `f` (stored in `column` of `entity`): to the enum's lookup table, or
+/// to the related entity's `id`.
+pub(super) fn foreign_key(
+    extension: &str,
+    entity: &str,
+    column: &str,
+    f: &Field,
+) -> Option<ForeignKeyCreateStatement> {
+    let (target, to_col, action) = match (f.field_type, f.relation_kind()) {
+        (FieldType::Enum, _) => {
+            (table_ref(extension, f.enum_name.as_deref()?, enum_table), "value", ForeignKeyAction::Restrict)
+        }
+        (FieldType::Relation, Some(RelationKind::OneToOne | RelationKind::ManyToOne)) => {
+            (table_ref(extension, f.to.as_deref()?, str::to_owned), "id", on_delete(f))
+        }
+        _ => return None,
+    };
+    let mut fk = ForeignKey::create();
+    fk.name(format!("{entity}_{column}_fkey"))
+        .from_tbl((Alias::new(schema_of(extension)), Alias::new(entity)))
+        .from_col(Alias::new(column))
+        .to_tbl(target)
+        .to_col(Alias::new(to_col))
+        .on_delete(action);
+    Some(fk)
 }
 
 fn junction_table(extension: &str, entity: &str, field: &str, to: &str) -> String {

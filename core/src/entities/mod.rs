@@ -3,6 +3,7 @@
 //! and its validation are the `annex-entities` crate, shared with the `entities!` macro.
 
 pub(crate) mod api;
+pub(crate) mod changes;
 pub(crate) mod ddl;
 pub(crate) mod migrations;
 pub(crate) mod query;
