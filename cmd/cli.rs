@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{audit_cmd, extensions_cmd, logging, operators_cmd, serve};
+use crate::{audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, serve};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -40,6 +40,11 @@ enum Command {
     Extensions {
         #[command(subcommand)]
         command: extensions_cmd::ExtensionsCommand,
+    },
+    /// Declared entities: plan and apply a declaration change.
+    Entities {
+        #[command(subcommand)]
+        command: entities_cmd::EntitiesCommand,
     },
     /// Manage operators: people with roles, a site scope, a password and a personal token.
     Operators {
@@ -79,6 +84,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Serve { bind } => serve::serve(config, bind, cli.config).await,
             Command::Extensions { command } => extensions_cmd::run(config, command).await,
+            Command::Entities { command } => entities_cmd::run(config, command).await,
             Command::Operators { command } => operators_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }

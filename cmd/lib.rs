@@ -9,6 +9,7 @@ use annex_core::{Extension, host::RegistrationError};
 mod audit_cmd;
 mod cli;
 mod control_cmd;
+mod entities_cmd;
 mod extensions_cmd;
 mod logging;
 mod migrate_cmd;

@@ -649,3 +649,164 @@ mod examples {
         t.shutdown().await;
     }
 }
+
+/// Declaration versions: each change is a generated step diffed against what is applied.
+mod versions {
+    use std::sync::Arc;
+
+    use annex_core::extension::{Entities, entity_format};
+    use annex_core::testkit::TestHost;
+
+    const V1: &str = r#"
+version = 1
+[entities.part.fields]
+title = { type = "string", required = true }
+qty = { type = "int" }
+"#;
+    const V2_ADD: &str = r#"
+version = 2
+[entities.part.fields]
+title = { type = "string", required = true }
+qty = { type = "int" }
+note = { type = "text", max_length = 50 }
+"#;
+    const V2_RENAME: &str = r#"
+version = 2
+[entities.part.fields]
+name = { type = "string", required = true, renamed_from = "title" }
+qty = { type = "bigint" }
+"#;
+    const V3_DROP: &str = r#"
+version = 3
+[entities.part.fields]
+title = { type = "string", required = true }
+note = { type = "text", max_length = 50 }
+"#;
+
+    fn parts(declaration: &str) -> crate::common::Scripted {
+        let d = entity_format::parse_toml(declaration).expect("the test declaration parses");
+        crate::common::Scripted::new("parts", vec![]).with_entities(Entities::from_declaration(d))
+    }
+
+    async fn start(url: Option<&str>, declaration: &str) -> TestHost {
+        let mut b = TestHost::builder().extension(parts(declaration));
+        if let Some(url) = url {
+            b = b.database_url(url);
+        }
+        b.start().await.expect("host starts")
+    }
+
+    async fn columns(db: &sqlx::PgPool) -> Vec<String> {
+        sqlx::query_scalar(
+            "select column_name::text from information_schema.columns
+              where table_schema = 'ext_parts' and table_name = 'part' order by column_name",
+        )
+        .fetch_all(db)
+        .await
+        .expect("columns")
+    }
+
+    async fn admin(url: &str, declaration: &str, dir: &std::path::Path) -> annex_core::admin::Admin {
+        let mut config = annex_core::config::Config { data_dir: dir.to_owned(), ..Default::default() };
+        config.database.url = Some(url.to_owned());
+        config.server.secret = Some(annex_core::testkit::TEST_SECRET.to_owned());
+        config.extensions.entry("parts".into()).or_default().enabled = Some(false);
+        let ext: Arc<dyn annex_core::Extension> = Arc::new(parts(declaration));
+        annex_core::admin::Admin::connect(&config, &[ext]).await.expect("admin")
+    }
+
+    #[tokio::test]
+    async fn a_new_field_migrates_at_start_and_rolls_back_to_the_old_table() {
+        let t = start(None, V1).await;
+        let url = t.database_url().to_owned();
+        crate::common::sql(&t, "parts", "insert into part (title, qty) values ('bolt', 3)")
+            .await
+            .expect("row");
+        t.shutdown().await;
+        let db = crate::common::superuser(&url).await;
+        assert!(!columns(&db).await.contains(&"note".to_owned()));
+
+        let t = start(Some(&url), V2_ADD).await;
+        assert_eq!(
+            crate::common::sql(&t, "parts", "select title || ':' || coalesce(note, '-') from part").await,
+            Ok(Some("bolt:-".into())),
+            "the new field is there and the old rows are kept"
+        );
+        let too_long =
+            crate::common::sql(&t, "parts", &format!("update part set note = '{}'", "x".repeat(51))).await;
+        assert!(too_long.expect_err("the new field's rule is a constraint").contains("part_note_check"));
+        t.shutdown().await;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin = admin(&url, V2_ADD, dir.path()).await;
+        let plan = admin.entity_plan("parts").await.expect("plan");
+        assert_eq!((plan.applied_version, plan.declared_version), (Some(2), 2), "up to date");
+        let undone = admin.rollback("parts", 1_000_000_001, |_| {}).await.expect("rollback");
+        assert_eq!(undone.iter().map(|s| s.version).collect::<Vec<_>>(), [1_000_000_002]);
+        assert_eq!(
+            columns(&db).await,
+            ["created_at", "id", "qty", "title", "updated_at"],
+            "the old table again"
+        );
+        let versions: Vec<i32> = sqlx::query_scalar(
+            "select version from annex.entity_schemas where extension = 'parts' order by version",
+        )
+        .fetch_all(&db)
+        .await
+        .expect("versions");
+        assert_eq!(versions, [1], "the undone declaration is forgotten");
+        admin.close().await;
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_rename_keeps_the_data_and_a_widened_type_keeps_the_values() {
+        let t = start(None, V1).await;
+        let url = t.database_url().to_owned();
+        crate::common::sql(&t, "parts", "insert into part (title, qty) values ('nut', 9)")
+            .await
+            .expect("row");
+        t.shutdown().await;
+        let t = start(Some(&url), V2_RENAME).await;
+        assert_eq!(
+            crate::common::sql(&t, "parts", "select name || ':' || qty from part").await,
+            Ok(Some("nut:9".into()))
+        );
+        let db = crate::common::superuser(&url).await;
+        let qty_type: String = sqlx::query_scalar(
+            "select data_type::text from information_schema.columns where table_schema = 'ext_parts' and column_name = 'qty'",
+        )
+        .fetch_one(&db)
+        .await
+        .expect("type");
+        assert_eq!(qty_type, "bigint");
+        db.close().await;
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn dropping_a_field_is_refused_at_start_and_applied_only_when_allowed() {
+        let t = start(None, V2_ADD).await;
+        let url = t.database_url().to_owned();
+        t.shutdown().await;
+        let t = start(Some(&url), V3_DROP).await;
+        let state = t.host().state("parts");
+        let reason = format!("{state:?}");
+        assert!(reason.contains("would lose data") && reason.contains("--allow-destructive"), "{reason}");
+        t.shutdown().await;
+        let db = crate::common::superuser(&url).await;
+        assert!(columns(&db).await.contains(&"qty".to_owned()), "nothing was dropped");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin = admin(&url, V3_DROP, dir.path()).await;
+        let plan = admin.entity_plan("parts").await.expect("plan");
+        assert!(plan.changes.iter().any(|c| c.destructive), "{plan:?}");
+        assert!(plan.up.iter().any(|s| s.contains("drop column \"qty\"")), "{:?}", plan.up);
+        let refused = admin.migrate("parts", |_| {}).await.expect_err("refused without the flag");
+        assert!(refused.to_string().contains("--allow-destructive"), "{refused}");
+        admin.apply_entities("parts", true, |_| {}).await.expect("applied when allowed");
+        assert!(!columns(&db).await.contains(&"qty".to_owned()));
+        admin.close().await;
+        db.close().await;
+    }
+}

@@ -9,8 +9,10 @@ use crate::db::extension_db::{self, OpenError};
 use crate::db::isolation::{IsolationError, Isolator, schema_name};
 use crate::db::migrate::{MigrationError, MigrationStep};
 use crate::db::state;
+use crate::entities::migrations::{self as entity_migrations, EntityOpenError, EntityPlan};
 use crate::extension::migrations::Migrations;
 use crate::observe::audit::{self, AuditEntry};
+use crate::plan::catalog::Declared;
 
 /// Why an operator command on an extension's database failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,19 @@ pub enum ExtensionDbError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// The entity declaration's steps could not be generated, or are refused.
+    #[error("{0}")]
+    Entities(String),
+}
+
+impl From<EntityOpenError> for ExtensionDbError {
+    fn from(e: EntityOpenError) -> Self {
+        match e {
+            EntityOpenError::Open(e) => e.into(),
+            EntityOpenError::Store(e) => Self::Database(DbError::from(e)),
+            EntityOpenError::Plan(e) => Self::Entities(e.to_string()),
+        }
+    }
 }
 
 impl From<OpenError> for ExtensionDbError {
@@ -108,29 +123,64 @@ pub struct MigrationHistoryEntry {
 }
 
 impl Admin {
-    fn compiled_migrations(&self, name: &str) -> Result<&Migrations, ExtensionDbError> {
-        self.controller()
-            .catalog()
-            .get(name)
-            .map(|d| &d.migrations)
-            .ok_or_else(|| ExtensionDbError::NotCompiledIn(name.to_owned()))
-    }
-
     async fn isolator(&self) -> Result<Isolator, ExtensionDbError> {
         Ok(Isolator::prepare(&self.db.pool, &self.db.options, self.controller().config()).await?)
     }
 
-    /// Applies the pending migrations of `name` as its own role; `progress` sees each step.
+    /// Applies the pending migrations of `name` as its own role; `progress` sees each step. A
+    /// change of its entity declaration that can lose data is refused (see
+    /// [`Admin::apply_entities`]).
     pub async fn migrate(
         &self,
         name: &str,
+        progress: impl FnMut(&MigrationStep) + Send,
+    ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
+        self.apply(name, false, progress).await
+    }
+
+    /// Applies the pending migrations of `name`, its entity declaration's change included even
+    /// when it can lose data if `allow_destructive` (`annex entities apply --allow-destructive`).
+    pub async fn apply_entities(
+        &self,
+        name: &str,
+        allow_destructive: bool,
+        progress: impl FnMut(&MigrationStep) + Send,
+    ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
+        self.apply(name, allow_destructive, progress).await
+    }
+
+    /// What applying `name`'s entity declaration would change, and its SQL both ways.
+    pub async fn entity_plan(&self, name: &str) -> Result<EntityPlan, ExtensionDbError> {
+        let declared = self.declared(name)?;
+        let Some(d) = &declared.entities else {
+            return Err(ExtensionDbError::Entities(format!("extension `{name}` declares no entities")));
+        };
+        entity_migrations::plan(&self.db.pool, name, d)
+            .await
+            .map_err(|e| ExtensionDbError::Entities(e.to_string()))
+    }
+
+    fn declared(&self, name: &str) -> Result<&Declared, ExtensionDbError> {
+        self.controller().catalog().get(name).ok_or_else(|| ExtensionDbError::NotCompiledIn(name.to_owned()))
+    }
+
+    async fn apply(
+        &self,
+        name: &str,
+        allow_destructive: bool,
         mut progress: impl FnMut(&MigrationStep) + Send,
     ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
-        let migrations = self.compiled_migrations(name)?;
-        let grants =
-            self.controller().catalog().get(name).map(|d| d.foreign_grants.as_slice()).unwrap_or_default();
+        let declared = self.declared(name)?;
         let isolator = self.isolator().await?;
-        let (pool, steps) = extension_db::open(&isolator, name, migrations, grants, 1, &mut progress).await?;
+        let spec = entity_migrations::OpenSpec {
+            host_pool: &self.db.pool,
+            written: &declared.written_migrations,
+            declaration: declared.entities.as_ref(),
+            grants: &declared.foreign_grants,
+            size: 1,
+            allow_destructive,
+        };
+        let (pool, steps) = entity_migrations::open(&isolator, name, &spec, &mut progress).await?;
         pool.close().await;
         Ok(steps)
     }
@@ -144,7 +194,7 @@ impl Admin {
         version: i64,
         mut progress: impl FnMut(&MigrationStep) + Send,
     ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
-        let migrations = self.compiled_migrations(name)?;
+        let declared = self.declared(name)?;
         if state::one(&self.db.pool, name).await?.is_some_and(|s| s.enabled) {
             return Err(ExtensionDbError::Enabled {
                 name: name.to_owned(),
@@ -152,8 +202,18 @@ impl Admin {
                 hint: ", or pass --disable",
             });
         }
+        let migrations = entity_migrations::applied_steps(
+            &self.db.pool,
+            name,
+            &declared.written_migrations,
+            declared.entities.as_ref(),
+        )
+        .await?;
         let isolator = self.isolator().await?;
-        let steps = extension_db::rollback(&isolator, name, migrations, version, &mut progress).await?;
+        let steps = extension_db::rollback(&isolator, name, &migrations, version, &mut progress).await?;
+        if declared.entities.is_some() {
+            entity_migrations::forget_undone(&self.db.pool, name, version).await.map_err(DbError::from)?;
+        }
         if !steps.is_empty() {
             let entry = AuditEntry::new("cli", "extension.rolled_back", name)
                 .details(serde_json::json!({ "to_version": version, "steps": steps.len() }));

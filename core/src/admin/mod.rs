@@ -8,6 +8,7 @@ mod migrations;
 
 pub use crate::db::migrate::{MigrationStep, StepAction};
 pub use crate::db::store::HealthCheck;
+pub use crate::entities::migrations::EntityPlan;
 pub use crate::extension::gate::ExtensionState;
 pub use crate::observe::audit::{BreakReason, BrokenLink, ChainVerdict};
 pub use crate::plan::catalog::DeclaredHook;
@@ -18,5 +19,6 @@ pub use crate::runtime::views::{
     ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
     Permissions, ReplicaFigures, Route, SiteDeclarations, SwitchReport,
 };
+pub use annex_entities::{Change, PlannedChange};
 pub use client::Admin;
 pub use migrations::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};

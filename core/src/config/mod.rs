@@ -1,6 +1,7 @@
 //! `annex.toml`, environment overrides and defaults. No file is needed to run.
 
 pub(crate) mod admin_token;
+pub(crate) mod canonical;
 pub(crate) mod schema;
 pub(crate) mod secret;
 

@@ -27,7 +27,7 @@ fn add_column(extension: &str, entity: &str, name: &str, f: &Field) -> Vec<Strin
     let mut alter = Table::alter();
     alter
         .table((Alias::new(schema_of(extension)), Alias::new(entity)))
-        .add_column(&mut ddl::column_def(&column, f));
+        .add_column(ddl::column_def(&column, f));
     let mut out = vec![alter.to_string(PostgresQueryBuilder)];
     if let Some(fk) = ddl::foreign_key(extension, entity, &column, f) {
         out.push(fk.to_string(PostgresQueryBuilder));

@@ -7,3 +7,4 @@ pub(crate) mod changes;
 pub(crate) mod ddl;
 pub(crate) mod migrations;
 pub(crate) mod query;
+pub(crate) mod store;

@@ -37,7 +37,12 @@ pub(crate) struct Declared {
     pub(crate) routes: Vec<(Method, String)>,
     pub(crate) hooks: Vec<DeclaredHook>,
     pub(crate) config_schema: Option<serde_json::Value>,
+    /// Every step as it is before anything is applied (hand-written and generated).
     pub(crate) migrations: Migrations,
+    /// The hand-written steps alone.
+    pub(crate) written_migrations: Migrations,
+    /// Its entity declaration, if it has one that parses.
+    pub(crate) entities: Option<annex_entities::Declaration>,
     /// What its entities need granted on other extensions' tables.
     pub(crate) foreign_grants: Vec<crate::db::isolation::ForeignGrant>,
 }
@@ -130,6 +135,8 @@ fn declare(
         hooks,
         config_schema: extension.config_schema(),
         migrations: crate::entities::migrations::migrations_of(&metadata.name, extension),
+        written_migrations: extension.migrations(),
+        entities: crate::entities::migrations::declaration_of(extension),
         foreign_grants: crate::entities::migrations::foreign_grants(extension),
         metadata,
     }

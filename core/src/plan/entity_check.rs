@@ -36,19 +36,7 @@ pub(super) fn check<'a>(
             others: parsed.iter().filter(|(n, _)| **n != m.name).map(|(n, d)| (*n, *d)).collect(),
             local_only: false,
         };
-        let mut problems = validate(d, &scope);
-        if d.version > 1 {
-            // Migrations between declaration versions (a diff into up/down steps) are not
-            // generated yet; refusing here beats a CREATE that fails on the tables of version 1.
-            problems.push(annex_entities::Problem {
-                pointer: "/version".into(),
-                code: "invalid_rule",
-                message: format!(
-                    "version {} needs a migration from the previous declaration, which annex does not generate                      yet; keep version = 1 and change the declaration only before it is applied anywhere",
-                    d.version
-                ),
-            });
-        }
+        let problems = validate(d, &scope);
         if !problems.is_empty() {
             errors.push(PlanError::InvalidEntities {
                 extension: m.name.clone(),

@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::db::extension_db;
 use crate::db::isolation::{DEFAULT_POOL_SIZE, Isolator};
 use crate::db::state;
+use crate::entities::migrations as entity_migrations;
 use crate::extension::context::Context;
 use crate::extension::events::{Event, EventBus};
 use crate::extension::gate::{ExtensionState, Slot};
@@ -264,10 +264,19 @@ impl Runtime {
         }
         m.slot.set(ExtensionState::Starting);
         let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
-        let migrations = crate::entities::migrations::migrations_of(m.name(), &*m.extension);
         let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
-        let grants = crate::entities::migrations::foreign_grants(&*m.extension);
-        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, &grants, size, &mut |_| {})
+        let (written, declaration) =
+            (m.extension.migrations(), entity_migrations::declaration_of(&*m.extension));
+        let grants = entity_migrations::foreign_grants(&*m.extension);
+        let spec = entity_migrations::OpenSpec {
+            host_pool: self.pool(),
+            written: &written,
+            declaration: declaration.as_ref(),
+            grants: &grants,
+            size,
+            allow_destructive: false,
+        };
+        let (pool, applied) = entity_migrations::open(isolator, m.name(), &spec, &mut |_| {})
             .await
             .map_err(|e| e.to_string())?;
         if !applied.is_empty() {

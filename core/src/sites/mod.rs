@@ -3,6 +3,5 @@
 //! a walk-through are in docs/sites.md; the tables in migrations/0007_sites.up.sql.
 
 pub(crate) mod gates;
-pub(crate) mod hash;
 
-pub use hash::config_hash;
+pub use crate::config::canonical::config_hash;

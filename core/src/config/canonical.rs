@@ -1,5 +1,6 @@
-//! `config_hash`: the SHA-256 (lowercase hex) of a config's RFC 8785 (JCS) canonical JSON, so
-//! the same config hashes the same whatever its key order or number spelling.
+//! `config_hash`: the SHA-256 (lowercase hex) of a JSON value's RFC 8785 (JCS) canonical form,
+//! so the same config hashes the same whatever its key order or number spelling. Sign-offs name
+//! a site config by it; applied entity declarations are checksummed with it.
 
 use sha2::{Digest, Sha256};
 
