@@ -7,13 +7,12 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::{PgPool, Postgres, Transaction};
-use uuid::Uuid;
 
 use super::conflicts;
 use super::error::SiteError;
 use super::report::{Finding, Report};
 use super::site_extensions::{self, SiteExtension};
-use super::store::{self, Site};
+use super::store::{self, Site, notify};
 use super::validate::{self, Candidate, Checks};
 use crate::access::Actor;
 use crate::config::schema::SchemaViolation;
@@ -53,12 +52,6 @@ pub struct Deactivation {
 /// The audit target of an extension at a site.
 pub(crate) fn target(site: &Site, extension: &str) -> String {
     format!("sites/{}/extensions/{extension}", site.slug)
-}
-
-/// `NOTIFY annex_sites '<site id>'`, delivered when the transaction commits.
-pub(crate) async fn notify(tx: &mut Transaction<'_, Postgres>, site: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_notify('annex_sites', $1)").bind(site.to_string()).execute(&mut **tx).await?;
-    Ok(())
 }
 
 /// Checks a free-text field: at most `max` characters and no NUL.

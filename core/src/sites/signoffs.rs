@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::activation::{check_text, notify, target};
+use super::activation::{check_text, target};
 use super::error::SiteError;
 use super::site_extensions;
-use super::store::{self, Site};
+use super::store::{self, Site, notify};
 use crate::access::{Operator, operators};
 use crate::observe::audit::{self, AuditEntry};
 use crate::plan::catalog::Catalog;

@@ -175,7 +175,7 @@ pub(crate) async fn restore(
         let candidates: Vec<Candidate> = activation::candidates(catalog, pairs)?;
         activation::apply(&mut tx, catalog, actor, &site, &candidates, &reason).await?
     };
-    activation::notify(&mut tx, site.id).await?;
+    store::notify(&mut tx, site.id).await?;
     let entry = AuditEntry::new(actor.audit_name(), "site.snapshot_restored", format!("sites/{}", site.slug))
         .details(json!({ "snapshot": snapshot.id, "reason": reason, "deactivated": deactivated,
                          "activated": activated.iter().map(|a| &a.extension).collect::<Vec<_>>() }));

@@ -156,10 +156,16 @@ pub(crate) async fn set_suspended(pool: &PgPool, actor: &Actor, site: &Site, sus
         .await?;
     let action = if suspended { "site.suspended" } else { "site.resumed" };
     audit::record(&mut *tx, &AuditEntry::new(actor.audit_name(), action, format!("sites/{}", site.slug))).await?;
-    super::activation::notify(&mut tx, site.id).await?;
+    notify(&mut tx, site.id).await?;
     let updated = find(&mut *tx, &site.id.to_string()).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+/// `NOTIFY annex_sites '<site id>'`, delivered when the transaction commits.
+pub(crate) async fn notify(tx: &mut Transaction<'_, Postgres>, site: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_notify('annex_sites', $1)").bind(site.to_string()).execute(&mut **tx).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod extensions;
 mod health;
 mod metrics;
 mod openapi;
+mod openapi_parts;
 mod openapi_sites;
 mod site_extensions;
 mod site_reports;

@@ -6,33 +6,11 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+use super::openapi_parts::{MAX_BODY, error, internal, ok, query_param, schema_ref, unauthorized};
+
 /// The document handler.
 pub(super) async fn document() -> Json<Value> {
     Json(spec())
-}
-
-/// The largest body axum buffers (its default limit): bigger ones are answered 413.
-pub(super) const MAX_BODY: &str = "2 MiB";
-
-pub(super) fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-/// A JSON error response (`{"error": {code, message, request_id}}`).
-pub(super) fn error(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
-}
-
-pub(super) fn ok(description: &str, schema: Value) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
-}
-
-pub(super) fn unauthorized() -> Value {
-    error("missing or wrong bearer token")
-}
-
-pub(super) fn internal() -> Value {
-    error("the database failed (details are logged, never sent)")
 }
 
 fn name_param() -> Value {
@@ -41,9 +19,6 @@ fn name_param() -> Value {
             "schema": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$" } })
 }
 
-pub(super) fn query_param(name: &str, schema: Value, description: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
-}
 
 /// Where stateful testing (and a reader) finds names: the list's first extension.
 fn name_links() -> Value {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::openapi::{MAX_BODY, error, internal, ok, query_param, schema_ref, unauthorized};
+use super::openapi_parts::{MAX_BODY, error, internal, ok, query_param, schema_ref, unauthorized};
 
 const SLUG: &str = "^[a-z0-9][a-z0-9-]{0,62}$";
 const NAME: &str = "^[a-z][a-z0-9_]{0,39}$";
