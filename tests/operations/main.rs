@@ -12,4 +12,5 @@ mod json_values;
 mod metrics;
 mod replicas;
 mod scaffold;
+mod sites;
 mod support;
