@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{audit_cmd, extensions_cmd, logging, serve};
+use crate::{audit_cmd, extensions_cmd, logging, serve, sites_cmd};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: extensions_cmd::ExtensionsCommand,
     },
+    /// Sites (tenants): their extensions, sign-offs, reports and snapshots.
+    Sites {
+        #[command(subcommand)]
+        command: sites_cmd::SitesCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -74,6 +79,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         match cli.command {
             Command::Serve { bind } => serve::serve(config, bind, cli.config).await,
             Command::Extensions { command } => extensions_cmd::run(config, command).await,
+            Command::Sites { command } => sites_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })

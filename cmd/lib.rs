@@ -14,6 +14,7 @@ mod logging;
 mod migrate_cmd;
 mod scaffold;
 mod serve;
+mod sites_cmd;
 
 pub use cli::run;
 

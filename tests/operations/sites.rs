@@ -67,7 +67,13 @@ impl Kit {
     }
 
     /// A request with `token` (the admin token when `None`), JSON body when given.
-    async fn call(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.t.client().request(method, self.t.url(path)).bearer_auth(token.unwrap_or(TOKEN));
         if let Some(b) = body {
             req = req.json(&b);
@@ -83,7 +89,8 @@ impl Kit {
     }
 
     async fn site(&self, slug: &str) -> Value {
-        let (s, b) = self.admin(Method::POST, "/api/v1/sites", Some(json!({"slug": slug, "name": slug}))).await;
+        let (s, b) =
+            self.admin(Method::POST, "/api/v1/sites", Some(json!({"slug": slug, "name": slug}))).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b
     }
@@ -141,7 +148,9 @@ async fn validation_names_each_conflict_and_activation_refuses_it() {
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert_eq!(b["error"]["code"], "activation_refused");
     assert_eq!(codes(&b["report"]["conflicts"]), ["missing_capability"]);
-    let open = k.count("select count(*) from annex.site_conflicts where extension = 'orders' and resolved_at is null").await;
+    let open = k
+        .count("select count(*) from annex.site_conflicts where extension = 'orders' and resolved_at is null")
+        .await;
     assert_eq!(open, 1, "the detected conflict is recorded");
 
     // Extension dependency missing.
@@ -208,7 +217,9 @@ async fn validation_names_each_conflict_and_activation_refuses_it() {
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(b["error"]["code"], "has_dependents");
     assert!(b["error"]["message"].as_str().unwrap().contains("`orders`"));
-    let (s, b) = k.admin(Method::DELETE, "/api/v1/sites/plant/extensions/printer?cascade=true&reason=done", None).await;
+    let (s, b) = k
+        .admin(Method::DELETE, "/api/v1/sites/plant/extensions/printer?cascade=true&reason=done", None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["deactivated"], json!(["orders", "printer"]));
     let legacy_open = k
@@ -216,7 +227,8 @@ async fn validation_names_each_conflict_and_activation_refuses_it() {
         .await;
     assert_eq!(legacy_open, 0, "deactivating the other side resolves the conflict");
     let (_, status) = k.admin(Method::GET, "/api/v1/sites/plant/status", None).await;
-    let printer = status["extensions"].as_array().unwrap().iter().find(|e| e["extension"] == "printer").unwrap();
+    let printer =
+        status["extensions"].as_array().unwrap().iter().find(|e| e["extension"] == "printer").unwrap();
     assert_eq!(printer["state"], "inactive");
     let deactivated: String = sqlx::query_scalar(
         "select details->>'old_hash' from annex.audit_log where action = 'site.extension_deactivated'
@@ -243,7 +255,11 @@ async fn sign_offs_gate_activation_and_bind_to_the_config_hash() {
     let (s, b) = k.activate("lab", "esig", json!({"threshold": 1})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     let message = b["error"]["message"].as_str().unwrap();
-    assert!(message.contains(ASPECT) && message.contains("`quality-focal`") && message.contains("`quality-manager`"));
+    assert!(
+        message.contains(ASPECT)
+            && message.contains("`quality-focal`")
+            && message.contains("`quality-manager`")
+    );
     let missing = b["report"]["missing_signoffs"].as_array().unwrap();
     assert_eq!(missing.len(), 2);
     assert_eq!(missing[0]["aspect"], ASPECT);
@@ -254,33 +270,43 @@ async fn sign_offs_gate_activation_and_bind_to_the_config_hash() {
         json!({"aspect": ASPECT, "role": role, "meaning": "approval", "config_hash": hash, "password": password,
                "notes": "checked"})
     };
-    let (s, b) = k.call(Some(&focal), Method::POST, signoffs, Some(sign("quality-focal", "wrong password!", &hash))).await;
+    let (s, b) = k
+        .call(Some(&focal), Method::POST, signoffs, Some(sign("quality-focal", "wrong password!", &hash)))
+        .await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_password")));
-    let (s, b) = k.call(Some(&focal), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
+    let (s, b) =
+        k.call(Some(&focal), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("role_not_held")));
     let stale = "0".repeat(64);
-    let (s, b) = k.call(Some(&focal), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &stale))).await;
+    let (s, b) =
+        k.call(Some(&focal), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &stale))).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("stale_config_hash")));
     assert!(b["error"]["message"].as_str().unwrap().contains(&hash), "names the current hashes");
-    let (s, _) = k.call(Some(&viewer), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &hash))).await;
+    let (s, _) =
+        k.call(Some(&viewer), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &hash))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a viewer cannot sign");
     let (s, b) = k.admin(Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &hash))).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("operator_required")));
     let activate = "/api/v1/sites/lab/extensions/esig/activate";
-    let (s, _) = k.call(Some(&viewer), Method::POST, activate, Some(json!({"config": {"threshold": 1}}))).await;
+    let (s, _) =
+        k.call(Some(&viewer), Method::POST, activate, Some(json!({"config": {"threshold": 1}}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a viewer cannot activate");
     assert_eq!(k.count("select count(*) from annex.compliance_signoffs").await, 0, "refusals wrote nothing");
 
     // Two-person rule: one person, one role per aspect and hash.
-    let (s, b) = k.call(Some(&both), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &hash))).await;
+    let (s, b) =
+        k.call(Some(&both), Method::POST, signoffs, Some(sign("quality-focal", PASSWORD, &hash))).await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert_eq!(b["printed_name"], "both Printed");
-    let (s, b) = k.call(Some(&both), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
+    let (s, b) =
+        k.call(Some(&both), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
     assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("two_person_rule")));
-    let (s, _) = k.call(Some(&manager), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
+    let (s, _) =
+        k.call(Some(&manager), Method::POST, signoffs, Some(sign("quality-manager", PASSWORD, &hash))).await;
     assert_eq!(s, StatusCode::CREATED);
 
-    let (s, b) = k.call(Some(&site_admin), Method::POST, activate, Some(json!({"config": {"threshold": 1}}))).await;
+    let (s, b) =
+        k.call(Some(&site_admin), Method::POST, activate, Some(json!({"config": {"threshold": 1}}))).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["action"], "activated");
     assert_eq!(b["config_hash"], hash.as_str());
@@ -309,15 +335,23 @@ async fn sign_offs_gate_activation_and_bind_to_the_config_hash() {
     }
 
     // The audit trail, newest first, with old and new hash.
-    let (_, trail) = k.admin(Method::GET, "/api/v1/sites/lab/extensions/esig/audit-trail?limit=3", None).await;
-    let actions: Vec<&str> = trail["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let (_, trail) =
+        k.admin(Method::GET, "/api/v1/sites/lab/extensions/esig/audit-trail?limit=3", None).await;
+    let actions: Vec<&str> =
+        trail["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["site.extension_reconfigured", "site.signoff_recorded", "site.signoff_recorded"]);
     assert_eq!(trail["entries"][0]["details"]["old_hash"], hash.as_str());
     assert_eq!(trail["entries"][0]["details"]["new_hash"], new_hash.as_str());
     let next = trail["next_before"].as_i64().expect("another page");
-    let (_, page) = k.admin(Method::GET, &format!("/api/v1/sites/lab/extensions/esig/audit-trail?before={next}"), None).await;
-    let actions: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-    assert!(actions.contains(&"site.extension_activated") && actions.contains(&"site.extension_proposed"), "{actions:?}");
+    let (_, page) = k
+        .admin(Method::GET, &format!("/api/v1/sites/lab/extensions/esig/audit-trail?before={next}"), None)
+        .await;
+    let actions: Vec<&str> =
+        page["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(
+        actions.contains(&"site.extension_activated") && actions.contains(&"site.extension_proposed"),
+        "{actions:?}"
+    );
 
     // The compliance report, JSON and CSV.
     let (_, report) = k.admin(Method::GET, "/api/v1/sites/lab/compliance-report", None).await;
@@ -325,22 +359,26 @@ async fn sign_offs_gate_activation_and_bind_to_the_config_hash() {
     assert_eq!(esig["config_hash"], new_hash.as_str());
     assert_eq!(esig["signoffs"].as_array().unwrap().len(), 2);
     assert_eq!(esig["missing"], json!([]));
-    let res = k
-        .t
-        .client()
-        .get(k.t.url("/api/v1/sites/lab/compliance-report"))
-        .bearer_auth(TOKEN)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let res =
+        k.t.client()
+            .get(k.t.url("/api/v1/sites/lab/compliance-report"))
+            .bearer_auth(TOKEN)
+            .header("accept", "text/csv")
+            .send()
+            .await
+            .unwrap();
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let csv = res.text().await.unwrap();
     assert!(csv.starts_with("site,extension,version,config_hash"), "{csv}");
-    assert!(csv.contains("focal Printed") && csv.contains("manager Printed") && csv.contains(",signed,"), "{csv}");
+    assert!(
+        csv.contains("focal Printed") && csv.contains("manager Printed") && csv.contains(",signed,"),
+        "{csv}"
+    );
 
     // Append-only, even for the database owner.
-    for sql in ["update annex.compliance_signoffs set notes = 'edited'", "delete from annex.compliance_signoffs"] {
+    for sql in
+        ["update annex.compliance_signoffs set notes = 'edited'", "delete from annex.compliance_signoffs"]
+    {
         let err = sqlx::query(sql).execute(&k.pool).await.expect_err("refused");
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
@@ -404,17 +442,20 @@ async fn an_operator_of_site_a_gets_404_on_every_site_b_endpoint() {
         assert_eq!(b["error"]["code"], "unknown_site", "{m} {b_path}");
         assert!(!b["error"]["message"].as_str().unwrap().contains("may not"), "no hint that it exists");
         // The same answer as for a site that does not exist at all.
-        let (s, _) = k.call(Some(&token), method, &path.replace("{site}", "nowhere"), Some(bodies(path))).await;
+        let (s, _) =
+            k.call(Some(&token), method, &path.replace("{site}", "nowhere"), Some(bodies(path))).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
     let (_, list) = k.call(Some(&token), Method::GET, "/api/v1/sites", None).await;
-    let slugs: Vec<&str> = list["sites"].as_array().unwrap().iter().map(|s| s["slug"].as_str().unwrap()).collect();
+    let slugs: Vec<&str> =
+        list["sites"].as_array().unwrap().iter().map(|s| s["slug"].as_str().unwrap()).collect();
     assert_eq!(slugs, ["site-a"]);
     let (s, _) = k.call(Some(&token), Method::GET, "/api/v1/sites/site-a/status", None).await;
     assert_eq!(s, StatusCode::OK, "their own site answers");
     let (s, _) = k.call(Some(&token), Method::POST, "/api/v1/sites/site-a/suspend", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "a site admin cannot suspend");
-    let (s, _) = k.call(Some(&token), Method::POST, "/api/v1/sites", Some(json!({"slug": "c", "name": "c"}))).await;
+    let (s, _) =
+        k.call(Some(&token), Method::POST, "/api/v1/sites", Some(json!({"slug": "c", "name": "c"}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "nor create sites");
     k.shutdown().await;
 }
@@ -431,16 +472,76 @@ async fn bad_input_gets_a_json_error_and_writes_nothing() {
     };
     let before = written().await;
     let cases: Vec<(Method, &str, Value, StatusCode, &str)> = vec![
-        (Method::POST, "/api/v1/sites", json!({"slug": "Bad Slug", "name": "x"}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_slug"),
-        (Method::POST, "/api/v1/sites", json!({"slug": "shop", "name": "again"}), StatusCode::CONFLICT, "site_exists"),
-        (Method::POST, "/api/v1/sites", json!({"slug": "ok", "name": "   "}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_site_name"),
-        (Method::POST, "/api/v1/sites/nowhere/extensions/printer/activate", json!({"config": {}}), StatusCode::NOT_FOUND, "unknown_site"),
-        (Method::POST, "/api/v1/sites/shop/extensions/nothing/activate", json!({"config": {}}), StatusCode::NOT_FOUND, "unknown_extension"),
-        (Method::POST, "/api/v1/sites/shop/extensions/esig/activate", json!({"config": {"threshold": "high"}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_config"),
-        (Method::POST, "/api/v1/sites/shop/extensions/esig/activate", json!({"config": [1]}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_config"),
-        (Method::POST, "/api/v1/sites/shop/extensions/esig/activate", json!({"conf": {}}), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
-        (Method::DELETE, "/api/v1/sites/shop/extensions/printer", Value::Null, StatusCode::CONFLICT, "not_active"),
-        (Method::GET, "/api/v1/sites/shop/snapshots/not-a-uuid", Value::Null, StatusCode::NOT_FOUND, "unknown_snapshot"),
+        (
+            Method::POST,
+            "/api/v1/sites",
+            json!({"slug": "Bad Slug", "name": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_slug",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites",
+            json!({"slug": "shop", "name": "again"}),
+            StatusCode::CONFLICT,
+            "site_exists",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites",
+            json!({"slug": "ok", "name": "   "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_site_name",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites/nowhere/extensions/printer/activate",
+            json!({"config": {}}),
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites/shop/extensions/nothing/activate",
+            json!({"config": {}}),
+            StatusCode::NOT_FOUND,
+            "unknown_extension",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites/shop/extensions/esig/activate",
+            json!({"config": {"threshold": "high"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites/shop/extensions/esig/activate",
+            json!({"config": [1]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+        ),
+        (
+            Method::POST,
+            "/api/v1/sites/shop/extensions/esig/activate",
+            json!({"conf": {}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/sites/shop/extensions/printer",
+            Value::Null,
+            StatusCode::CONFLICT,
+            "not_active",
+        ),
+        (
+            Method::GET,
+            "/api/v1/sites/shop/snapshots/not-a-uuid",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+            "unknown_snapshot",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let body = (!body.is_null()).then_some(body);
@@ -474,7 +575,8 @@ async fn restoring_a_snapshot_revalidates_and_cannot_bypass_sign_offs() {
     k.site("works").await;
     assert_eq!(k.activate("works", "printer", json!({})).await.0, StatusCode::OK);
     assert_eq!(k.activate("works", "orders", json!({"lines": 3})).await.0, StatusCode::OK);
-    let (s, snap) = k.admin(Method::POST, "/api/v1/sites/works/snapshots", Some(json!({"label": "good"}))).await;
+    let (s, snap) =
+        k.admin(Method::POST, "/api/v1/sites/works/snapshots", Some(json!({"label": "good"}))).await;
     assert_eq!(s, StatusCode::CREATED, "{snap}");
     assert_eq!(snap["content"]["extensions"].as_array().unwrap().len(), 2);
     let id = snap["id"].as_str().unwrap().to_owned();
@@ -485,10 +587,12 @@ async fn restoring_a_snapshot_revalidates_and_cannot_bypass_sign_offs() {
     let (s, _) = k.admin(Method::DELETE, "/api/v1/sites/works/extensions/printer?cascade=true", None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(k.activate("works", "printer_b", json!({})).await.0, StatusCode::OK);
-    let (s, r) = k.admin(Method::POST, &format!("/api/v1/sites/works/snapshots/{id}/restore"), Some(json!({}))).await;
+    let (s, r) =
+        k.admin(Method::POST, &format!("/api/v1/sites/works/snapshots/{id}/restore"), Some(json!({}))).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["deactivated"], json!(["printer_b"]));
-    let mut names: Vec<&str> = r["activated"].as_array().unwrap().iter().map(|a| a["extension"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> =
+        r["activated"].as_array().unwrap().iter().map(|a| a["extension"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["orders", "printer"]);
 
@@ -503,7 +607,9 @@ async fn restoring_a_snapshot_revalidates_and_cannot_bypass_sign_offs() {
     .await
     .unwrap();
     let (_, before) = k.admin(Method::GET, "/api/v1/sites/works/features", None).await;
-    let (s, r) = k.admin(Method::POST, &format!("/api/v1/sites/works/snapshots/{forged_id}/restore"), Some(json!({}))).await;
+    let (s, r) = k
+        .admin(Method::POST, &format!("/api/v1/sites/works/snapshots/{forged_id}/restore"), Some(json!({})))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{r}");
     assert_eq!(r["report"]["missing_signoffs"].as_array().unwrap().len(), 2);
     let (_, after) = k.admin(Method::GET, "/api/v1/sites/works/features", None).await;

@@ -60,13 +60,18 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Sit
         return Err(SiteError::InvalidInput(format!("`{field}` contains a NUL character; remove it")));
     }
     if value.chars().count() > max {
-        return Err(SiteError::InvalidInput(format!("`{field}` is longer than {max} characters; shorten it")));
+        return Err(SiteError::InvalidInput(format!(
+            "`{field}` is longer than {max} characters; shorten it"
+        )));
     }
     Ok(())
 }
 
 /// The candidates for `(name, config)` pairs: every name compiled in and given once.
-pub(crate) fn candidates(catalog: &Catalog, pairs: Vec<(String, Value)>) -> Result<Vec<Candidate>, SiteError> {
+pub(crate) fn candidates(
+    catalog: &Catalog,
+    pairs: Vec<(String, Value)>,
+) -> Result<Vec<Candidate>, SiteError> {
     let mut out: Vec<Candidate> = Vec::with_capacity(pairs.len());
     for (name, config) in pairs {
         if catalog.get(&name).is_none() {
@@ -80,7 +85,9 @@ pub(crate) fn candidates(catalog: &Catalog, pairs: Vec<(String, Value)>) -> Resu
         out.push(Candidate::new(name, config));
     }
     if out.is_empty() {
-        return Err(SiteError::InvalidInput("`extensions` is empty; list at least one {name, config}".into()));
+        return Err(SiteError::InvalidInput(
+            "`extensions` is empty; list at least one {name, config}".into(),
+        ));
     }
     Ok(out)
 }
@@ -97,7 +104,8 @@ async fn evaluate(
     let running = site_extensions::running(&rows, &names);
     let hashes: Vec<String> = candidates.iter().map(|c| c.hash.clone()).collect();
     let signed = site_extensions::signed(&mut **tx, site.id, &hashes).await?;
-    let mut report = validate::check(catalog, &site.slug, &running, candidates, &signed, Checks { config: true });
+    let mut report =
+        validate::check(catalog, &site.slug, &running, candidates, &signed, Checks { config: true });
     for c in candidates {
         if rows.iter().any(|r| r.extension == c.name && r.is_active() && r.config_hash == c.hash) {
             report.warnings.push(Finding {
@@ -145,13 +153,21 @@ fn refusal(site: &Site, candidates: &[Candidate], report: Report) -> SiteError {
             .errors
             .iter()
             .filter(|e| e.extension == extension)
-            .map(|e| SchemaViolation { pointer: e.pointer.clone().unwrap_or_default(), message: e.message.clone() })
+            .map(|e| SchemaViolation {
+                pointer: e.pointer.clone().unwrap_or_default(),
+                message: e.message.clone(),
+            })
             .collect();
         return SiteError::InvalidConfig { extension, errors, report: Box::new(report) };
     }
     let names: Vec<String> = candidates.iter().map(|c| format!("`{}`", c.name)).collect();
     SiteError::Refused {
-        message: format!("activation of {} at site `{}` refused: {}", names.join(", "), site.slug, report.summary()),
+        message: format!(
+            "activation of {} at site `{}` refused: {}",
+            names.join(", "),
+            site.slug,
+            report.summary()
+        ),
         report: Box::new(report),
     }
 }
@@ -199,14 +215,16 @@ pub(crate) async fn apply(
             continue;
         }
         let config_version =
-            site_extensions::write_active(tx, site.id, &c.name, &version, &c.config, &c.hash, &stored).await?;
+            site_extensions::write_active(tx, site.id, &c.name, &version, &c.config, &c.hash, &stored)
+                .await?;
         let action = if old_hash.is_some() { "reconfigured" } else { "activated" };
         let details = json!({
             "old_hash": old_hash, "new_hash": c.hash, "reason": reason, "actor": actor.audit_name(),
             "version": version, "config_version": config_version,
         });
-        let entry = AuditEntry::new(actor.audit_name(), format!("site.extension_{action}"), target(site, &c.name))
-            .details(details);
+        let entry =
+            AuditEntry::new(actor.audit_name(), format!("site.extension_{action}"), target(site, &c.name))
+                .details(details);
         audit::record(&mut **tx, &entry).await?;
         done.push(Activation {
             site: site.slug.clone(),
@@ -253,10 +271,15 @@ pub(crate) async fn activate(
             if !report.missing_signoffs.is_empty() {
                 let version = catalog.get(&c.name).map(|d| d.metadata.version.clone()).unwrap_or_default();
                 let stored = serde_json::to_value(&*report).unwrap_or(Value::Null);
-                site_extensions::write_proposal(&mut tx, site.id, &c.name, &version, &c.config, &c.hash, &stored)
-                    .await?;
-                let entry = AuditEntry::new(actor.audit_name(), "site.extension_proposed", target(&site, &c.name))
-                    .details(json!({ "proposed_hash": c.hash, "reason": reason, "actor": actor.audit_name() }));
+                site_extensions::write_proposal(
+                    &mut tx, site.id, &c.name, &version, &c.config, &c.hash, &stored,
+                )
+                .await?;
+                let entry =
+                    AuditEntry::new(actor.audit_name(), "site.extension_proposed", target(&site, &c.name))
+                        .details(
+                            json!({ "proposed_hash": c.hash, "reason": reason, "actor": actor.audit_name() }),
+                        );
                 audit::record(&mut *tx, &entry).await?;
                 message.push_str(&format!(
                     "; the config is stored as the proposal (hash `{}`): sign it, then activate again",
@@ -339,7 +362,8 @@ pub(crate) async fn deactivate(
     let mut order = dependents;
     order.push(extension.to_owned());
     for name in &order {
-        deactivate_one(&mut tx, actor, &site, &rows, name, reason, (name != extension).then_some(extension)).await?;
+        deactivate_one(&mut tx, actor, &site, &rows, name, reason, (name != extension).then_some(extension))
+            .await?;
     }
     notify(&mut tx, site.id).await?;
     tx.commit().await?;
@@ -363,8 +387,8 @@ pub(crate) async fn deactivate_one(
     let details = json!({
         "old_hash": old_hash, "reason": reason, "actor": actor.audit_name(), "cascade_of": cascade_of,
     });
-    let entry =
-        AuditEntry::new(actor.audit_name(), "site.extension_deactivated", target(site, name)).details(details);
+    let entry = AuditEntry::new(actor.audit_name(), "site.extension_deactivated", target(site, name))
+        .details(details);
     audit::record(&mut **tx, &entry).await?;
     Ok(())
 }

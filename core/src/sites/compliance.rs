@@ -42,7 +42,11 @@ pub struct ExtensionCompliance {
 }
 
 /// Builds the report.
-pub(crate) async fn report(pool: &PgPool, catalog: &Catalog, site: &Site) -> Result<ComplianceReport, SiteError> {
+pub(crate) async fn report(
+    pool: &PgPool,
+    catalog: &Catalog,
+    site: &Site,
+) -> Result<ComplianceReport, SiteError> {
     let rows = site_extensions::of_site(pool, site.id).await?;
     let active: Vec<_> = rows.into_iter().filter(|r| r.is_active()).collect();
     let hashes: Vec<String> = active.iter().map(|r| r.config_hash.clone()).collect();
@@ -62,7 +66,9 @@ pub(crate) async fn report(pool: &PgPool, catalog: &Catalog, site: &Site) -> Res
                         .signoffs
                         .iter()
                         .flat_map(|s| s.roles.iter().map(move |role| (s.aspect.clone(), role.clone())))
-                        .filter(|(aspect, role)| !signed.iter().any(|s| s.aspect == *aspect && s.role == *role))
+                        .filter(|(aspect, role)| {
+                            !signed.iter().any(|s| s.aspect == *aspect && s.role == *role)
+                        })
                         .map(|(aspect, role)| super::signoffs::RequiredSignoff { aspect, role })
                         .collect()
                 })
@@ -105,15 +111,43 @@ impl ComplianceReport {
             let head = [self.site.as_str(), &e.extension, &e.version, &e.config_hash, &version];
             for s in &e.signoffs {
                 line([
-                    head[0], head[1], head[2], head[3], head[4], "signed", &s.aspect, &s.role, &s.printed_name,
-                    &s.username, &s.meaning, &s.signed_at, &s.notes,
+                    head[0],
+                    head[1],
+                    head[2],
+                    head[3],
+                    head[4],
+                    "signed",
+                    &s.aspect,
+                    &s.role,
+                    &s.printed_name,
+                    &s.username,
+                    &s.meaning,
+                    &s.signed_at,
+                    &s.notes,
                 ]);
             }
             for m in &e.missing {
-                line([head[0], head[1], head[2], head[3], head[4], "missing", &m.aspect, &m.role, "", "", "", "", ""]);
+                line([
+                    head[0], head[1], head[2], head[3], head[4], "missing", &m.aspect, &m.role, "", "", "",
+                    "", "",
+                ]);
             }
             if e.signoffs.is_empty() && e.missing.is_empty() {
-                line([head[0], head[1], head[2], head[3], head[4], "none_required", "", "", "", "", "", "", ""]);
+                line([
+                    head[0],
+                    head[1],
+                    head[2],
+                    head[3],
+                    head[4],
+                    "none_required",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                ]);
             }
         }
         out

@@ -48,7 +48,8 @@ pub(crate) async fn record(
         .await?;
     }
     let names: Vec<String> = validated.iter().map(|s| (*s).to_owned()).collect();
-    let keys: Vec<String> = found.iter().map(|c| format!("{}\u{1}{}\u{1}{}", c.extension, c.other, c.kind.as_str())).collect();
+    let keys: Vec<String> =
+        found.iter().map(|c| format!("{}\u{1}{}\u{1}{}", c.extension, c.other, c.kind.as_str())).collect();
     sqlx::query(
         "update annex.site_conflicts
             set resolved_at = now(), resolution = 'no longer detected by a later validation'
@@ -82,7 +83,10 @@ pub(crate) async fn resolve_deactivated(
 }
 
 /// The site's open conflicts, oldest first.
-pub(crate) async fn open(executor: impl PgExecutor<'_>, site: Uuid) -> Result<Vec<RecordedConflict>, sqlx::Error> {
+pub(crate) async fn open(
+    executor: impl PgExecutor<'_>,
+    site: Uuid,
+) -> Result<Vec<RecordedConflict>, sqlx::Error> {
     let rows: Vec<(i64, String, String, String, String, String)> = sqlx::query_as(
         r#"select id, extension, other, kind, message,
                   to_char(detected_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as detected_at

@@ -78,7 +78,9 @@ pub enum SiteError {
     )]
     OperatorRequired,
     /// The signer lacks the role the sign-off is for.
-    #[error("operator `{username}` does not hold role `{role}`; an admin can grant it, or ask a holder to sign")]
+    #[error(
+        "operator `{username}` does not hold role `{role}`; an admin can grant it, or ask a holder to sign"
+    )]
     RoleNotHeld {
         /// The signer.
         username: String,
@@ -237,9 +239,10 @@ impl SiteError {
             | Self::StaleConfigHash { .. }
             | Self::TwoPersonRule { .. }
             | Self::AlreadySigned { .. } => StatusCode::CONFLICT,
-            Self::UnknownSite(_) | Self::UnknownExtension(_) | Self::UnknownSnapshot(_) | Self::NoProvider { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            Self::UnknownSite(_)
+            | Self::UnknownExtension(_)
+            | Self::UnknownSnapshot(_)
+            | Self::NoProvider { .. } => StatusCode::NOT_FOUND,
             Self::OperatorRequired | Self::RoleNotHeld { .. } => StatusCode::FORBIDDEN,
             Self::Access(e) => match e {
                 AccessError::InvalidUsername(_)

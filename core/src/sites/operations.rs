@@ -49,7 +49,12 @@ impl<'a> Sites<'a> {
     }
 
     /// Suspends or resumes a site (the caller resolved it with `Administer`).
-    pub async fn set_suspended(&self, actor: &Actor, site: &Site, suspended: bool) -> Result<Site, SiteError> {
+    pub async fn set_suspended(
+        &self,
+        actor: &Actor,
+        site: &Site,
+        suspended: bool,
+    ) -> Result<Site, SiteError> {
         store::set_suspended(self.pool, actor, site, suspended).await
     }
 
@@ -59,7 +64,11 @@ impl<'a> Sites<'a> {
     }
 
     /// Validates a set of `(extension, config)` together against what else `site` runs.
-    pub async fn validate_combination(&self, site: &Site, set: Vec<(String, Value)>) -> Result<Report, SiteError> {
+    pub async fn validate_combination(
+        &self,
+        site: &Site,
+        set: Vec<(String, Value)>,
+    ) -> Result<Report, SiteError> {
         let candidates = activation::candidates(self.catalog, set)?;
         activation::validate(self.pool, self.catalog, site, &candidates).await
     }
@@ -76,7 +85,8 @@ impl<'a> Sites<'a> {
         if self.catalog.get(extension).is_none() {
             return Err(SiteError::UnknownExtension(extension.to_owned()));
         }
-        activation::activate(self.pool, self.catalog, actor, site, Candidate::new(extension, config), reason).await
+        activation::activate(self.pool, self.catalog, actor, site, Candidate::new(extension, config), reason)
+            .await
     }
 
     /// Deactivates `extension` at `site` (and, with `cascade`, what needs it).
@@ -174,8 +184,13 @@ impl<'a> Sites<'a> {
     }
 
     /// Restores snapshot `id` at `site`, all or nothing.
-    pub async fn restore(&self, actor: &Actor, site: &Site, id: &str, reason: &str) -> Result<Restore, SiteError> {
+    pub async fn restore(
+        &self,
+        actor: &Actor,
+        site: &Site,
+        id: &str,
+        reason: &str,
+    ) -> Result<Restore, SiteError> {
         snapshots::restore(self.pool, self.catalog, actor, site, id, reason).await
     }
-
 }

@@ -143,7 +143,7 @@ pub(crate) async fn sign(
         .metadata
         .signoffs
         .iter()
-        .any(|s| s.aspect == request.aspect && s.roles.iter().any(|r| *r == request.role));
+        .any(|s| s.aspect == request.aspect && s.roles.contains(&request.role));
     if !required {
         let pairs: Vec<String> = declared
             .metadata
@@ -159,7 +159,10 @@ pub(crate) async fn sign(
         });
     }
     if !operator.has_role(&request.role) {
-        return Err(SiteError::RoleNotHeld { username: operator.username.clone(), role: request.role.clone() });
+        return Err(SiteError::RoleNotHeld {
+            username: operator.username.clone(),
+            role: request.role.clone(),
+        });
     }
     if request.password.contains('\0') {
         return Err(SiteError::Access(crate::access::AccessError::WrongPassword(operator.username.clone())));
@@ -265,7 +268,9 @@ pub(crate) async fn list(
             .metadata
             .signoffs
             .iter()
-            .flat_map(|s| s.roles.iter().map(|r| RequiredSignoff { aspect: s.aspect.clone(), role: r.clone() }))
+            .flat_map(|s| {
+                s.roles.iter().map(|r| RequiredSignoff { aspect: s.aspect.clone(), role: r.clone() })
+            })
             .collect(),
         signoffs: signed.into_iter().map(|r| from_row(r, active, proposed)).collect(),
     })

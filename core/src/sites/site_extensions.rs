@@ -70,7 +70,10 @@ const COLUMNS: &str = "extension, version, state, config, config_hash, config_ve
      to_char(updated_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as updated_at";
 
 /// Every row of the site, by extension name.
-pub(crate) async fn of_site(executor: impl PgExecutor<'_>, site: Uuid) -> Result<Vec<SiteExtension>, sqlx::Error> {
+pub(crate) async fn of_site(
+    executor: impl PgExecutor<'_>,
+    site: Uuid,
+) -> Result<Vec<SiteExtension>, sqlx::Error> {
     sqlx::query_as::<_, SiteExtension>(&format!(
         "select {COLUMNS} from annex.site_extensions where site_id = $1 order by extension"
     ))
@@ -88,7 +91,11 @@ pub(crate) fn running(rows: &[SiteExtension], except: &[&str]) -> Vec<Running> {
 }
 
 /// The sign-offs given at the site for any of `hashes`.
-pub(crate) async fn signed(executor: impl PgExecutor<'_>, site: Uuid, hashes: &[String]) -> Result<Signed, sqlx::Error> {
+pub(crate) async fn signed(
+    executor: impl PgExecutor<'_>,
+    site: Uuid,
+    hashes: &[String],
+) -> Result<Signed, sqlx::Error> {
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "select extension, config_hash, aspect, role from annex.compliance_signoffs
           where site_id = $1 and config_hash = any($2)",

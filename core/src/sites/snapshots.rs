@@ -66,7 +66,12 @@ pub struct Restore {
 const TAKEN_AT: &str = r#"to_char(taken_at at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#;
 
 /// Takes a snapshot of `site`.
-pub(crate) async fn take(pool: &PgPool, actor: &Actor, site: &Site, label: &str) -> Result<Snapshot, SiteError> {
+pub(crate) async fn take(
+    pool: &PgPool,
+    actor: &Actor,
+    site: &Site,
+    label: &str,
+) -> Result<Snapshot, SiteError> {
     check_text("label", label, 200)?;
     let mut tx = pool.begin().await?;
     let site = store::lock(&mut tx, site.id).await?;
@@ -98,7 +103,14 @@ pub(crate) async fn take(pool: &PgPool, actor: &Actor, site: &Site, label: &str)
         .details(json!({ "snapshot": id, "label": label, "extensions": active.len() }));
     audit::record(&mut *tx, &entry).await?;
     tx.commit().await?;
-    Ok(Snapshot { id, site: site.slug.clone(), label: label.to_owned(), taken_by: actor.audit_name(), taken_at, content })
+    Ok(Snapshot {
+        id,
+        site: site.slug.clone(),
+        label: label.to_owned(),
+        taken_by: actor.audit_name(),
+        taken_at,
+        content,
+    })
 }
 
 /// The snapshots of `site`, newest first.
@@ -114,12 +126,22 @@ pub(crate) async fn list(pool: &PgPool, site: &Site) -> Result<Vec<SnapshotSumma
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, label, taken_by, taken_at, extensions)| SnapshotSummary { id, label, taken_by, taken_at, extensions })
+        .map(|(id, label, taken_by, taken_at, extensions)| SnapshotSummary {
+            id,
+            label,
+            taken_by,
+            taken_at,
+            extensions,
+        })
         .collect())
 }
 
 /// One snapshot of `site`.
-pub(crate) async fn get(executor: impl sqlx::PgExecutor<'_>, site: &Site, id: &str) -> Result<Snapshot, SiteError> {
+pub(crate) async fn get(
+    executor: impl sqlx::PgExecutor<'_>,
+    site: &Site,
+    id: &str,
+) -> Result<Snapshot, SiteError> {
     let unknown = || SiteError::UnknownSnapshot(id.replace('\0', ""));
     let uuid = Uuid::parse_str(id).map_err(|_| unknown())?;
     let row: Option<(Uuid, String, String, String, Value)> = sqlx::query_as(&format!(
@@ -135,7 +157,12 @@ pub(crate) async fn get(executor: impl sqlx::PgExecutor<'_>, site: &Site, id: &s
 
 /// The `(name, config)` pairs a snapshot holds.
 fn pairs(snapshot: &Snapshot) -> Result<Vec<(String, Value)>, SiteError> {
-    let bad = || SiteError::InvalidInput(format!("snapshot `{}` is malformed: it has no `extensions` list", snapshot.id));
+    let bad = || {
+        SiteError::InvalidInput(format!(
+            "snapshot `{}` is malformed: it has no `extensions` list",
+            snapshot.id
+        ))
+    };
     let list = snapshot.content.get("extensions").and_then(Value::as_array).ok_or_else(bad)?;
     list.iter()
         .map(|e| {
@@ -161,7 +188,8 @@ pub(crate) async fn restore(
     site.ensure_active()?;
     let snapshot = get(&mut *tx, &site, id).await?;
     let pairs = pairs(&snapshot)?;
-    let reason = if reason.is_empty() { format!("restore of snapshot {}", snapshot.id) } else { reason.to_owned() };
+    let reason =
+        if reason.is_empty() { format!("restore of snapshot {}", snapshot.id) } else { reason.to_owned() };
     let rows = site_extensions::of_site(&mut *tx, site.id).await?;
     let keep: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
     let mut deactivated = Vec::new();

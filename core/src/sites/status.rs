@@ -130,11 +130,18 @@ pub(crate) async fn providers(
     let providers: Vec<Provider> = active_rows(&rows)
         .filter_map(|r| {
             let cap = catalog.get(&r.extension)?.metadata.provides.iter().find(|p| p.name == capability)?;
-            Some(Provider { extension: r.extension.clone(), version: cap.version.clone(), exclusive: cap.exclusive })
+            Some(Provider {
+                extension: r.extension.clone(),
+                version: cap.version.clone(),
+                exclusive: cap.exclusive,
+            })
         })
         .collect();
     if providers.is_empty() {
-        return Err(SiteError::NoProvider { site: site.slug.clone(), capability: capability.replace('\0', "") });
+        return Err(SiteError::NoProvider {
+            site: site.slug.clone(),
+            capability: capability.replace('\0', ""),
+        });
     }
     Ok(Providers { site: site.slug.clone(), capability: capability.to_owned(), providers })
 }
@@ -160,8 +167,14 @@ pub(crate) async fn status(pool: &PgPool, catalog: &Catalog, site: &Site) -> Res
                 let hash = r.proposed_hash.clone().unwrap_or_else(|| r.config_hash.clone());
                 let config = r.proposed_config.clone().unwrap_or_else(|| r.config.clone());
                 let candidate = Candidate { name: name.to_owned(), config, hash };
-                let report =
-                    validate::check(catalog, &site.slug, &running, &[candidate], &signed, Checks { config: false });
+                let report = validate::check(
+                    catalog,
+                    &site.slug,
+                    &running,
+                    &[candidate],
+                    &signed,
+                    Checks { config: false },
+                );
                 (Some(report.valid), report.missing_signoffs)
             }
             _ => (None, Vec::new()),

@@ -51,7 +51,8 @@ impl Site {
 
     /// The policy allows one person to sign several roles of one aspect.
     pub(crate) fn allows_one_signer_for_several_roles(&self) -> bool {
-        self.policy.get("allow_one_signer_for_several_roles").and_then(serde_json::Value::as_bool) == Some(true)
+        self.policy.get("allow_one_signer_for_several_roles").and_then(serde_json::Value::as_bool)
+            == Some(true)
     }
 
     /// `Err(SiteSuspended)` when suspended: every site-scoped mutation asks first.
@@ -121,7 +122,12 @@ pub(crate) async fn find(executor: impl PgExecutor<'_>, site: &str) -> Result<Si
 /// The site the caller names, if they may see it and do `action` there: 404 `unknown_site`
 /// when it does not exist or they may not see it (the same answer), 403 when they see it but
 /// may not do this.
-pub(crate) async fn resolve(pool: &PgPool, actor: &Actor, site: &str, action: Action) -> Result<Site, SiteError> {
+pub(crate) async fn resolve(
+    pool: &PgPool,
+    actor: &Actor,
+    site: &str,
+    action: Action,
+) -> Result<Site, SiteError> {
     let found = find(pool, site).await?;
     if !actor.sees_site(found.id) {
         return Err(SiteError::UnknownSite(site.to_owned()));
@@ -141,7 +147,12 @@ pub(crate) async fn lock(tx: &mut Transaction<'_, Postgres>, id: Uuid) -> Result
 }
 
 /// Suspends (`true`) or resumes a site; audited when it changes anything.
-pub(crate) async fn set_suspended(pool: &PgPool, actor: &Actor, site: &Site, suspended: bool) -> Result<Site, SiteError> {
+pub(crate) async fn set_suspended(
+    pool: &PgPool,
+    actor: &Actor,
+    site: &Site,
+    suspended: bool,
+) -> Result<Site, SiteError> {
     let status = if suspended { "suspended" } else { "active" };
     let mut tx = pool.begin().await?;
     let current = lock(&mut tx, site.id).await?;
@@ -155,7 +166,8 @@ pub(crate) async fn set_suspended(pool: &PgPool, actor: &Actor, site: &Site, sus
         .execute(&mut *tx)
         .await?;
     let action = if suspended { "site.suspended" } else { "site.resumed" };
-    audit::record(&mut *tx, &AuditEntry::new(actor.audit_name(), action, format!("sites/{}", site.slug))).await?;
+    audit::record(&mut *tx, &AuditEntry::new(actor.audit_name(), action, format!("sites/{}", site.slug)))
+        .await?;
     notify(&mut tx, site.id).await?;
     let updated = find(&mut *tx, &site.id.to_string()).await?;
     tx.commit().await?;

@@ -101,7 +101,8 @@ pub(crate) fn check(
                 problems.extend(errors);
             }
             for p in problems {
-                let at = if p.pointer.is_empty() { "the config".to_owned() } else { format!("`{}`", p.pointer) };
+                let at =
+                    if p.pointer.is_empty() { "the config".to_owned() } else { format!("`{}`", p.pointer) };
                 report.errors.push(Finding {
                     code: "invalid_config".into(),
                     message: format!(
@@ -201,7 +202,7 @@ pub(crate) fn check(
                 continue;
             }
             let ours = m.conflicts_with.iter().any(|x| x == other);
-            let theirs = member.metadata.is_some_and(|om| om.conflicts_with.iter().any(|x| *x == c.name));
+            let theirs = member.metadata.is_some_and(|om| om.conflicts_with.contains(&c.name));
             if ours || theirs {
                 let declared_by = if ours { &c.name } else { *other };
                 report.conflicts.push(conflict(
@@ -323,7 +324,14 @@ mod tests {
         assert!(!r.valid);
         assert_eq!(r.conflicts[0].code, "missing_capability");
         assert!(r.conflicts[0].message.contains("`printer` provides it"), "{}", r.conflicts[0].message);
-        let ok = check(&c, "plant", &[running("printer", "1.0.0")], &[Candidate::new("orders", json!({}))], &Signed::new(), ALL);
+        let ok = check(
+            &c,
+            "plant",
+            &[running("printer", "1.0.0")],
+            &[Candidate::new("orders", json!({}))],
+            &Signed::new(),
+            ALL,
+        );
         assert!(ok.valid, "{ok:?}");
     }
 
@@ -334,11 +342,13 @@ mod tests {
             Metadata::new("b", "1.0.0"),
             Metadata::new("c", "1.0.0").provides_exclusive("slot", "1.0.0"),
         ]);
-        let r = check(&c, "s", &[running("a", "1.0.0")], &[Candidate::new("b", json!({}))], &Signed::new(), ALL);
+        let r =
+            check(&c, "s", &[running("a", "1.0.0")], &[Candidate::new("b", json!({}))], &Signed::new(), ALL);
         assert_eq!(r.conflicts.len(), 1);
         assert_eq!(r.conflicts[0].kind, ConflictKind::Explicit);
         assert!(r.conflicts[0].message.contains("declared by `a`"));
-        let r = check(&c, "s", &[running("a", "1.0.0")], &[Candidate::new("c", json!({}))], &Signed::new(), ALL);
+        let r =
+            check(&c, "s", &[running("a", "1.0.0")], &[Candidate::new("c", json!({}))], &Signed::new(), ALL);
         assert_eq!(r.conflicts[0].kind, ConflictKind::ExclusiveSlot);
     }
 
@@ -348,7 +358,14 @@ mod tests {
             Metadata::new("orders", "1.0.0").requires_capability("printing", "^2"),
             Metadata::new("printer", "1.0.0").provides("printing", "1.4.0"),
         ]);
-        let r = check(&c, "s", &[running("printer", "1.0.0")], &[Candidate::new("orders", json!({}))], &Signed::new(), ALL);
+        let r = check(
+            &c,
+            "s",
+            &[running("printer", "1.0.0")],
+            &[Candidate::new("orders", json!({}))],
+            &Signed::new(),
+            ALL,
+        );
         assert_eq!(r.conflicts[0].code, "capability_version");
         assert!(r.conflicts[0].message.contains("provides version 1.4.0"));
     }

@@ -19,7 +19,6 @@ fn name_param() -> Value {
             "schema": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$" } })
 }
 
-
 /// Where stateful testing (and a reader) finds names: the list's first extension.
 fn name_links() -> Value {
     let link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$response.body#/extensions/0/name" } });

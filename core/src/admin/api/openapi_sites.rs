@@ -48,7 +48,9 @@ fn responses(success: (&str, Value), body: bool, extra: Value) -> Value {
     if body {
         r["413"] = error(&format!("the body is larger than {MAX_BODY}"));
         r["415"] = error("the body is not `application/json` (code unsupported_media_type)");
-        r["422"] = site_error("the body does not fit (code invalid_body, with errors by JSON pointer) or breaks a rule the message names (invalid_input)");
+        r["422"] = site_error(
+            "the body does not fit (code invalid_body, with errors by JSON pointer) or breaks a rule the message names (invalid_input)",
+        );
     }
     if let (Some(r), Some(e)) = (r.as_object_mut(), extra.as_object()) {
         r.extend(e.clone());
@@ -57,7 +59,8 @@ fn responses(success: (&str, Value), body: bool, extra: Value) -> Value {
 }
 
 fn op(id: &str, summary: &str, params: Vec<Value>, request: Option<Value>, responses: Value) -> Value {
-    let mut o = json!({ "operationId": id, "summary": summary, "parameters": params, "responses": responses });
+    let mut o =
+        json!({ "operationId": id, "summary": summary, "parameters": params, "responses": responses });
     if let Some(b) = request {
         o["requestBody"] = b;
     }
@@ -67,8 +70,18 @@ fn op(id: &str, summary: &str, params: Vec<Value>, request: Option<Value>, respo
 /// Links from a response naming a site (`pointer` to its slug) to the operations on it.
 fn site_links(pointer: &str) -> Value {
     let mut links = serde_json::Map::new();
-    for id in ["getSite", "getSiteFeatures", "getSiteStatus", "getComplianceReport", "listSnapshots", "takeSnapshot"] {
-        links.insert(id.into(), json!({ "operationId": id, "parameters": { "site": format!("$response.body#{pointer}") } }));
+    for id in [
+        "getSite",
+        "getSiteFeatures",
+        "getSiteStatus",
+        "getComplianceReport",
+        "listSnapshots",
+        "takeSnapshot",
+    ] {
+        links.insert(
+            id.into(),
+            json!({ "operationId": id, "parameters": { "site": format!("$response.body#{pointer}") } }),
+        );
     }
     Value::Object(links)
 }

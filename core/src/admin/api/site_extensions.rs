@@ -15,7 +15,7 @@ use super::ApiState;
 use super::sites::{after_site_change, resolve, sites};
 use crate::access::{Action, Actor};
 use crate::extension::json::Json;
-use crate::sites::{SiteError, SignoffRequest};
+use crate::sites::{SignoffRequest, SiteError};
 
 /// `POST …/validate` body.
 #[derive(Debug, Deserialize)]
@@ -207,7 +207,11 @@ pub(super) async fn trail(
             let before = match query.get("before").map(|b| b.parse::<i64>()) {
                 None => None,
                 Some(Ok(n)) => Some(n),
-                Some(Err(_)) => return Err(SiteError::InvalidInput("before must be an entry id (a whole number)".into())),
+                Some(Err(_)) => {
+                    return Err(SiteError::InvalidInput(
+                        "before must be an entry id (a whole number)".into(),
+                    ));
+                }
             };
             let site = resolve(&state, &actor, &site, Action::Read).await?;
             sites(&state).trail(&site, &name, before, limit).await

@@ -54,7 +54,8 @@ pub(super) async fn compliance(
     match result {
         Ok(report) if wants_csv(&headers) => {
             let mut res = report.to_csv().into_response();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
             res
         }
         Ok(report) => axum::Json(report).into_response(),

@@ -52,7 +52,12 @@ pub(super) fn sites(state: &ApiState) -> Sites<'_> {
 }
 
 /// `{site}` for `actor`, who wants to do `action` there.
-pub(super) async fn resolve(state: &ApiState, actor: &Actor, site: &str, action: Action) -> Result<Site, SiteError> {
+pub(super) async fn resolve(
+    state: &ApiState,
+    actor: &Actor,
+    site: &str,
+    action: Action,
+) -> Result<Site, SiteError> {
     sites(state).resolve(actor, site, action).await
 }
 
