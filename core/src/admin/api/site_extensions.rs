@@ -48,6 +48,15 @@ pub(super) struct ActivateBody {
     reason: String,
 }
 
+/// A config must be a JSON object; anything else is a malformed body, refused before validation.
+fn object_config(config: &Value, pointer: &str) -> Result<(), SiteError> {
+    if config.is_object() {
+        Ok(())
+    } else {
+        Err(SiteError::InvalidInput(format!("`{pointer}` must be a JSON object (the extension's config)")))
+    }
+}
+
 fn respond<T: serde::Serialize>(result: Result<T, SiteError>) -> Response {
     match result {
         Ok(v) => axum::Json(v).into_response(),
@@ -76,6 +85,7 @@ pub(super) async fn validate(
     respond(
         async {
             let site = resolve(&state, &actor, &site, Action::Validate).await?;
+            object_config(&body.config, "/config")?;
             sites(&state).validate(&site, &name, body.config).await
         }
         .await,
@@ -92,6 +102,9 @@ pub(super) async fn validate_combination(
     respond(
         async {
             let site = resolve(&state, &actor, &site, Action::Validate).await?;
+            for (i, m) in body.extensions.iter().enumerate() {
+                object_config(&m.config, &format!("/extensions/{i}/config"))?;
+            }
             let set = body.extensions.into_iter().map(|m| (m.name, m.config)).collect();
             sites(&state).validate_combination(&site, set).await
         }
