@@ -135,7 +135,9 @@ pub(super) fn paths() -> Value {
         "/api/v1/sites/{site}/extensions/validate-combination": {
             "post": op("validateCombination", "validate several extensions together against what else the site runs; changes nothing but the record of detected conflicts",
                 site(), Some(body(schema_ref("Combination"), "the extensions and their configs, each name once")),
-                responses(("200", ok("the report (valid or not)", schema_ref("Report"))), true, json!({})))
+                responses(("200", ok("the report (valid or not)", schema_ref("Report"))), true, json!({
+                    "404": site_error("no such site, or one the caller may not see (code unknown_site)"),
+                    "422": site_error("a name listed twice or not compiled in, a config that is not an object (invalid_input), or a body that does not fit (invalid_body)") })))
         },
         "/api/v1/sites/{site}/extensions/{name}/validate": {
             "post": op("validateExtension", "validate one extension's config at the site; changes nothing but the record of detected conflicts",

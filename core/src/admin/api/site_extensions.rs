@@ -106,7 +106,13 @@ pub(super) async fn validate_combination(
                 object_config(&m.config, &format!("/extensions/{i}/config"))?;
             }
             let set = body.extensions.into_iter().map(|m| (m.name, m.config)).collect();
-            sites(&state).validate_combination(&site, set).await
+            // A name in the body is not a resource of the path: one not compiled in is bad input.
+            sites(&state).validate_combination(&site, set).await.map_err(|e| match e {
+                SiteError::UnknownExtension(name) => SiteError::InvalidInput(format!(
+                    "no extension named `{name}` is compiled in; `annex extensions list` shows the known ones"
+                )),
+                other => other,
+            })
         }
         .await,
     )
