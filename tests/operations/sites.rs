@@ -616,3 +616,61 @@ async fn restoring_a_snapshot_revalidates_and_cannot_bypass_sign_offs() {
     assert_eq!(before, after, "all or nothing");
     k.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_activations_cannot_both_fill_an_exclusive_slot_and_each_change_is_announced() {
+    let k = Kit::start().await;
+    let site = k.site("race").await;
+    let mut listener = sqlx::postgres::PgListener::connect(k.t.database_url()).await.unwrap();
+    listener.listen("annex_sites").await.unwrap();
+    for round in 0..5 {
+        let (a, b) = tokio::join!(
+            k.activate("race", "printer", json!({})),
+            k.activate("race", "printer_b", json!({}))
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "round {round}: {a:?} {b:?}");
+        let active = k
+            .count("select count(*) from annex.site_extensions where state = 'active' and extension like 'printer%'")
+            .await;
+        assert_eq!(active, 1, "round {round}: one provider of the exclusive slot");
+        let winner = if a.0 == StatusCode::OK { "printer" } else { "printer_b" };
+        let (s, _) = k.admin(Method::DELETE, &format!("/api/v1/sites/race/extensions/{winner}"), None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let note =
+        tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv()).await.unwrap().unwrap();
+    assert_eq!(note.payload(), site["id"].as_str().unwrap(), "NOTIFY annex_sites carries the site's id");
+    k.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_policy_may_let_one_person_sign_several_roles() {
+    let k = Kit::start().await;
+    k.site("small").await;
+    sqlx::query("update annex.sites set policy = '{\"allow_one_signer_for_several_roles\": true}' where slug = 'small'")
+        .execute(&k.pool)
+        .await
+        .unwrap();
+    let both = k.operator("both", &["quality-focal", "quality-manager"], None).await;
+    let (s, b) = k.activate("small", "esig", json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let hash = b["report"]["config_hash"].as_str().unwrap().to_owned();
+    let (_, status) = k.admin(Method::GET, "/api/v1/sites/small/status", None).await;
+    let esig = status["extensions"].as_array().unwrap().iter().find(|e| e["extension"] == "esig").unwrap();
+    assert_eq!(esig["state"], "pending");
+    assert_eq!(esig["missing_signoffs"].as_array().unwrap().len(), 2);
+    for role in ["quality-focal", "quality-manager"] {
+        let body = json!({"aspect": ASPECT, "role": role, "meaning": "responsibility", "config_hash": hash,
+                          "password": PASSWORD});
+        let (s, b) = k
+            .call(Some(&both), Method::POST, "/api/v1/sites/small/extensions/esig/signoffs", Some(body))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let (s, b) = k.activate("small", "esig", json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["config_version"], 1, "the first activation is version 1");
+    k.shutdown().await;
+}
