@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::ApiState;
-use super::sites::{after_site_change, resolve, sites};
+use super::sites::{answer, changed, resolve, sites};
 use crate::access::{Action, Actor};
 use crate::extension::json::Json;
 use crate::sites::{SignoffRequest, SiteError};
@@ -57,13 +58,6 @@ fn object_config(config: &Value, pointer: &str) -> Result<(), SiteError> {
     }
 }
 
-fn respond<T: serde::Serialize>(result: Result<T, SiteError>) -> Response {
-    match result {
-        Ok(v) => axum::Json(v).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
 fn unknown_query(query: &HashMap<String, String>, known: &[&str]) -> Result<(), SiteError> {
     match query.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(SiteError::InvalidInput(format!(
@@ -82,7 +76,7 @@ pub(super) async fn validate(
     Path((site, name)): Path<(String, String)>,
     Json(body): Json<ValidateBody>,
 ) -> Response {
-    respond(
+    answer(
         async {
             let site = resolve(&state, &actor, &site, Action::Validate).await?;
             object_config(&body.config, "/config")?;
@@ -99,7 +93,7 @@ pub(super) async fn validate_combination(
     Path(site): Path<String>,
     Json(body): Json<CombinationBody>,
 ) -> Response {
-    respond(
+    answer(
         async {
             let site = resolve(&state, &actor, &site, Action::Validate).await?;
             for (i, m) in body.extensions.iter().enumerate() {
@@ -128,16 +122,10 @@ pub(super) async fn activate(
     let result = async {
         let site = resolve(&state, &actor, &site, Action::Manage).await?;
         let done = sites(&state).activate(&actor, &site, &name, body.config, &body.reason).await?;
-        Ok::<_, SiteError>((site.id, done))
+        Ok((site.id, done))
     }
     .await;
-    match result {
-        Ok((id, done)) => {
-            after_site_change(&state, id).await;
-            axum::Json(done).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::OK, result).await
 }
 
 /// Deactivates: 200, or 409 naming the active dependents unless `cascade=true`.
@@ -160,13 +148,7 @@ pub(super) async fn deactivate(
         Ok((site.id, done))
     }
     .await;
-    match result {
-        Ok((id, done)) => {
-            after_site_change(&state, id).await;
-            axum::Json(done).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::OK, result).await
 }
 
 /// Records a sign-off by the calling operator: 201.
@@ -179,16 +161,10 @@ pub(super) async fn sign(
     let result = async {
         let site = resolve(&state, &actor, &site, Action::Sign).await?;
         let done = sites(&state).sign(&actor, &site, &name, &body).await?;
-        Ok::<_, SiteError>((site.id, done))
+        Ok((site.id, done))
     }
     .await;
-    match result {
-        Ok((id, done)) => {
-            after_site_change(&state, id).await;
-            (axum::http::StatusCode::CREATED, axum::Json(done)).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::CREATED, result).await
 }
 
 /// Every sign-off of the extension at the site, each marked valid for the current hash or not.
@@ -197,7 +173,7 @@ pub(super) async fn signoffs(
     Extension(actor): Extension<Actor>,
     Path((site, name)): Path<(String, String)>,
 ) -> Response {
-    respond(
+    answer(
         async {
             let site = resolve(&state, &actor, &site, Action::Read).await?;
             sites(&state).signoffs(&site, &name).await
@@ -213,7 +189,7 @@ pub(super) async fn trail(
     Path((site, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    respond(
+    answer(
         async {
             unknown_query(&query, &["before", "limit"])?;
             let limit = match query.get("limit").map(|l| l.parse::<i64>()) {

@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ApiState;
-use super::sites::{after_site_change, resolve, sites};
+use super::sites::{answer, changed, resolve, sites};
 use crate::access::{Action, Actor};
 use crate::extension::json::Json;
-use crate::sites::SiteError;
 
 /// `POST …/snapshots` body.
 #[derive(Debug, Default, Deserialize)]
@@ -72,13 +71,11 @@ pub(super) async fn take(
 ) -> Response {
     let result = async {
         let site = resolve(&state, &actor, &site, Action::Manage).await?;
-        sites(&state).snapshot(&actor, &site, &body.label).await
+        let taken = sites(&state).snapshot(&actor, &site, &body.label).await?;
+        Ok((site.id, taken))
     }
     .await;
-    match result {
-        Ok(s) => (StatusCode::CREATED, axum::Json(s)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::CREATED, result).await
 }
 
 /// The snapshots, newest first.
@@ -87,15 +84,13 @@ pub(super) async fn list(
     Extension(actor): Extension<Actor>,
     Path(site): Path<String>,
 ) -> Response {
-    let result = async {
-        let site = resolve(&state, &actor, &site, Action::Read).await?;
-        sites(&state).snapshots(&site).await
-    }
-    .await;
-    match result {
-        Ok(list) => axum::Json(serde_json::json!({ "snapshots": list })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(
+        async {
+            let list = sites(&state).snapshots(&resolve(&state, &actor, &site, Action::Read).await?).await?;
+            Ok(serde_json::json!({ "snapshots": list }))
+        }
+        .await,
+    )
 }
 
 /// One snapshot with its content.
@@ -104,15 +99,13 @@ pub(super) async fn get(
     Extension(actor): Extension<Actor>,
     Path((site, id)): Path<(String, String)>,
 ) -> Response {
-    let result = async {
-        let site = resolve(&state, &actor, &site, Action::Read).await?;
-        sites(&state).snapshot_of(&site, &id).await
-    }
-    .await;
-    match result {
-        Ok(s) => axum::Json(s).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(
+        async {
+            let site = resolve(&state, &actor, &site, Action::Read).await?;
+            sites(&state).snapshot_of(&site, &id).await
+        }
+        .await,
+    )
 }
 
 /// Restores a snapshot through the activation path: 200, or 409/422 with the report and
@@ -126,14 +119,8 @@ pub(super) async fn restore(
     let result = async {
         let site = resolve(&state, &actor, &site, Action::Manage).await?;
         let done = sites(&state).restore(&actor, &site, &id, &body.reason).await?;
-        Ok::<_, SiteError>((site.id, done))
+        Ok((site.id, done))
     }
     .await;
-    match result {
-        Ok((id, done)) => {
-            after_site_change(&state, id).await;
-            axum::Json(done).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::OK, result).await
 }

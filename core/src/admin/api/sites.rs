@@ -12,7 +12,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,6 +61,29 @@ pub(super) async fn resolve(
     sites(state).resolve(actor, site, action).await
 }
 
+/// A read's answer: 200 with the document, or the error.
+pub(super) fn answer<T: Serialize>(result: Result<T, SiteError>) -> Response {
+    match result {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A change's answer: after [`after_site_change`], `status` with the document; or the error.
+pub(super) async fn changed<T: Serialize>(
+    state: &ApiState,
+    status: StatusCode,
+    result: Result<(Uuid, T), SiteError>,
+) -> Response {
+    match result {
+        Ok((site, v)) => {
+            after_site_change(state, site).await;
+            (status, axum::Json(v)).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Called after every committed change at a site (activation, deactivation, sign-off,
 /// suspension, restore, creation), on this replica; the other replicas hear `NOTIFY annex_sites`.
 ///
@@ -84,21 +107,13 @@ pub(super) async fn create(
     Extension(actor): Extension<Actor>,
     Json(new): Json<NewSite>,
 ) -> Response {
-    match sites(&state).create(&actor, &new.slug, &new.name).await {
-        Ok(site) => {
-            after_site_change(&state, site.id).await;
-            (StatusCode::CREATED, axum::Json(site)).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    let result = sites(&state).create(&actor, &new.slug, &new.name).await.map(|s| (s.id, s));
+    changed(&state, StatusCode::CREATED, result).await
 }
 
 /// The sites the caller may see.
 pub(super) async fn list(State(state): State<ApiState>, Extension(actor): Extension<Actor>) -> Response {
-    match sites(&state).list(&actor).await {
-        Ok(list) => axum::Json(json!({ "sites": list })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(sites(&state).list(&actor).await.map(|list| json!({ "sites": list })))
 }
 
 /// One site.
@@ -107,25 +122,17 @@ pub(super) async fn show(
     Extension(actor): Extension<Actor>,
     Path(site): Path<String>,
 ) -> Response {
-    match resolve(&state, &actor, &site, Action::Read).await {
-        Ok(site) => axum::Json(site).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(resolve(&state, &actor, &site, Action::Read).await)
 }
 
 async fn set_suspended(state: ApiState, actor: Actor, site: String, suspended: bool) -> Response {
     let result = async {
         let site = resolve(&state, &actor, &site, Action::Administer).await?;
-        sites(&state).set_suspended(&actor, &site, suspended).await
+        let site = sites(&state).set_suspended(&actor, &site, suspended).await?;
+        Ok((site.id, site))
     }
     .await;
-    match result {
-        Ok(site) => {
-            after_site_change(&state, site.id).await;
-            axum::Json(site).into_response()
-        }
-        Err(e) => e.into_response(),
-    }
+    changed(&state, StatusCode::OK, result).await
 }
 
 /// Suspends a site: its extension routes answer 503, nothing at it may change.
@@ -152,15 +159,7 @@ pub(super) async fn features(
     Extension(actor): Extension<Actor>,
     Path(site): Path<String>,
 ) -> Response {
-    let result = async {
-        let site = resolve(&state, &actor, &site, Action::Read).await?;
-        sites(&state).features(&site).await
-    }
-    .await;
-    match result {
-        Ok(f) => axum::Json(f).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(async { sites(&state).features(&resolve(&state, &actor, &site, Action::Read).await?).await }.await)
 }
 
 /// Which active extension provides a capability; 404 `capability_not_provided` if none.
@@ -169,15 +168,13 @@ pub(super) async fn capability(
     Extension(actor): Extension<Actor>,
     Path((site, capability)): Path<(String, String)>,
 ) -> Response {
-    let result = async {
-        let site = resolve(&state, &actor, &site, Action::Read).await?;
-        sites(&state).capability(&site, &capability).await
-    }
-    .await;
-    match result {
-        Ok(p) => axum::Json(p).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(
+        async {
+            let site = resolve(&state, &actor, &site, Action::Read).await?;
+            sites(&state).capability(&site, &capability).await
+        }
+        .await,
+    )
 }
 
 /// Every compiled-in extension's state at the site, validity, open conflicts, missing sign-offs.
@@ -186,13 +183,5 @@ pub(super) async fn status(
     Extension(actor): Extension<Actor>,
     Path(site): Path<String>,
 ) -> Response {
-    let result = async {
-        let site = resolve(&state, &actor, &site, Action::Read).await?;
-        sites(&state).status(&site).await
-    }
-    .await;
-    match result {
-        Ok(s) => axum::Json(s).into_response(),
-        Err(e) => e.into_response(),
-    }
+    answer(async { sites(&state).status(&resolve(&state, &actor, &site, Action::Read).await?).await }.await)
 }
