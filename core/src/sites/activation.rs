@@ -214,9 +214,7 @@ pub(crate) async fn apply(
             });
             continue;
         }
-        let config_version =
-            site_extensions::write_active(tx, site.id, &c.name, &version, &c.config, &c.hash, &stored)
-                .await?;
+        let config_version = site_extensions::write_active(tx, site.id, c.written(&version, &stored)).await?;
         let action = if old_hash.is_some() { "reconfigured" } else { "activated" };
         let details = json!({
             "old_hash": old_hash, "new_hash": c.hash, "reason": reason, "actor": actor.audit_name(),
@@ -271,10 +269,7 @@ pub(crate) async fn activate(
             if !report.missing_signoffs.is_empty() {
                 let version = catalog.get(&c.name).map(|d| d.metadata.version.clone()).unwrap_or_default();
                 let stored = serde_json::to_value(&*report).unwrap_or(Value::Null);
-                site_extensions::write_proposal(
-                    &mut tx, site.id, &c.name, &version, &c.config, &c.hash, &stored,
-                )
-                .await?;
+                site_extensions::write_proposal(&mut tx, site.id, c.written(&version, &stored)).await?;
                 let entry =
                     AuditEntry::new(actor.audit_name(), "site.extension_proposed", target(&site, &c.name))
                         .details(

@@ -101,53 +101,25 @@ impl ComplianceReport {
         let mut out = String::from(
             "site,extension,version,config_hash,config_version,status,aspect,role,printed_name,username,meaning,signed_at,notes\r\n",
         );
-        let mut line = |cells: [&str; 13]| {
-            let cells: Vec<String> = cells.iter().map(|c| field(c)).collect();
-            out.push_str(&cells.join(","));
-            out.push_str("\r\n");
-        };
         for e in &self.extensions {
             let version = e.config_version.to_string();
-            let head = [self.site.as_str(), &e.extension, &e.version, &e.config_hash, &version];
+            let mut line = |status: &str, rest: [&str; 7]| {
+                let head = [self.site.as_str(), &e.extension, &e.version, &e.config_hash, &version, status];
+                let cells: Vec<String> = head.iter().chain(rest.iter()).map(|c| field(c)).collect();
+                out.push_str(&cells.join(","));
+                out.push_str("\r\n");
+            };
             for s in &e.signoffs {
-                line([
-                    head[0],
-                    head[1],
-                    head[2],
-                    head[3],
-                    head[4],
+                line(
                     "signed",
-                    &s.aspect,
-                    &s.role,
-                    &s.printed_name,
-                    &s.username,
-                    &s.meaning,
-                    &s.signed_at,
-                    &s.notes,
-                ]);
+                    [&s.aspect, &s.role, &s.printed_name, &s.username, &s.meaning, &s.signed_at, &s.notes],
+                );
             }
             for m in &e.missing {
-                line([
-                    head[0], head[1], head[2], head[3], head[4], "missing", &m.aspect, &m.role, "", "", "",
-                    "", "",
-                ]);
+                line("missing", [&m.aspect, &m.role, "", "", "", "", ""]);
             }
             if e.signoffs.is_empty() && e.missing.is_empty() {
-                line([
-                    head[0],
-                    head[1],
-                    head[2],
-                    head[3],
-                    head[4],
-                    "none_required",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ]);
+                line("none_required", [""; 7]);
             }
         }
         out

@@ -107,15 +107,23 @@ pub(crate) async fn signed(
     Ok(rows.into_iter().collect())
 }
 
+/// What an activation or a proposal writes for one extension.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written<'a> {
+    pub(crate) extension: &'a str,
+    /// The compiled-in version.
+    pub(crate) version: &'a str,
+    pub(crate) config: &'a Value,
+    pub(crate) hash: &'a str,
+    /// The validation report, as stored.
+    pub(crate) validation: &'a Value,
+}
+
 /// Writes an activation; returns the new config version.
 pub(crate) async fn write_active(
     tx: &mut Transaction<'_, Postgres>,
     site: Uuid,
-    extension: &str,
-    version: &str,
-    config: &Value,
-    hash: &str,
-    validation: &Value,
+    w: Written<'_>,
 ) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(
         "insert into annex.site_extensions
@@ -130,11 +138,11 @@ pub(crate) async fn write_active(
          returning config_version",
     )
     .bind(site)
-    .bind(extension)
-    .bind(version)
-    .bind(config)
-    .bind(hash)
-    .bind(validation)
+    .bind(w.extension)
+    .bind(w.version)
+    .bind(w.config)
+    .bind(w.hash)
+    .bind(w.validation)
     .fetch_one(&mut **tx)
     .await
 }
@@ -144,11 +152,7 @@ pub(crate) async fn write_active(
 pub(crate) async fn write_proposal(
     tx: &mut Transaction<'_, Postgres>,
     site: Uuid,
-    extension: &str,
-    version: &str,
-    config: &Value,
-    hash: &str,
-    validation: &Value,
+    w: Written<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "insert into annex.site_extensions
@@ -166,11 +170,11 @@ pub(crate) async fn write_proposal(
                 validation = excluded.validation, updated_at = now()",
     )
     .bind(site)
-    .bind(extension)
-    .bind(version)
-    .bind(config)
-    .bind(hash)
-    .bind(validation)
+    .bind(w.extension)
+    .bind(w.version)
+    .bind(w.config)
+    .bind(w.hash)
+    .bind(w.validation)
     .execute(&mut **tx)
     .await?;
     Ok(())
