@@ -376,9 +376,11 @@ async fn sign_offs_gate_activation_and_bind_to_the_config_hash() {
     );
 
     // Append-only, even for the database owner.
-    for sql in
-        ["update annex.compliance_signoffs set notes = 'edited'", "delete from annex.compliance_signoffs"]
-    {
+    for sql in [
+        "update annex.compliance_signoffs set notes = 'edited'",
+        "delete from annex.compliance_signoffs",
+        "truncate annex.compliance_signoffs",
+    ] {
         let err = sqlx::query(sql).execute(&k.pool).await.expect_err("refused");
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
