@@ -17,7 +17,9 @@ pub enum SiteError {
     )]
     InvalidSlug(String),
     /// A site name that is empty or longer than 200 characters.
-    #[error("the site name must be 1 to 200 characters (it is shown to operators)")]
+    #[error(
+        "the site name must be 1 to 200 characters, not only blanks, without NUL (it is shown to operators)"
+    )]
     InvalidName,
     /// The slug is taken.
     #[error("site `{0}` already exists; pick another slug")]

@@ -16,7 +16,7 @@ pub struct Site {
     pub id: Uuid,
     /// `^[a-z0-9][a-z0-9-]{0,62}$`, unique; in URLs.
     pub slug: String,
-    /// Shown to operators.
+    /// Shown to operators: 1 to 200 characters, not only blanks.
     pub name: String,
     /// `active` or `suspended`.
     pub status: String,
@@ -78,8 +78,13 @@ pub(crate) async fn create(pool: &PgPool, actor: &Actor, slug: &str, name: &str)
     if !valid_slug(slug) {
         return Err(SiteError::InvalidSlug(slug.to_owned()));
     }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.contains('\0') {
+    // The length as given, and exactly the blanks the OpenAPI pattern names, so the document
+    // and the server agree on every name.
+    if name.chars().count() > 200 || name.contains('\0') {
+        return Err(SiteError::InvalidName);
+    }
+    let name = name.trim_matches([' ', '\t', '\n', '\r']);
+    if name.is_empty() {
         return Err(SiteError::InvalidName);
     }
     let mut tx = pool.begin().await?;

@@ -245,7 +245,8 @@ pub(super) fn schemas() -> Value {
             "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" } })),
         "NewSite": { "type": "object", "required": ["slug", "name"], "additionalProperties": false, "properties": {
             "slug": { "type": "string", "pattern": SLUG, "maxLength": 63 },
-            "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$" } } },
+            "name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\u0000]*[^\\u0000 \\t\\n\\r][^\\u0000]*$",
+                      "description": "not only spaces, tabs and line breaks (those around it are trimmed)" } } },
         "ValidateBody": { "type": "object", "required": ["config"], "additionalProperties": false, "properties": {
             "config": { "type": "object", "description": "the config; the extension's own JSON Schema decides the rest" } } },
         "Combination": { "type": "object", "required": ["extensions"], "additionalProperties": false, "properties": {
