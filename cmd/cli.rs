@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{audit_cmd, extensions_cmd, logging, serve, sites_cmd};
+use crate::{audit_cmd, extensions_cmd, logging, operators_cmd, serve, sites_cmd};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: sites_cmd::SitesCommand,
     },
+    /// Manage operators: people with roles, a site scope, a password and a personal token.
+    Operators {
+        #[command(subcommand)]
+        command: operators_cmd::OperatorsCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -80,6 +85,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Serve { bind } => serve::serve(config, bind, cli.config).await,
             Command::Extensions { command } => extensions_cmd::run(config, command).await,
             Command::Sites { command } => sites_cmd::run(config, command).await,
+            Command::Operators { command } => operators_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })

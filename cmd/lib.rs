@@ -12,6 +12,7 @@ mod control_cmd;
 mod extensions_cmd;
 mod logging;
 mod migrate_cmd;
+mod operators_cmd;
 mod scaffold;
 mod serve;
 mod sites_cmd;

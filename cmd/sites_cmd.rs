@@ -22,6 +22,7 @@ pub(crate) enum SitesCommand {
         /// Its slug: `^[a-z0-9][a-z0-9-]{0,62}$`.
         slug: String,
         /// Its name, shown to operators.
+        #[arg(long)]
         name: String,
         /// Print JSON.
         #[arg(long)]
@@ -163,9 +164,9 @@ pub(crate) enum SitesCommand {
     Report {
         /// The site.
         site: String,
-        /// Print CSV.
-        #[arg(long, conflicts_with = "json")]
-        csv: bool,
+        /// `text` (a summary), `csv` (one line per sign-off given or missing) or `json`.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -197,6 +198,14 @@ pub(crate) enum SitesCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `annex sites report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    Text,
+    Csv,
+    Json,
 }
 
 pub(crate) async fn run(config: Config, command: SitesCommand) -> anyhow::Result<()> {
@@ -462,13 +471,14 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
             print!("{}", table(&["ID", "AT", "ACTOR", "ACTION", "DETAILS"], rows));
             Ok(())
         }
-        SitesCommand::Report { site: name, csv, json } => {
+        SitesCommand::Report { site: name, format, json } => {
+            let json = json || format == ReportFormat::Json;
             let s = site(&sites, &name, Action::Read, json).await?;
             let report = sites.compliance(&s).await.map_err(|e| refused(e, json))?;
             if json {
                 return print_json(&report);
             }
-            if csv {
+            if format == ReportFormat::Csv {
                 print!("{}", report.to_csv());
                 return Ok(());
             }

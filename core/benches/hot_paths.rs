@@ -1,4 +1,5 @@
-//! The pieces every extension request touches, each alone: the gate, the rate-limit check
+//! The pieces every extension request touches, each alone: the gate, the site gate of
+//! `/sites/<slug>/ext/<name>/…` (1 000 sites × 20 extensions), the rate-limit check
 //! (shared bucket; per-client buckets with 1 and 10 000 callers), a `pre_request` hook chain of
 //! N filters, and a metric update (a request's status counter + duration histogram; a hook's).
 //! `request_path.rs` measures them together; this bench says which one to blame.
@@ -9,13 +10,32 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use annex_core::__bench::{Gate, HookChainFixture, MetricsFixture, RateLimitFixture};
+use annex_core::__bench::{Gate, HookChainFixture, MetricsFixture, RateLimitFixture, SiteGateFixture};
 use axum::http::StatusCode;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 fn gate(c: &mut Criterion) {
     let gate = Gate::default();
     c.bench_function("gate/is_open", |b| b.iter(|| black_box(black_box(&gate).is_open())));
+}
+
+fn site_gate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("site_gate");
+    // Every request for another (site, extension), jumping between sites: the table cold.
+    let spread = SiteGateFixture::new(1_000, 20);
+    assert!(spread.check(0), "the fixture's gates are open");
+    let mut i = 0usize;
+    group.bench_function("1000 sites x 20 extensions, spread", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(spread.check(black_box(i)))
+        })
+    });
+    let hot = SiteGateFixture::new(1_000, 20).one_site();
+    group.bench_function("1000 sites x 20 extensions, one site", |b| {
+        b.iter(|| black_box(hot.check(black_box(0))))
+    });
+    group.finish();
 }
 
 fn rate_limit(c: &mut Criterion) {
@@ -70,6 +90,6 @@ fn quick() -> Criterion {
 criterion_group! {
     name = benches;
     config = quick();
-    targets = gate, rate_limit, hook_chain, metric_update
+    targets = gate, site_gate, rate_limit, hook_chain, metric_update
 }
 criterion_main!(benches);

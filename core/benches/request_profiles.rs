@@ -4,7 +4,9 @@
 //! - `request_profile/bare_axum`: the same handler on a bare axum router (the baseline);
 //! - `request_profile/plain`: the target extension with a per-client rate limit (request id,
 //!   gate, metrics, quotas, rate limit, panic catching);
-//! - `request_profile/full`: plus four extensions hooking every point and a middleware.
+//! - `request_profile/full`: plus four extensions hooking every point and a middleware;
+//! - `request_profile/plain_at_site`: the plain profile under `/sites/<slug>/ext/…` (the path
+//!   rewritten, the site's gate among 1 000 sites, the site's config in the Context).
 //!
 //! Run: `cargo bench -p annex-core --features bench --bench request_profiles` (no database).
 
@@ -15,7 +17,9 @@ use tower::ServiceExt;
 fn bench(c: &mut Criterion) {
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let (plain, full) = rt.block_on(async { (RequestPathFixture::plain(), RequestPathFixture::full()) });
+    let (plain, full, at_site) = rt.block_on(async {
+        (RequestPathFixture::plain(), RequestPathFixture::full(), RequestPathFixture::plain().with_site())
+    });
     let bare = RequestPathFixture::bare_axum();
 
     // Every router answers 200; the full profile's hooks ran, the plain one's rate limit did.
@@ -28,6 +32,8 @@ fn bench(c: &mut Criterion) {
             }
             assert_eq!(res.headers().contains_key("x-bench-seen"), name == "full", "{name}: hooks");
         }
+        let res = at_site.router().oneshot(RequestPathFixture::site_request()).await.expect("infallible");
+        assert_eq!(res.status(), 200, "at a site");
     });
 
     let mut group = c.benchmark_group("request_profile");
@@ -43,6 +49,11 @@ fn bench(c: &mut Criterion) {
     group.bench_function("full", |b| {
         b.to_async(&rt).iter(|| async {
             full.router().oneshot(RequestPathFixture::request()).await.expect("infallible")
+        })
+    });
+    group.bench_function("plain_at_site", |b| {
+        b.to_async(&rt).iter(|| async {
+            at_site.router().oneshot(RequestPathFixture::site_request()).await.expect("infallible")
         })
     });
     group.finish();

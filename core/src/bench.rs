@@ -156,6 +156,54 @@ impl Gate {
     }
 }
 
+/// The site gates of `sites` sites with `extensions` extensions active at each, and one request
+/// path per (site, extension): what the request path checks for `/sites/<slug>/ext/<name>/…`.
+#[derive(Debug)]
+pub struct SiteGateFixture {
+    gates: crate::sites::gates::SiteGates,
+    /// (full path, extension slot), in an order that jumps between sites.
+    paths: Vec<(String, usize)>,
+}
+
+impl SiteGateFixture {
+    /// Fills the gates as a load from the database would.
+    pub fn new(sites: usize, extensions: usize) -> Self {
+        use crate::sites::gates::{SiteGates, SiteRow};
+        let names: Vec<String> = (0..extensions).map(|e| format!("ext{e}")).collect();
+        let gates = SiteGates::new(names.iter().map(String::as_str));
+        let rows = (0..sites).flat_map(|s| {
+            let id = uuid::Uuid::from_u128(s as u128 + 1);
+            names.iter().map(move |name| SiteRow {
+                id,
+                slug: format!("site-{s:04}"),
+                status: "active".into(),
+                active: Some((name.clone(), serde_json::json!({ "site": s }), "0".repeat(64))),
+            })
+        });
+        gates.replace(rows);
+        let mut paths = Vec::new();
+        for i in 0..sites * extensions {
+            let (s, e) = ((i * 7919) % sites, i % extensions);
+            paths.push((format!("/sites/site-{s:04}/ext/ext{e}/items/1"), e));
+        }
+        Self { gates, paths }
+    }
+
+    /// The same gates, every request for one (site, extension): the table in cache.
+    pub fn one_site(mut self) -> Self {
+        self.paths.truncate(1);
+        self
+    }
+
+    /// Request `i`'s gate, as the request path takes it: the slug split from the path, then
+    /// the (site, extension) lookup; `true` when open (its site and config are handed out).
+    pub fn check(&self, i: usize) -> bool {
+        let (path, slot) = &self.paths[i % self.paths.len()];
+        let Some((slug, _)) = crate::extension::site::split_site_path(path) else { return false };
+        matches!(self.gates.check(slug, *slot), crate::sites::gates::SiteGate::Open(_))
+    }
+}
+
 /// A rate limit at a quota no benchmark exhausts, with `clients` distinct identities to key by.
 #[derive(Debug)]
 pub struct RateLimitFixture {
@@ -312,6 +360,29 @@ impl RequestPathFixture {
     /// The measured request.
     pub fn request() -> Request {
         Request::get(Self::PATH).header("x-user", "bench").body(axum::body::Body::empty()).expect("request")
+    }
+
+    /// The path of the measured request under a site.
+    pub const SITE_PATH: &'static str = "/sites/bench-site/ext/bench_target/ping";
+
+    /// The target active at site `bench-site` (among 1 000 sites), for [`Self::site_request`].
+    pub fn with_site(self) -> Self {
+        let rows = (0..1_000u128).map(|i| crate::sites::gates::SiteRow {
+            id: uuid::Uuid::from_u128(i + 1),
+            slug: if i == 0 { "bench-site".into() } else { format!("site-{i}") },
+            status: "active".into(),
+            active: Some(("bench_target".into(), serde_json::json!({}), "0".repeat(64))),
+        });
+        self._runtime.site_gates().replace(rows);
+        self
+    }
+
+    /// The measured request, under the site.
+    pub fn site_request() -> Request {
+        Request::get(Self::SITE_PATH)
+            .header("x-user", "bench")
+            .body(axum::body::Body::empty())
+            .expect("request")
     }
 
     /// Bare axum serving the same handler at the same path: the baseline.

@@ -7,34 +7,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each folder and the folders it may use. Bottom to top.
+#[rustfmt::skip]
 const LAYERS: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("observe", &[]),
     ("limits", &["config"]),
     ("extension", &["config", "observe", "limits"]),
     ("db", &["config", "observe", "extension"]),
-    ("plan", &["config", "observe", "limits", "extension"]),
+    ("entities", &["config", "observe", "extension", "db"]),
+    ("plan", &["config", "observe", "limits", "extension", "db", "entities"]),
     ("access", &["config", "observe", "extension", "db", "plan"]),
     ("sites", &["config", "observe", "limits", "extension", "db", "plan", "access"]),
-    ("runtime", &["config", "observe", "limits", "extension", "db", "plan", "access", "sites"]),
-    ("admin", &["config", "observe", "limits", "extension", "db", "plan", "access", "sites", "runtime"]),
+    ("runtime", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites"]),
+    ("admin", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "runtime"]),
     ("http", &["config", "observe", "limits", "extension", "access", "sites", "runtime", "admin"]),
-    (
-        "host",
-        &[
-            "config",
-            "observe",
-            "limits",
-            "extension",
-            "db",
-            "plan",
-            "access",
-            "sites",
-            "runtime",
-            "admin",
-            "http",
-        ],
-    ),
+    ("host", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "runtime", "admin", "http"]),
     ("testkit", &["config", "db", "extension", "host"]),
 ];
 

@@ -58,6 +58,7 @@ pub mod access;
 pub mod admin;
 pub mod config;
 mod db;
+mod entities;
 pub mod extension;
 pub mod host;
 mod http;
@@ -85,6 +86,11 @@ pub use async_trait::async_trait;
 /// `NNNN_description.up.sql` (and optional `.down.sql`) files from that directory of the calling
 /// crate at compile time. See [`Migrations`].
 pub use annex_core_macros::migrations;
+
+/// Embeds an extension's entity declaration: `annex_core::entities!("entities.toml")` (or a
+/// `.json` file) reads it from the calling crate at compile time and rejects a malformed one
+/// with the file, line or JSON pointer, and the problem. See [`extension::Entities`].
+pub use annex_core_macros::entities;
 
 /// Fixtures for `core/benches/`: crate internals wrapped just enough to be measured.
 #[cfg(feature = "bench")]

@@ -209,7 +209,7 @@ async fn two_serve_processes_follow_the_admin_api_of_either_and_the_cli() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sites_commands_round_trip_with_json() {
     let env = Env::new().await;
-    let created = env.json(&["sites", "create", "plant-1", "Plant One", "--json"]).await;
+    let created = env.json(&["sites", "create", "plant-1", "--name", "Plant One", "--json"]).await;
     assert_eq!(created["slug"], "plant-1");
     assert_eq!(created["status"], "active");
     let list = env.json(&["sites", "list", "--json"]).await;
@@ -227,7 +227,7 @@ async fn sites_commands_round_trip_with_json() {
     assert_eq!(trail["entries"][0]["actor"], "cli");
 
     // Refusals exit non-zero and print the error document with --json.
-    let out = env.run(&["sites", "create", "plant-1", "Again", "--json"], None).await;
+    let out = env.run(&["sites", "create", "plant-1", "--name", "Again", "--json"], None).await;
     assert!(!out.status.success());
     let refused: Value = serde_json::from_slice(&out.stdout).expect("JSON error on stdout");
     assert_eq!(refused["error"]["code"], "site_exists");
@@ -241,6 +241,100 @@ async fn sites_commands_round_trip_with_json() {
     let refused: Value = serde_json::from_slice(&out.stdout).expect("JSON error on stdout");
     assert_eq!(refused["error"]["code"], "unknown_operator");
 
+    let csv = env.run(&["sites", "report", "plant-1", "--format", "csv"], None).await;
+    assert!(String::from_utf8_lossy(&csv.stdout).contains("plant-1,hello,"), "the CSV lists hello");
     let done = env.json(&["sites", "deactivate", "plant-1", "hello", "--json"]).await;
     assert_eq!(done["deactivated"], json!(["hello"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_are_added_listed_disabled_and_their_tokens_authenticate_with_their_roles() {
+    let env = Env::new().await;
+    let t = crate::support::host(crate::support::Base::default(), Some(&env.url)).await;
+    let add = |user: &'static str, roles: &'static [&'static str], password: &'static str| {
+        let mut args = vec!["operators", "add", user, "--name", "Ann Example", "--password-stdin", "--json"];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let env = &env;
+        async move { env.run(&args, Some(&format!("{password}\n"))).await }
+    };
+    let out = add("ann", &["viewer"], "a long enough password").await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let viewer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let viewer_token = viewer["token"].as_str().unwrap().to_owned();
+    assert!(viewer_token.starts_with("annex_op_"), "{viewer}");
+    assert_eq!(viewer["operator"]["roles"], json!(["viewer"]));
+    assert!(viewer["operator"].get("password_hash").is_none(), "no hash is ever shown");
+
+    let out = add("ann", &["viewer"], "a long enough password").await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operator `ann` already exists"));
+    let out = add("bob", &[], "short").await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 to 1024 characters"));
+    let out = add("Bad Name", &[], "a long enough password").await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username `Bad Name` is invalid"));
+    let out = add("root", &["admin"], "another long password").await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let root_token = root["token"].as_str().unwrap().to_owned();
+
+    let get = |token: String| {
+        let (client, url) = (t.client().clone(), t.url("/api/v1/extensions"));
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    let res = get(viewer_token.clone()).await;
+    assert_eq!(res.status(), 403, "a viewer may not use the host-wide admin API");
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(b["error"]["code"], "forbidden");
+    assert!(b["error"]["message"].as_str().unwrap().contains("role `admin`"), "{b}");
+    assert_eq!(get(root_token.clone()).await.status(), 200, "an admin operator may");
+    assert_eq!(get(format!("{viewer_token}0")).await.status(), 401, "an unknown operator token");
+
+    let list = env.json(&["operators", "list", "--json"]).await;
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|o| o["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ann", "root"]);
+
+    env.json(&["operators", "disable", "ann", "--json"]).await;
+    assert_eq!(get(viewer_token).await.status(), 401, "a disabled operator's token stops working");
+    let rotated = env.json(&["operators", "token", "root", "--json"]).await;
+    assert_eq!(get(root_token).await.status(), 401, "the old token stops working");
+    assert_eq!(get(rotated["token"].as_str().unwrap().to_owned()).await.status(), 200);
+    let out = env.run(&["operators", "disable", "nobody"], None).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no operator `nobody`"));
+
+    let pool = sqlx::PgPool::connect(&env.url).await.unwrap();
+    let before: String =
+        sqlx::query_scalar("select password_hash from annex.operators where username = 'root'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let out =
+        env.run(&["operators", "passwd", "root", "--password-stdin"], Some("a brand new password\n")).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after: String =
+        sqlx::query_scalar("select password_hash from annex.operators where username = 'root'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_ne!(before, after);
+    assert!(after.starts_with("$argon2id$"));
+    let actions: Vec<String> = sqlx::query_scalar(
+        "select action from annex.audit_log where target like 'operators/%' and actor = 'cli' order by id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [
+            "operator.added",
+            "operator.added",
+            "operator.disabled",
+            "operator.token_rotated",
+            "operator.password_changed"
+        ]
+    );
+    t.shutdown().await;
 }

@@ -129,11 +129,18 @@ pub async fn json_body(res: reqwest::Response) -> Value {
 pub struct Scripted {
     pub name: String,
     pub migrations: Migrations,
+    pub entities: Option<annex_core::extension::Entities>,
 }
 
 impl Scripted {
     pub fn new(name: &str, steps: Vec<Migration>) -> Self {
-        Self { name: name.to_owned(), migrations: Migrations::new(steps) }
+        Self { name: name.to_owned(), migrations: Migrations::new(steps), entities: None }
+    }
+
+    /// The same, declaring entities.
+    pub fn with_entities(mut self, entities: annex_core::extension::Entities) -> Self {
+        self.entities = Some(entities);
+        self
     }
 }
 
@@ -144,6 +151,9 @@ impl Extension for Scripted {
     }
     fn migrations(&self) -> Migrations {
         self.migrations.clone()
+    }
+    fn entities(&self) -> Option<annex_core::extension::Entities> {
+        self.entities.clone()
     }
     fn register(&self, r: &mut Registrar) {
         r.post("/sql", run_sql);

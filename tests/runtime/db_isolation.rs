@@ -67,6 +67,60 @@ async fn an_extension_cannot_switch_roles_or_create_outside_its_schema() {
     t.shutdown().await;
 }
 
+/// Refused by PostgreSQL's privilege checks: "permission denied …", or "must be superuser / have
+/// privileges of …" for the server-side file and program doors.
+fn assert_refused(result: Result<Option<String>, String>, what: &str) {
+    match result {
+        Err(e) => assert!(
+            e.contains("permission denied")
+                || e.contains("must be superuser")
+                || e.contains("privileges of the"),
+            "{what}: expected a privilege error, got {e}"
+        ),
+        Ok(v) => panic!("{what}: expected a privilege error, but it succeeded ({v:?})"),
+    }
+}
+
+#[tokio::test]
+async fn an_extension_cannot_reach_server_files_programs_other_databases_or_others_objects() {
+    let t = two_extensions().await;
+    let db = superuser(t.database_url()).await;
+    // A large object the host owns, which the extension must not read.
+    let lo: i64 = sqlx::query_scalar("select lo_from_bytea(0, 'host secret')::bigint")
+        .fetch_one(&db)
+        .await
+        .expect("lo");
+    let cases = [
+        ("copy (select 1) to program 'true'", "COPY … TO PROGRAM"),
+        ("copy things from program 'echo 1'", "COPY … FROM PROGRAM"),
+        ("copy things to '/tmp/annex-escape.csv'", "COPY to a server file"),
+        ("select pg_read_file('/etc/hostname')", "pg_read_file"),
+        ("select pg_ls_dir('/')::text", "pg_ls_dir"),
+        ("select lo_import('/etc/hostname')::text", "server-side lo_import"),
+        ("create extension if not exists dblink", "create extension dblink"),
+        ("create function public.f() returns int language sql as 'select 1'", "function in public"),
+        ("create function annex.f() returns int language sql as 'select 1'", "function in annex"),
+        (
+            "create function ext_beta.f() returns int language sql as 'select 1'",
+            "function in another extension",
+        ),
+        ("create function annex_api.f() returns int language sql as 'select 1'", "function in annex_api"),
+        ("create role sneaky login", "create role"),
+        ("select count(*)::text from pg_authid", "pg_authid"),
+    ];
+    // (A role may change its own defaults, `alter role current_user set search_path = annex`:
+    // that gains nothing, it still has no USAGE on annex, and the host puts the setting back.)
+    for (statement, what) in cases {
+        assert_refused(sql(&t, "alpha", statement).await, what);
+    }
+    assert_refused(
+        sql(&t, "alpha", &format!("select encode(lo_get({lo}), 'escape')")).await,
+        "another role's large object",
+    );
+    db.close().await;
+    t.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_extension_uses_its_own_tables_by_unqualified_name() {
     let t = two_extensions().await;

@@ -7,6 +7,7 @@ mod scripted;
 
 mod analytics;
 mod db_isolation;
+mod entities;
 mod events;
 mod extension_migrations;
 mod hello_db;
@@ -15,4 +16,5 @@ mod lifecycle;
 mod limits;
 mod permissions;
 mod serving;
+mod sites;
 mod startup_validation;

@@ -1,4 +1,5 @@
-//! Macros re-exported by `annex-core`; use them as `annex_core::migrations!`.
+//! Macros re-exported by `annex-core`; use them as `annex_core::migrations!` and
+//! `annex_core::entities!`.
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
@@ -103,6 +104,52 @@ fn expand(input: TokenStream) -> Result<TokenStream, String> {
     }
     code.push_str("])");
     TokenStream::from_str(&code).map_err(|e| format!("migrations!: internal error: {e}"))
+}
+
+/// Embeds an extension's entity declaration (`entities.toml` or `entities.json`, relative to
+/// the calling crate's Cargo.toml) as an `annex_core::extension::Entities` value, after checking
+/// it: a file that does not parse, or a declaration with problems of its own (names, types,
+/// rules, defaults, relations inside the file), is a compile error naming the file, the line or
+/// JSON pointer, and the problem. References to other extensions are checked by the host at
+/// startup, where every declaration is known.
+#[proc_macro]
+pub fn entities(input: TokenStream) -> TokenStream {
+    match expand_entities(input) {
+        Ok(code) => code,
+        Err(message) => error(&message),
+    }
+}
+
+fn expand_entities(input: TokenStream) -> Result<TokenStream, String> {
+    let literal = input.to_string();
+    let relative = literal
+        .trim()
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .filter(|s| !s.contains(['"', '\\']))
+        .ok_or_else(|| format!("entities! takes a file as a plain string literal, got `{literal}`"))?;
+    let root = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| "CARGO_MANIFEST_DIR is not set".to_owned())?;
+    let path = Path::new(&root).join(relative);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("entities!: cannot read {}: {e}", path.display()))?;
+    let json = path.extension().is_some_and(|e| e == "json");
+    let parsed = if json { annex_entities::parse_json(&text) } else { annex_entities::parse_toml(&text) };
+    let declaration = parsed.map_err(|e| format!("entities!: {}: {e}", path.display()))?;
+    let problems = annex_entities::validate(&declaration, &annex_entities::Scope::compile_time());
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {}: {}", p.pointer, p.message)).collect();
+        return Err(format!(
+            "entities!: {} has {} problem(s):\n{}",
+            path.display(),
+            problems.len(),
+            list.join("\n")
+        ));
+    }
+    let file = path.to_str().ok_or("entities!: the path is not UTF-8")?;
+    let code = format!(
+        "::annex_core::extension::Entities::embedded({relative:?}, ::core::include_str!({file:?}), {json})"
+    );
+    TokenStream::from_str(&code).map_err(|e| format!("entities!: internal error: {e}"))
 }
 
 /// `0001_create_items` → (1, "create_items").

@@ -110,6 +110,7 @@ mod tests {
             printed_name: "Ann".into(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             sites,
+            site_slugs: None,
             disabled: false,
             created_at: String::new(),
         })

@@ -26,6 +26,9 @@ pub enum AccessError {
     /// No such operator.
     #[error("no operator `{0}`; `annex operators list` shows them")]
     UnknownOperator(String),
+    /// A site named in an operator's scope does not exist.
+    #[error("no site `{0}`; `annex sites list` shows them")]
+    UnknownSite(String),
     /// The operator is disabled.
     #[error("operator `{0}` is disabled; an admin can enable them again")]
     Disabled(String),

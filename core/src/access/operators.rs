@@ -24,6 +24,8 @@ pub struct Operator {
     pub roles: Vec<String>,
     /// The sites they may act on; `None` is every site.
     pub sites: Option<Vec<Uuid>>,
+    /// The slugs of those sites, for people.
+    pub site_slugs: Option<Vec<String>>,
     /// A disabled operator cannot authenticate.
     pub disabled: bool,
     /// When added (UTC, RFC 3339).
@@ -39,6 +41,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Operator {
             printed_name: row.try_get("printed_name")?,
             roles: row.try_get("roles")?,
             sites: row.try_get("sites")?,
+            site_slugs: row.try_get("site_slugs")?,
             disabled: row.try_get("disabled")?,
             created_at: row.try_get("created_at")?,
         })
@@ -66,8 +69,8 @@ pub struct NewOperator {
     pub printed_name: String,
     /// Roles.
     pub roles: Vec<String>,
-    /// Site scope (ids); `None` is every site.
-    pub sites: Option<Vec<Uuid>>,
+    /// Site scope (slugs); `None` is every site.
+    pub sites: Option<Vec<String>>,
     /// Password, 12 characters or more.
     pub password: String,
 }
@@ -84,6 +87,8 @@ pub enum OperatorChange {
 }
 
 const COLUMNS: &str = "id, username, printed_name, roles, sites, disabled, \
+     case when o.sites is null then null else coalesce( \
+         (select array_agg(s.slug order by s.slug) from annex.sites s where s.id = any(o.sites)), '{}') end as site_slugs, \
      to_char(created_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as created_at";
 
 fn valid_username(name: &str) -> bool {
@@ -116,31 +121,56 @@ pub async fn add(pool: &PgPool, actor: &str, new: &NewOperator) -> Result<(Opera
     roles.sort();
     roles.dedup();
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query_as::<_, Operator>(&format!(
+    let sites = match &new.sites {
+        None => None,
+        Some(slugs) => Some(site_ids(&mut tx, slugs).await?),
+    };
+    let inserted: Option<Uuid> = sqlx::query_scalar(
         "insert into annex.operators (username, printed_name, roles, sites, password_hash, token_hash)
-         values ($1, $2, $3, $4, $5, $6) on conflict (username) do nothing returning {COLUMNS}"
-    ))
+         values ($1, $2, $3, $4, $5, $6) on conflict (username) do nothing returning id",
+    )
     .bind(&new.username)
     .bind(new.printed_name.trim())
     .bind(&roles)
-    .bind(&new.sites)
+    .bind(&sites)
     .bind(&hash)
     .bind(password::token_hash(&token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(operator) = inserted else { return Err(AccessError::UsernameTaken(new.username.clone())) };
+    if inserted.is_none() {
+        return Err(AccessError::UsernameTaken(new.username.clone()));
+    }
+    let operator = find(&mut *tx, &new.username).await?;
     let entry = AuditEntry::new(actor, "operator.added", format!("operators/{}", operator.username)).details(
-        serde_json::json!({ "printed_name": operator.printed_name, "roles": operator.roles, "sites": operator.sites }),
+        serde_json::json!({ "printed_name": operator.printed_name, "roles": operator.roles, "sites": operator.site_slugs }),
     );
     audit::record(&mut *tx, &entry).await?;
     tx.commit().await?;
     Ok((operator, token))
 }
 
+/// The ids of the sites named by `slugs`; an unknown slug is an error naming it.
+async fn site_ids(conn: &mut sqlx::PgConnection, slugs: &[String]) -> Result<Vec<Uuid>, AccessError> {
+    let found: Vec<(String, Uuid)> = sqlx::query_as("select slug, id from annex.sites where slug = any($1)")
+        .bind(slugs)
+        .fetch_all(&mut *conn)
+        .await?;
+    slugs
+        .iter()
+        .map(|slug| {
+            found
+                .iter()
+                .find(|(s, _)| s == slug)
+                .map(|(_, id)| *id)
+                .ok_or_else(|| AccessError::UnknownSite(slug.clone()))
+        })
+        .collect()
+}
+
 /// Every operator, by username.
 pub async fn list(pool: &PgPool) -> Result<Vec<Operator>, AccessError> {
     let rows =
-        sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators order by username"))
+        sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators o order by username"))
             .fetch_all(pool)
             .await?;
     Ok(rows)
@@ -148,7 +178,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Operator>, AccessError> {
 
 /// One operator by username.
 pub async fn find(executor: impl PgExecutor<'_>, username: &str) -> Result<Operator, AccessError> {
-    sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators where username = $1"))
+    sqlx::query_as::<_, Operator>(&format!("select {COLUMNS} from annex.operators o where username = $1"))
         .bind(username)
         .fetch_optional(executor)
         .await?
@@ -208,7 +238,7 @@ pub async fn by_token(pool: &PgPool, token: &str) -> Result<Option<Operator>, Ac
         return Ok(None);
     }
     let found = sqlx::query_as::<_, Operator>(&format!(
-        "select {COLUMNS} from annex.operators where token_hash = $1 and not disabled"
+        "select {COLUMNS} from annex.operators o where token_hash = $1 and not disabled"
     ))
     .bind(password::token_hash(token))
     .fetch_optional(pool)

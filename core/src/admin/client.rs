@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::access::{AccessError, Actor, NewOperator, Operator, OperatorChange, operators};
 use crate::config::Config;
 use crate::db::database::Database;
 use crate::db::error::DbError;
@@ -55,6 +56,25 @@ impl Admin {
     /// runs them as [`crate::access::Actor::Cli`].
     pub fn sites(&self) -> Sites<'_> {
         Sites::new(&self.db.pool, self.controller.catalog())
+    }
+
+    /// Adds an operator, as the CLI; returns it and its personal token (shown once).
+    pub async fn add_operator(&self, new: &NewOperator) -> Result<(Operator, String), AccessError> {
+        operators::add(&self.db.pool, &Actor::Cli.audit_name(), new).await
+    }
+
+    /// Every operator.
+    pub async fn operators(&self) -> Result<Vec<Operator>, AccessError> {
+        operators::list(&self.db.pool).await
+    }
+
+    /// Disables or enables an operator, sets their password or rotates their token, as the CLI.
+    pub async fn change_operator(
+        &self,
+        username: &str,
+        change: &OperatorChange,
+    ) -> Result<(Operator, Option<String>), AccessError> {
+        operators::update(&self.db.pool, &Actor::Cli.audit_name(), username, change).await
     }
 
     /// The compiled-in extensions, by name.

@@ -127,8 +127,10 @@ impl Admin {
         mut progress: impl FnMut(&MigrationStep) + Send,
     ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
         let migrations = self.compiled_migrations(name)?;
+        let grants =
+            self.controller().catalog().get(name).map(|d| d.foreign_grants.as_slice()).unwrap_or_default();
         let isolator = self.isolator().await?;
-        let (pool, steps) = extension_db::open(&isolator, name, migrations, 1, &mut progress).await?;
+        let (pool, steps) = extension_db::open(&isolator, name, migrations, grants, 1, &mut progress).await?;
         pool.close().await;
         Ok(steps)
     }

@@ -16,7 +16,7 @@ pub use crate::runtime::control_error::ControlError;
 pub use crate::runtime::controller::Controller;
 pub use crate::runtime::views::{
     ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
-    Permissions, ReplicaFigures, Route, SwitchReport,
+    Permissions, ReplicaFigures, Route, SiteDeclarations, SwitchReport,
 };
 pub use client::Admin;
 pub use migrations::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};

@@ -3,7 +3,7 @@
 
 use sqlx::PgPool;
 
-use crate::db::isolation::{IsolationError, Isolator};
+use crate::db::isolation::{ForeignGrant, IsolationError, Isolator};
 use crate::db::migrate::{self, MigrationError, MigrationStep, Progress};
 use crate::extension::migrations::Migrations;
 
@@ -16,16 +16,22 @@ pub(crate) enum OpenError {
     Migration(#[from] MigrationError),
 }
 
-/// Provisions the extension's schema and role, opens its pool of `size`, and applies its
-/// pending migrations through that pool. On failure the pool is closed.
+/// Provisions the extension's schema and role, grants it what its entities need on other
+/// extensions' tables, opens its pool of `size`, and applies its pending migrations through that
+/// pool. On failure the pool is closed.
 pub(crate) async fn open(
     isolator: &Isolator,
     extension: &str,
     migrations: &Migrations,
+    grants: &[ForeignGrant],
     size: u32,
     progress: Progress<'_>,
 ) -> Result<(PgPool, Vec<MigrationStep>), OpenError> {
     let provisioned = isolator.provision(extension, size).await?;
+    if let Err(e) = isolator.grant_foreign(extension, grants).await {
+        provisioned.pool.close().await;
+        return Err(e.into());
+    }
     let pool = provisioned.pool;
     let applied = async {
         let mut conn = pool.acquire().await.map_err(MigrationError::Database)?;

@@ -85,6 +85,17 @@ fn provision_err(extension: &str) -> impl FnOnce(sqlx::Error) -> IsolationError 
 }
 
 /// The schema of an extension.
+/// A privilege on another extension's table that an extension's entities need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForeignGrant {
+    /// The extension owning the table.
+    pub(crate) owner: String,
+    /// The table in its schema.
+    pub(crate) object: String,
+    /// `references, select` or `select, insert, delete`.
+    pub(crate) privileges: &'static str,
+}
+
 pub(crate) fn schema_name(extension: &str) -> String {
     format!("ext_{extension}")
 }
@@ -352,6 +363,30 @@ impl Isolator {
     async fn set_password(&self, extension: &str, role: &str, password: &str) -> Result<(), IsolationError> {
         // The password is hex (an HMAC), so it needs no quoting beyond the literal's quotes.
         self.locked_ddl(extension, &format!("alter role \"{role}\" password '{password}'")).await
+    }
+
+    /// Grants the role of `extension` what its generated entity step needs on other extensions'
+    /// tables (`REFERENCES, SELECT` for a foreign key, `INSERT` on an enum it adds values to) and
+    /// nothing more. In `schema` mode every extension is the host's user already.
+    pub(crate) async fn grant_foreign(
+        &self,
+        extension: &str,
+        grants: &[ForeignGrant],
+    ) -> Result<(), IsolationError> {
+        if self.mode == Isolation::Schema || grants.is_empty() {
+            return Ok(());
+        }
+        let role = self.role_name(extension);
+        let mut sql = String::new();
+        for g in grants {
+            // Names are validated extension and entity names: `^[a-z][a-z0-9_]*$`.
+            let schema = schema_name(&g.owner);
+            sql.push_str(&format!(
+                "grant usage on schema \"{schema}\" to \"{role}\";\ngrant {} on \"{schema}\".\"{}\" to \"{role}\";\n",
+                g.privileges, g.object
+            ));
+        }
+        self.locked_ddl(extension, &sql).await
     }
 
     /// Runs `sql` in its own transaction under the migration advisory lock, so DDL from

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::extension::error::ApiError;
 use crate::extension::events::{Event, EventBus};
 use crate::extension::permissions::{self, Grants, PermissionError};
+use crate::extension::site::{Site, SiteScope};
 use crate::extension::storage::{Storage, StorageScope};
 use crate::extension::tasks::Tasks;
 use crate::limits::quota::{Limits, ResourceUsage};
@@ -31,6 +32,8 @@ use crate::observe::stats::{Counters, ExtensionStats};
 #[derive(Clone, Debug)]
 pub struct Context {
     inner: Arc<Inner>,
+    /// The site of a request under `/sites/<slug>/ext/<name>/…`, with the config there.
+    site: Option<Arc<SiteScope>>,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,31 @@ pub(crate) struct Services {
 )]
 pub struct DatabaseUnavailable {
     extension: String,
+}
+
+/// [`Context::site_tx`] could not open a site transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteTxError {
+    /// The request was not made under a site.
+    #[error(
+        "extension `{extension}` was called outside a site: a site transaction needs a request to /sites/<slug>/ext/{extension}/…"
+    )]
+    NoSite {
+        /// The extension.
+        extension: String,
+    },
+    /// The extension has no pool here.
+    #[error(transparent)]
+    NoPool(#[from] DatabaseUnavailable),
+    /// Beginning the transaction or setting the site failed.
+    #[error("opening a site transaction for extension `{extension}`: {source}")]
+    Database {
+        /// The extension.
+        extension: String,
+        /// What PostgreSQL or the pool said.
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 /// The extension's config did not have the shape the extension asked for.
@@ -114,6 +142,7 @@ impl Context {
                 limits,
                 storage_lock: Arc::new(tokio::sync::Mutex::new(false)),
             }),
+            site: None,
         }
     }
 
@@ -135,9 +164,101 @@ impl Context {
         &self.inner.name
     }
 
-    /// The extension's current config (the `config` table of `[extensions.<name>]`).
+    /// The extension's current config: under a site (`/sites/<slug>/ext/<name>/…`) the config
+    /// it was activated with there, otherwise the `config` table of `[extensions.<name>]`.
     pub fn config(&self) -> Arc<serde_json::Value> {
-        self.inner.config.load_full()
+        match &self.site {
+            Some(scope) => scope.config.clone(),
+            None => self.inner.config.load_full(),
+        }
+    }
+
+    /// The site this request was made for (`/sites/<slug>/ext/<name>/…`); `None` under
+    /// `/ext/<name>/…`, in hooks of other requests, tasks and lifecycle calls.
+    ///
+    /// ```
+    /// use annex_core::Context;
+    /// async fn handler(cx: Context) -> String {
+    ///     match cx.site() {
+    ///         Some(site) => format!("hello, {}", site.slug()),
+    ///         None => "hello, everyone".to_owned(),
+    ///     }
+    /// }
+    /// ```
+    pub fn site(&self) -> Option<&Site> {
+        self.site.as_deref().map(|scope| &scope.site)
+    }
+
+    /// This context, for one request made for a site (the router builds it per request: two
+    /// reference counts, no allocation).
+    pub(crate) fn at_site(&self, scope: Arc<SiteScope>) -> Self {
+        Self { inner: self.inner.clone(), site: Some(scope) }
+    }
+
+    /// Opens a transaction on the extension's own pool with the request's site set
+    /// transaction-locally (`set_config('annex.site_id', <site id>, true)`), so the host function
+    /// `annex_api.annex_site_id()` returns [`Site::id`] inside it and row-level-security
+    /// policies written with it show and accept only this site's rows. Commit it, or drop it to
+    /// roll back; the setting ends with the transaction, so a pooled connection never carries it
+    /// to another request.
+    ///
+    /// A table shared by every site, with a policy PostgreSQL enforces even for the table's owner
+    /// (the extension's role), in the extension's migrations:
+    ///
+    /// ```sql
+    /// create table notes (
+    ///     id      bigserial primary key,
+    ///     site_id uuid not null default annex_api.annex_site_id(),
+    ///     body    text not null
+    /// );
+    /// alter table notes enable row level security;
+    /// alter table notes force row level security;
+    /// create policy by_site on notes
+    ///     using (site_id = annex_api.annex_site_id())
+    ///     with check (site_id = annex_api.annex_site_id());
+    /// ```
+    ///
+    /// and handlers that never name the site, yet only ever see and write their own site's rows:
+    ///
+    /// ```
+    /// use annex_core::{ApiError, Context, Json};
+    /// use serde_json::{Value, json};
+    ///
+    /// async fn add(cx: Context, Json(body): Json<Value>) -> Result<Json<Value>, ApiError> {
+    ///     let text = body["body"].as_str().unwrap_or_default();
+    ///     let mut tx = cx.site_tx().await?;
+    ///     let id: i64 = sqlx::query_scalar("insert into notes (body) values ($1) returning id")
+    ///         .bind(text)
+    ///         .fetch_one(&mut *tx)
+    ///         .await?;
+    ///     tx.commit().await?;
+    ///     Ok(Json(json!({ "id": id })))
+    /// }
+    ///
+    /// async fn list(cx: Context) -> Result<Json<Value>, ApiError> {
+    ///     let mut tx = cx.site_tx().await?;
+    ///     // No `where site_id = …`: the policy filters, and another site's rows never appear.
+    ///     let bodies: Vec<String> = sqlx::query_scalar("select body from notes order by id")
+    ///         .fetch_all(&mut *tx)
+    ///         .await?;
+    ///     Ok(Json(json!({ "notes": bodies })))
+    /// }
+    /// ```
+    ///
+    /// Outside a site transaction `annex_site_id()` is null, so such a policy shows no rows and
+    /// refuses every write: forgetting `site_tx` fails closed.
+    pub async fn site_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, SiteTxError> {
+        let extension = || self.inner.name.clone();
+        let site = self.site().ok_or_else(|| SiteTxError::NoSite { extension: extension() })?;
+        let pool = self.db()?;
+        let database = |source| SiteTxError::Database { extension: extension(), source };
+        let mut tx = pool.begin().await.map_err(database)?;
+        sqlx::query("select set_config('annex.site_id', $1::uuid::text, true)")
+            .bind(site.id())
+            .execute(&mut *tx)
+            .await
+            .map_err(database)?;
+        Ok(tx)
     }
 
     /// The current config deserialized into `T`.
@@ -298,6 +419,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Context {
         parts.extensions.get::<Context>().cloned().ok_or_else(|| {
             ApiError::internal("this handler asked for an extension Context outside /ext/<name>")
         })
+    }
+}
+
+/// Outside a site: 400 `site_required`, naming the URL to use; no pool or a database failure:
+/// 500, logged, the text never sent.
+impl From<SiteTxError> for ApiError {
+    fn from(e: SiteTxError) -> Self {
+        match e {
+            SiteTxError::NoSite { .. } => {
+                Self::new(axum::http::StatusCode::BAD_REQUEST, "site_required", e.to_string())
+            }
+            SiteTxError::NoPool(e) => e.into(),
+            SiteTxError::Database { source, .. } => source.into(),
+        }
     }
 }
 

@@ -27,12 +27,14 @@ pub struct ApiError {
     message: String,
     /// One entry per problem, by JSON pointer (validation errors).
     errors: Option<Vec<SchemaViolation>>,
+    /// One entry per field of a written row (the entity API's 422s).
+    fields: Option<Vec<SchemaViolation>>,
 }
 
 impl ApiError {
     /// An error with a status, a stable snake_case code and a message for humans.
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), errors: None }
+        Self { status, code: code.into(), message: message.into(), errors: None, fields: None }
     }
 
     /// Adds one entry per problem, each naming the JSON pointer of the offending value; the
@@ -40,6 +42,18 @@ impl ApiError {
     pub fn with_errors(mut self, errors: Vec<SchemaViolation>) -> Self {
         self.errors = Some(errors);
         self
+    }
+
+    /// Adds one entry per field of a written row, each with the JSON pointer of the field in
+    /// the request body; the body carries them as `error.fields`.
+    pub fn with_fields(mut self, fields: Vec<SchemaViolation>) -> Self {
+        self.fields = Some(fields);
+        self
+    }
+
+    /// The per-field entries added with [`ApiError::with_fields`].
+    pub fn fields(&self) -> &[SchemaViolation] {
+        self.fields.as_deref().unwrap_or_default()
     }
 
     /// 400 `bad_request`.
@@ -87,6 +101,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message, "request_id": request_id });
         if let (Some(errors), Some(map)) = (self.errors, error.as_object_mut()) {
             map.insert("errors".into(), json!(errors));
+        }
+        if let (Some(fields), Some(map)) = (self.fields, error.as_object_mut()) {
+            map.insert("fields".into(), json!(fields));
         }
         let body = json!({ "error": error });
         (self.status, Json(body)).into_response()

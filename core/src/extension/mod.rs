@@ -4,6 +4,7 @@
 //! everyday names; this module has them all.
 
 pub(crate) mod context;
+pub(crate) mod entities;
 pub(crate) mod error;
 pub(crate) mod events;
 pub(crate) mod gate;
@@ -16,13 +17,15 @@ pub(crate) mod panic;
 pub(crate) mod permissions;
 pub(crate) mod registrar;
 pub(crate) mod registration;
+pub(crate) mod site;
 pub(crate) mod storage;
 pub(crate) mod tasks;
 
 use async_trait::async_trait;
 
 pub use crate::observe::request_id::RequestId;
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SpawnError};
+pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SiteTxError, SpawnError};
+pub use entities::{Entities, entity_format};
 pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};
 pub use health::{Health, HealthStatus};
@@ -31,6 +34,7 @@ pub use metadata::{Capability, CapabilityRequirement, Dependency, Metadata, Sign
 pub use migrations::{Migration, Migrations};
 pub use permissions::PermissionError;
 pub use registrar::{Registrar, RouteRef};
+pub use site::Site;
 pub use storage::{Storage, StorageError};
 
 /// The permission names annex itself checks. Extensions declare them with
@@ -114,6 +118,12 @@ pub trait Extension: Send + Sync + 'static {
     /// The extension's own schema migrations, applied in its schema, as its role, before `init`.
     fn migrations(&self) -> Migrations {
         Migrations::none()
+    }
+
+    /// Tables, enums and relations declared as data (`annex_core::entities!("entities.toml")`).
+    /// The host checks every declaration at startup, against the extensions this one depends on.
+    fn entities(&self) -> Option<Entities> {
+        None
     }
 
     /// Called when the extension is enabled (at start, and at every re-enable), after its

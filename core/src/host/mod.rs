@@ -5,6 +5,8 @@
 pub(crate) mod error;
 #[cfg(test)]
 mod request_path_tests;
+#[cfg(test)]
+mod site_path_tests;
 mod start;
 
 use std::future::Future;
@@ -219,6 +221,22 @@ impl Host {
     pub fn extension_config(&self, name: &str) -> Result<serde_json::Value, ControlError> {
         let m = self.inner.runtime.find(name).ok_or_else(|| ControlError::NotFound(name.to_owned()))?;
         Ok((*m.cx().config()).clone())
+    }
+
+    /// Re-reads one site's row and active extensions into the site gates, so requests to
+    /// `/sites/<slug>/ext/…` on this replica follow a change at once. Call it after an
+    /// activation, deactivation, config change or suspension of that site commits; other
+    /// replicas follow the `NOTIFY annex_sites, '<site id>'` sent in the same transaction.
+    ///
+    /// ```no_run
+    /// # async fn activated(host: &annex_core::host::Host, site: uuid::Uuid) -> Result<(), annex_core::host::DbError> {
+    /// // … the activation's transaction (config, audit, pg_notify('annex_sites', site::text)) committed:
+    /// host.reload_site(site).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reload_site(&self, site_id: uuid::Uuid) -> Result<(), DbError> {
+        let runtime = &self.inner.runtime;
+        runtime.site_gates().reload_site(runtime.pool(), site_id).await
     }
 
     /// Validates `config` against the extension's JSON Schema, applies it without a restart and

@@ -23,6 +23,7 @@ use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::permissions::Grants;
 use crate::host::error::HostError;
 use crate::http::hook_chain::Registry;
+use crate::http::request_path::site_route;
 use crate::limits::error::LimitsError;
 use crate::limits::quota::{Limits, Prepared};
 use crate::observe::metrics::Metrics;
@@ -103,6 +104,8 @@ impl HostBuilder {
         let initial = initial_states(&database.pool, &config, &plan).await.map_err(DbError::from)?;
         let assembled =
             assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial, limits)?;
+        // The gates are full before the first request can arrive; the site sync follows changes.
+        assembled.runtime.site_gates().reload_all(&database.pool).await?;
         assembled.runtime.start_all().await;
         let background = Background::start(&assembled.runtime);
         let ready = Arc::new(AtomicBool::new(true));
@@ -190,8 +193,17 @@ pub(super) fn assemble(
     let mut metrics = Metrics::empty();
     for ((p, initial), prepared) in plan.extensions.into_iter().zip(initial).zip(prepared) {
         let name = p.metadata.name.clone();
-        let routes: Vec<_> =
-            p.routes.iter().map(|r| (r.method.clone(), format!("/ext/{name}{}", r.path))).collect();
+        // Each route twice: under /ext/<name> and under every site, by its template.
+        let routes: Vec<_> = p
+            .routes
+            .iter()
+            .flat_map(|r| {
+                [
+                    (r.method.clone(), format!("/ext/{name}{}", r.path)),
+                    (r.method.clone(), site_route(&name, &r.path)),
+                ]
+            })
+            .collect();
         let handles = metrics.register(&name, &routes);
         let ext_config = config.extension(&name);
         let needs = needs_of(&p);

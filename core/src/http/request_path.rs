@@ -18,14 +18,16 @@ use crate::extension::error::ApiError;
 use crate::extension::gate::Slot;
 use crate::extension::hooks::middleware::{HandlerPanicked, MiddlewareEntry, MiddlewareSet, Next};
 use crate::extension::hooks::{Access, Completed, ErrorKind, HookPoint, Identity, RequestError, RequestInfo};
+use crate::extension::site::split_site_path;
 use crate::http::hook_chain::{
     Chains, FailMode, Head, Registry, run_request_filters, run_response_filters, spawn_actions,
 };
 use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
-use crate::observe::metrics::{ErrorType, ExtensionMetrics};
+use crate::observe::metrics::{ErrorType, ExtensionMetrics, RequestMeter};
 use crate::observe::request_id::RequestId;
 use crate::observe::stats::Counters;
 use crate::runtime::lifecycle::Managed;
+use crate::sites::gates::{SiteGate, SiteGates};
 
 /// What every route of one extension shares, resolved once when the router is built.
 #[derive(Debug)]
@@ -39,6 +41,12 @@ pub(crate) struct ExtensionPath {
     metrics: Arc<ExtensionMetrics>,
     /// The admin API token: a request bearing it is identity `admin` with role `admin`.
     admin_token: AdminToken,
+    /// Served only under `/sites/<slug>/ext/<name>/…`.
+    site_scoped: bool,
+    /// Which sites run it, with which config.
+    sites: Arc<SiteGates>,
+    /// Its slot in `sites` (`usize::MAX`: none, so never active at a site).
+    site_slot: usize,
 }
 
 impl ExtensionPath {
@@ -47,9 +55,13 @@ impl ExtensionPath {
         hooks: &Registry,
         middleware: &MiddlewareSet,
         admin_token: AdminToken,
+        sites: &Arc<SiteGates>,
     ) -> Self {
         let name = m.name();
         Self {
+            site_scoped: m.site_scoped(),
+            site_slot: sites.slot_of(name).unwrap_or(usize::MAX),
+            sites: sites.clone(),
             name: name.into(),
             slot: m.slot().clone(),
             cx: m.cx().clone(),
@@ -65,6 +77,9 @@ impl ExtensionPath {
 struct RouteState {
     ext: Arc<ExtensionPath>,
     route: Arc<str>,
+    /// The same route under a site, `/sites/{site}/ext/<name>/…`: the metric label and the
+    /// hooks' route of site requests, bounded whatever the slug.
+    site_route: Arc<str>,
     access: Access,
 }
 
@@ -78,9 +93,15 @@ pub(crate) fn wrap(
     let state = Arc::new(RouteState {
         ext: ext.clone(),
         route: format!("/ext/{}{path}", ext.name).into(),
+        site_route: site_route(&ext.name, path).into(),
         access: access.clone(),
     });
     handler.route_layer(middleware::from_fn_with_state(state, run))
+}
+
+/// The template of extension `name`'s route `path` under every site.
+pub(crate) fn site_route(name: &str, path: &str) -> String {
+    format!("/sites/{{site}}/ext/{name}{path}")
 }
 
 /// What the inner part of the path learned, for the outer part.
@@ -100,11 +121,12 @@ struct Observed {
 }
 
 fn info(rs: &RouteState, seen: &Observed, uri: &Uri, identity: Option<Identity>) -> Arc<RequestInfo> {
+    let route = if split_site_path(uri.path()).is_some() { &rs.site_route } else { &rs.route };
     Arc::new(RequestInfo {
         method: seen.method.clone(),
         uri: uri.clone(),
         extension: rs.ext.name.clone(),
-        route: rs.route.clone(),
+        route: route.clone(),
         request_id: RequestId::current(),
         identity,
         user_agent: seen.user_agent.clone(),
@@ -120,6 +142,14 @@ fn content_length(req: &Request) -> Option<u64> {
 enum Refusal<'a> {
     /// The gate is closed: the extension is not running.
     Closed,
+    /// A site-scoped extension was asked for outside a site.
+    SiteOnly,
+    /// No site has this slug.
+    UnknownSite(&'a str),
+    /// The site is suspended.
+    SiteSuspended(&'a str),
+    /// The extension is not active at this site.
+    NotActiveAt(&'a str),
     /// `quotas.max_concurrent` requests are in flight.
     Busy,
     /// The body is larger than `quotas.max_body_bytes`.
@@ -140,6 +170,34 @@ fn refuse(ext: &ExtensionPath, why: Refusal<'_>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "extension_disabled",
             format!("extension `{name}` is not serving ({})", ext.slot.state()),
+        )
+        .into_response(),
+        Refusal::SiteOnly => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "site_scoped",
+            format!(
+                "extension `{name}` serves sites only: use /sites/<slug>/ext/{name}/… at a site where it is active"
+            ),
+        )
+        .into_response(),
+        Refusal::UnknownSite(slug) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+            format!("no site has the slug `{slug}`; GET /api/v1/sites lists them"),
+        )
+        .into_response(),
+        Refusal::SiteSuspended(slug) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "site_suspended",
+            format!("site `{slug}` is suspended: its extensions do not serve until an operator resumes it"),
+        )
+        .into_response(),
+        Refusal::NotActiveAt(slug) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "extension_not_active",
+            format!(
+                "extension `{name}` is not active at site `{slug}`; activate it there with POST /api/v1/sites/{slug}/extensions/{name}/activate (or `annex sites activate {slug} {name}`)"
+            ),
         )
         .into_response(),
         Refusal::Busy => {
@@ -186,23 +244,48 @@ fn refuse(ext: &ExtensionPath, why: Refusal<'_>) -> Response {
     }
 }
 
+/// A refusal before the request entered the path, counted.
+fn refused(ext: &ExtensionPath, why: Refusal<'_>, meter: RequestMeter<'_>) -> Response {
+    let response = refuse(ext, why);
+    meter.finish(response.status(), false);
+    response
+}
+
 fn timeout_message(name: &str, limit: Duration) -> String {
     format!("extension `{name}` did not answer within {} ms (quotas.timeout_ms)", limit.as_millis())
 }
 
 async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
     let ext = &*rs.ext;
-    // Metered from the first step, so a closed gate's 503s are counted too.
-    let meter = ext.metrics.start(&req);
-    if !ext.slot.is_open() {
-        let response = refuse(ext, Refusal::Closed);
-        meter.finish(response.status(), false);
-        return response;
-    }
-    let started = Instant::now();
-    req.extensions_mut().insert(ext.cx.clone());
-    // Nesting strips `/ext/<name>` from the URI; hooks and prefixes work on the full path.
+    // Nesting strips `/ext/<name>` from the URI (and the router `/sites/<slug>` before it);
+    // hooks see the full path, prefixes match its `/ext/<name>/…` part.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
+    let site_path = split_site_path(uri.path());
+    // Metered from the first step, so a closed gate's answers are counted too; a site request
+    // under its template, never its slug.
+    let meter = match site_path {
+        Some(_) => ext.metrics.start_route(req.method(), Some(&rs.site_route)),
+        None => ext.metrics.start(&req),
+    };
+    // The site's gate (this extension at this site), then the extension's own.
+    let gates = match site_path {
+        None if ext.site_scoped => Err(Refusal::SiteOnly),
+        None => Ok(ext.cx.clone()),
+        Some((slug, _)) => match ext.sites.check(slug, ext.site_slot) {
+            SiteGate::Open(scope) => Ok(ext.cx.at_site(scope)),
+            SiteGate::UnknownSite => Err(Refusal::UnknownSite(slug)),
+            SiteGate::Suspended => Err(Refusal::SiteSuspended(slug)),
+            SiteGate::NotActive => Err(Refusal::NotActiveAt(slug)),
+        },
+    };
+    let cx = match gates {
+        Ok(cx) if ext.slot.is_open() => cx,
+        Ok(_) => return refused(ext, Refusal::Closed, meter),
+        Err(why) => return refused(ext, why, meter),
+    };
+    let path = site_path.map_or(uri.path(), |(_, path)| path);
+    let started = Instant::now();
+    req.extensions_mut().insert(cx.clone());
     let method = ext.chains.needs_info.then(|| Observed {
         method: req.method().clone(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
@@ -224,7 +307,8 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
                     let max = usize::try_from(max).unwrap_or(usize::MAX);
                     req = req.map(|body| Body::new(http_body_util::Limited::new(body, max)));
                 }
-                let inner = inner(&rs, req, next, &uri, method.as_ref(), &mut seen);
+                let at = Target { cx: &cx, uri: &uri, path };
+                let inner = inner(&rs, req, next, &at, method.as_ref(), &mut seen);
                 match limits.timeout() {
                     None => inner.await,
                     Some(limit) => match tokio::time::timeout(limit, inner).await {
@@ -259,7 +343,6 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         None
     };
     let info = seen.info.take().unwrap_or_else(|| info(&rs, &method, &uri, seen.identity.take()));
-    let path = uri.path();
     let response = run_response_filters(ext.chains.get(HookPoint::PreResponse), path, response, &info).await;
     // After the last filter that may change it: the status recorded is the one the client gets.
     meter.finish(response.status(), handler_error);
@@ -286,18 +369,27 @@ fn limited(
     }
 }
 
+/// Where a request is going: the handler's context (with its site, if any), the full URI, and
+/// the path hook prefixes are matched against.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    cx: &'a Context,
+    uri: &'a Uri,
+    path: &'a str,
+}
+
 /// Rate limit, auth, route access, `pre_request`, middleware, handler, `post_request`: the part
 /// `quotas.timeout_ms` bounds.
 async fn inner(
     rs: &RouteState,
     req: Request,
     next: HandlerNext,
-    uri: &Uri,
+    at: &Target<'_>,
     method: Option<&Observed>,
     seen: &mut Seen,
 ) -> Response {
     let ext = &*rs.ext;
-    let path = uri.path();
+    let Target { cx, uri, path } = *at;
     let rate = ext.cx.limits().rate_limit();
     let mut remaining = None;
     if let Some(rate) = rate.as_deref().filter(|r| !r.per_client())
@@ -352,7 +444,7 @@ async fn inner(
         Ok(()) => {
             let req = Request::from_parts(head.into_parts(), body);
             seen.handler_ran = true;
-            let handled = Next::new(ext.middleware.clone(), next, ext.cx.clone()).run(req);
+            let handled = Next::new(ext.middleware.clone(), next, cx.clone()).run(req);
             // Busy time: the time spent polling this extension's middleware and handler.
             let response = crate::observe::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
             match method {

@@ -1,6 +1,9 @@
-//! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`.
+//! The HTTP application: host endpoints, then each extension's routes under `/ext/<name>`, and
+//! the same routes under every site, `/sites/<slug>/ext/<name>`.
 //!
-//! Layers, outermost first: request id → routing → (per extension route) the request path of
+//! Layers, outermost first: request id → site paths (`/sites/<slug>/ext/<name>/…` is routed as
+//! `/ext/<name>/…`, the original URI kept for the request path, which checks the site's gate)
+//! → routing → (per extension route) the request path of
 //! `request_path.rs` (gate, quotas, rate limit, hooks, middleware, metrics) → handler.
 //! `docs/request-path.md` has the full order. `/metrics` and the admin API (`/api/v1`, bearer
 //! token) sit beside the extensions.
@@ -12,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::uri::PathAndQuery;
+use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
@@ -24,6 +28,7 @@ use crate::config::admin_token::AdminToken;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::panic;
+use crate::extension::site::split_site_path;
 use crate::http::error_shape;
 use crate::http::hook_chain::Registry;
 use crate::http::request_path::{self, ExtensionPath};
@@ -70,14 +75,45 @@ fn build_unchecked(app: &App<'_>) -> Router {
             router = router.nest(&format!("/ext/{}", m.name()), routes);
         }
     }
-    router.layer(middleware::from_fn(error_shape::json_errors)).layer(middleware::from_fn(request_id::assign))
+    // Routing happens before a router's layers run, so the site paths are rewritten by a router
+    // of their own, outside the one that routes. It also records the original URI first.
+    let rewritten = tower::ServiceExt::map_request(router, site_paths as fn(Request) -> Request);
+    Router::new()
+        .fallback_service(rewritten)
+        .layer(middleware::from_fn(error_shape::json_errors))
+        .layer(middleware::from_fn(request_id::assign))
+}
+
+/// `/sites/<slug>/ext/<name>/…?q` → `/ext/<name>/…?q`; any other request is left alone. The
+/// request path finds the site in `OriginalUri`, which the outer router set before this ran.
+fn site_paths(mut req: Request) -> Request {
+    let Some((_, tail)) = split_site_path(req.uri().path()) else { return req };
+    let target = match req.uri().query() {
+        Some(query) => format!("{tail}?{query}"),
+        None => tail.to_owned(),
+    };
+    // A tail of a valid path is a valid path; if not, the request goes on unrewritten (a 404).
+    if let Ok(path) = PathAndQuery::try_from(target) {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(path);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 fn extension_router(app: &App<'_>, m: &Managed, state: &HostState) -> Option<Router> {
     if m.routes().is_empty() {
         return None;
     }
-    let path = Arc::new(ExtensionPath::new(m, app.hooks, app.middleware, app.admin_token.clone()));
+    let path = Arc::new(ExtensionPath::new(
+        m,
+        app.hooks,
+        app.middleware,
+        app.admin_token.clone(),
+        app.runtime.site_gates(),
+    ));
     let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
     for spec in m.routes() {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());
@@ -158,6 +194,7 @@ async fn method_not_allowed(State(host): State<HostState>, req: Request) -> ApiE
 /// the path names one that exists, so the labels stay bounded whatever clients send.
 fn count_unmatched(host: &HostState, req: &Request, status: StatusCode) {
     let path = req.extensions().get::<axum::extract::OriginalUri>().map_or(req.uri().path(), |o| o.0.path());
+    let path = crate::extension::site::placement_path(path);
     let named = path.strip_prefix("/ext/").and_then(|rest| rest.split('/').next());
     let extension = named.filter(|n| host.runtime.find(n).is_some()).unwrap_or("");
     host.runtime.metrics().count_unmatched(extension, req.method(), status);

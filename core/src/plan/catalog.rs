@@ -38,6 +38,8 @@ pub(crate) struct Declared {
     pub(crate) hooks: Vec<DeclaredHook>,
     pub(crate) config_schema: Option<serde_json::Value>,
     pub(crate) migrations: Migrations,
+    /// What its entities need granted on other extensions' tables.
+    pub(crate) foreign_grants: Vec<crate::db::isolation::ForeignGrant>,
 }
 
 impl std::fmt::Debug for Declared {
@@ -55,12 +57,22 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// Asks each extension for its metadata and registrations (cheap: nothing is started).
     pub(crate) fn new(extensions: &[Arc<dyn Extension>]) -> Self {
-        let entries = extensions
+        let mut registered: Vec<(Metadata, Registrar, Option<crate::extension::Entities>)> = extensions
             .iter()
             .map(|e| {
                 let metadata = e.metadata();
                 let mut registrar = Registrar::new(&metadata.name);
                 e.register(&mut registrar);
+                (metadata, registrar, e.entities())
+            })
+            .collect();
+        super::entity_routes::add(
+            registered.iter_mut().map(|(m, r, e)| (m.name.as_str(), e.as_ref(), &mut r.routes)),
+        );
+        let entries = extensions
+            .iter()
+            .zip(registered)
+            .map(|(e, (metadata, registrar, _))| {
                 declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware)
             })
             .collect();
@@ -117,7 +129,8 @@ fn declare(
         routes: routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
         hooks,
         config_schema: extension.config_schema(),
-        migrations: extension.migrations(),
+        migrations: crate::entities::migrations::migrations_of(&metadata.name, extension),
+        foreign_grants: crate::entities::migrations::foreign_grants(extension),
         metadata,
     }
 }

@@ -5,6 +5,8 @@
 
 pub(crate) mod catalog;
 pub(crate) mod dependents;
+mod entity_check;
+pub(crate) mod entity_routes;
 mod hook_check;
 mod needs;
 pub(crate) mod preflight;
@@ -154,6 +156,16 @@ pub enum PlanError {
         /// Why it is invalid.
         reason: String,
     },
+    /// An entity declaration that does not parse or has problems.
+    #[error("extension `{extension}` declares entities ({source_file}) with problems:\n  {}", .problems.join("\n  "))]
+    InvalidEntities {
+        /// The extension.
+        extension: String,
+        /// The declaration's file.
+        source_file: String,
+        /// Each problem: `<JSON pointer>: <message>`, or the parse error.
+        problems: Vec<String>,
+    },
     /// A route the router cannot serve.
     #[error("extension `{extension}` declares route {method} {path}, which is invalid: {reason}")]
     InvalidRoute {
@@ -197,6 +209,7 @@ pub(crate) struct Planned {
     pub(crate) subscriptions: Vec<(String, crate::extension::registrar::EventHandler)>,
     pub(crate) hooks: Vec<crate::extension::hooks::HookSpec>,
     pub(crate) middleware: Vec<crate::extension::hooks::middleware::MiddlewareSpec>,
+    pub(crate) entities: Option<crate::extension::Entities>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -231,6 +244,7 @@ impl Plan {
                 let metadata = extension.metadata();
                 let mut registrar = Registrar::new(&metadata.name);
                 extension.register(&mut registrar);
+                let entities = extension.entities();
                 Planned {
                     extension,
                     metadata,
@@ -238,10 +252,14 @@ impl Plan {
                     subscriptions: registrar.subscriptions,
                     hooks: registrar.hooks,
                     middleware: registrar.middleware,
+                    entities,
                 }
             })
             .collect();
         planned.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        entity_routes::add(
+            planned.iter_mut().map(|p| (p.metadata.name.as_str(), p.entities.as_ref(), &mut p.routes)),
+        );
 
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for p in &planned {
@@ -274,6 +292,7 @@ impl Plan {
             site_check::check(&p.metadata, &mut errors);
         }
         site_check::check_exclusive_agreement(planned.iter().map(|p| &p.metadata), &mut errors);
+        entity_check::check(planned.iter().map(|p| (&p.metadata, p.entities.as_ref())), &mut errors);
         for p in &planned {
             check_routes(&p.metadata.name, &p.routes, &mut errors);
             let hooks = p.hooks.iter().map(|h| (h.point.as_str(), &h.hook));

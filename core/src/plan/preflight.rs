@@ -67,7 +67,7 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
             }
         }
         let mut seen = BTreeSet::new();
-        for m in ext.migrations().iter() {
+        for m in crate::entities::migrations::migrations_of(&name, &**ext).iter() {
             if m.version <= 0 || !seen.insert(m.version) {
                 problems.push(problem(
                     "migrations",

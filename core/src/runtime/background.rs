@@ -1,6 +1,6 @@
-//! The tasks that run beside the extensions: the health monitor, the replica sync and the
-//! pruning of idle per-client rate-limit keys. Each holds the runtime weakly, so it ends when the
-//! runtime is dropped, or when [`Background::stop`] aborts it at shutdown.
+//! The tasks that run beside the extensions: the health monitor, the replica sync, the site
+//! sync and the pruning of idle per-client rate-limit keys. Each holds the runtime weakly, so it
+//! ends when the runtime is dropped, or when [`Background::stop`] aborts it at shutdown.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -8,7 +8,7 @@ use tokio::task::AbortHandle;
 
 use crate::limits::rate_limit::PRUNE_INTERVAL;
 use crate::runtime::lifecycle::Runtime;
-use crate::runtime::{health_monitor, replica_sync};
+use crate::runtime::{health_monitor, replica_sync, site_sync};
 
 /// The running background tasks.
 #[derive(Debug, Default)]
@@ -17,12 +17,13 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts the health monitor, the replica sync and the rate-limit pruner.
+    /// Starts the health monitor, the replica sync, the site sync and the rate-limit pruner.
     pub(crate) fn start(runtime: &Arc<Runtime>) -> Self {
         let weak: Weak<Runtime> = Arc::downgrade(runtime);
         let tasks = vec![
             tokio::spawn(health_monitor::run(weak.clone())).abort_handle(),
             tokio::spawn(replica_sync::run(weak.clone())).abort_handle(),
+            tokio::spawn(site_sync::run(weak.clone())).abort_handle(),
             tokio::spawn(prune_rate_limits(weak)).abort_handle(),
         ];
         Self { tasks: Mutex::new(tasks) }

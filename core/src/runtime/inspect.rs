@@ -15,7 +15,7 @@ use crate::runtime::control_error::ControlError;
 use crate::runtime::controller::Controller;
 use crate::runtime::views::{
     ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
-    Permissions, ReplicaFigures, Route,
+    Permissions, ReplicaFigures, Route, SiteDeclarations,
 };
 
 /// Health rows a report may hold.
@@ -69,6 +69,7 @@ impl Controller {
                 .collect(),
             config: self.config_in_force(name, &row),
             config_schema: declared.config_schema.clone(),
+            sites: SiteDeclarations::of(&declared.metadata),
         })
     }
 

@@ -29,6 +29,7 @@ use crate::observe::metrics::{ExtensionMetrics, Metrics, Resource};
 use crate::observe::stats::Counters;
 use crate::plan::catalog::Catalog;
 use crate::runtime::health_book::HealthBook;
+use crate::sites::gates::SiteGates;
 
 /// One extension under management: what it declared, its context and its gate.
 pub(crate) struct Managed {
@@ -84,6 +85,11 @@ impl Managed {
         self.slot.state()
     }
 
+    /// Served only under `/sites/<slug>/ext/<name>/…`.
+    pub(crate) fn site_scoped(&self) -> bool {
+        self.metadata.site_scoped
+    }
+
     pub(crate) fn routes(&self) -> &[RouteSpec] {
         &self.routes
     }
@@ -111,6 +117,8 @@ pub(crate) struct Runtime {
     /// Serialises enable, disable, config changes and replica sync, so two never interleave.
     control: tokio::sync::Mutex<()>,
     health: HealthBook,
+    /// Which extensions each site runs, with what config: the per-(site, extension) gate.
+    site_gates: Arc<SiteGates>,
 }
 
 impl Runtime {
@@ -123,7 +131,9 @@ impl Runtime {
         bus: Arc<EventBus>,
         catalog: Arc<Catalog>,
     ) -> Self {
+        let site_gates = Arc::new(SiteGates::new(extensions.iter().map(Managed::name)));
         Self {
+            site_gates,
             config,
             pool,
             isolator,
@@ -143,6 +153,11 @@ impl Runtime {
 
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The per-(site, extension) gates the request path checks for `/sites/<slug>/ext/…`.
+    pub(crate) fn site_gates(&self) -> &Arc<SiteGates> {
+        &self.site_gates
     }
 
     /// Every extension, in start order (dependencies first).
@@ -249,9 +264,10 @@ impl Runtime {
         }
         m.slot.set(ExtensionState::Starting);
         let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
-        let migrations = m.extension.migrations();
+        let migrations = crate::entities::migrations::migrations_of(m.name(), &*m.extension);
         let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
-        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, size, &mut |_| {})
+        let grants = crate::entities::migrations::foreign_grants(&*m.extension);
+        let (pool, applied) = extension_db::open(isolator, m.name(), &migrations, &grants, size, &mut |_| {})
             .await
             .map_err(|e| e.to_string())?;
         if !applied.is_empty() {

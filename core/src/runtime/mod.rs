@@ -1,5 +1,5 @@
 //! The runtime: the extensions under management and their lifecycle, the controller that decides
-//! every enable, disable and config change, the health monitor and the replica sync.
+//! every enable, disable and config change, the health monitor, the replica sync and the site sync.
 
 pub(crate) mod background;
 pub(crate) mod control_error;
@@ -9,4 +9,5 @@ pub(crate) mod health_monitor;
 pub(crate) mod inspect;
 pub(crate) mod lifecycle;
 pub(crate) mod replica_sync;
+pub(crate) mod site_sync;
 pub(crate) mod views;

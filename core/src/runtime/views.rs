@@ -5,7 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::store::HealthCheck;
-use crate::extension::metadata::Dependency;
+use crate::extension::metadata::{
+    Capability, CapabilityRequirement, Dependency, Metadata, SignoffRequirement,
+};
 use crate::plan::catalog::DeclaredHook;
 
 /// One extension in the list (`GET /api/v1/extensions`, `annex extensions list|status`).
@@ -52,6 +54,35 @@ pub struct ExtensionDetails {
     pub config: Value,
     /// Its JSON Schema, if it declares one.
     pub config_schema: Option<Value>,
+    /// What it declares for sites: capabilities, conflicts, required sign-offs.
+    pub sites: SiteDeclarations,
+}
+
+/// What an extension declares for sites (see docs/sites.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SiteDeclarations {
+    /// Served only under `/sites/<slug>/ext/<name>/…`.
+    pub site_scoped: bool,
+    /// Capabilities it provides.
+    pub provides: Vec<Capability>,
+    /// Capabilities it needs from another extension active at the site.
+    pub requires_capabilities: Vec<CapabilityRequirement>,
+    /// Extensions it cannot be active beside.
+    pub conflicts_with: Vec<String>,
+    /// Aspects that need sign-offs before activation.
+    pub signoffs: Vec<SignoffRequirement>,
+}
+
+impl SiteDeclarations {
+    pub(crate) fn of(m: &Metadata) -> Self {
+        Self {
+            site_scoped: m.site_scoped,
+            provides: m.provides.clone(),
+            requires_capabilities: m.requires_capabilities.clone(),
+            conflicts_with: m.conflicts_with.clone(),
+            signoffs: m.signoffs.clone(),
+        }
+    }
 }
 
 /// Declared and granted permissions.

@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use super::conflicts;
 use super::error::SiteError;
 use super::report::{Finding, Report};
-use super::site_extensions::{self, SiteExtension};
+use super::site_extensions::{self, SiteExtension, Written};
 use super::store::{self, Site, notify};
 use super::validate::{self, Candidate, Checks};
 use crate::access::Actor;
@@ -214,7 +214,8 @@ pub(crate) async fn apply(
             });
             continue;
         }
-        let config_version = site_extensions::write_active(tx, site.id, c.written(&version, &stored)).await?;
+        let config_version =
+            site_extensions::write_active(tx, site.id, Written::of(c, &version, &stored)).await?;
         let action = if old_hash.is_some() { "reconfigured" } else { "activated" };
         let details = json!({
             "old_hash": old_hash, "new_hash": c.hash, "reason": reason, "actor": actor.audit_name(),
@@ -269,7 +270,7 @@ pub(crate) async fn activate(
             if !report.missing_signoffs.is_empty() {
                 let version = catalog.get(&c.name).map(|d| d.metadata.version.clone()).unwrap_or_default();
                 let stored = serde_json::to_value(&*report).unwrap_or(Value::Null);
-                site_extensions::write_proposal(&mut tx, site.id, c.written(&version, &stored)).await?;
+                site_extensions::write_proposal(&mut tx, site.id, Written::of(c, &version, &stored)).await?;
                 let entry =
                     AuditEntry::new(actor.audit_name(), "site.extension_proposed", target(&site, &c.name))
                         .details(

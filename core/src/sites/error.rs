@@ -215,6 +215,7 @@ impl SiteError {
                 | AccessError::WeakPassword => "invalid_operator",
                 AccessError::UsernameTaken(_) => "operator_exists",
                 AccessError::UnknownOperator(_) => "unknown_operator",
+                AccessError::UnknownSite(_) => "unknown_site",
                 AccessError::Disabled(_) => "operator_disabled",
                 AccessError::WrongPassword(_) => "wrong_password",
                 AccessError::Forbidden(_) => "forbidden",
@@ -252,7 +253,7 @@ impl SiteError {
                 | AccessError::InvalidPrintedName
                 | AccessError::WeakPassword => StatusCode::UNPROCESSABLE_ENTITY,
                 AccessError::UsernameTaken(_) => StatusCode::CONFLICT,
-                AccessError::UnknownOperator(_) => StatusCode::NOT_FOUND,
+                AccessError::UnknownOperator(_) | AccessError::UnknownSite(_) => StatusCode::NOT_FOUND,
                 AccessError::Disabled(_) | AccessError::Forbidden(_) => StatusCode::FORBIDDEN,
                 AccessError::WrongPassword(_) => StatusCode::UNAUTHORIZED,
                 AccessError::Database(_) | AccessError::Hashing(_) => StatusCode::INTERNAL_SERVER_ERROR,

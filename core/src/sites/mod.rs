@@ -14,11 +14,13 @@
 //! | `status.rs` | features, capabilities, status |
 //! | `compliance.rs`, `trail.rs`, `snapshots.rs` | reports and snapshots |
 //! | `operations.rs` | [`Sites`], what the admin API and the CLI call |
+//! | `gates.rs` | the request path's per-(site, extension) gates |
 
 mod activation;
 mod compliance;
 mod conflicts;
 mod error;
+pub(crate) mod gates;
 pub(crate) mod hash;
 mod operations;
 mod report;

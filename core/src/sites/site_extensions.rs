@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::validate::{Running, Signed};
+use super::validate::{Candidate, Running, Signed};
 
 /// One extension at one site.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -117,6 +117,13 @@ pub(crate) struct Written<'a> {
     pub(crate) hash: &'a str,
     /// The validation report, as stored.
     pub(crate) validation: &'a Value,
+}
+
+impl<'a> Written<'a> {
+    /// What activating (or proposing) `c` writes.
+    pub(crate) fn of(c: &'a Candidate, version: &'a str, validation: &'a Value) -> Self {
+        Written { extension: &c.name, version, config: &c.config, hash: &c.hash, validation }
+    }
 }
 
 /// Writes an activation; returns the new config version.

@@ -15,7 +15,6 @@ use serde_json::Value;
 
 use super::hash::config_hash;
 use super::report::{Conflict, ConflictKind, Finding, MissingSignoff, Report, Validated};
-use super::site_extensions::Written;
 use crate::config::schema::check_extension_config;
 use crate::extension::json::unstorable;
 use crate::extension::metadata::Metadata;
@@ -33,11 +32,6 @@ impl Candidate {
     pub(crate) fn new(name: impl Into<String>, config: Value) -> Self {
         let hash = config_hash(&config);
         Self { name: name.into(), config, hash }
-    }
-
-    /// What activating (or proposing) it writes.
-    pub(crate) fn written<'a>(&'a self, version: &'a str, validation: &'a Value) -> Written<'a> {
-        Written { extension: &self.name, version, config: &self.config, hash: &self.hash, validation }
     }
 }
 

@@ -78,6 +78,7 @@ pub(super) fn access_error(e: AccessError) -> Response {
         | AccessError::WeakPassword => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_operator"),
         AccessError::UsernameTaken(_) => (StatusCode::CONFLICT, "operator_exists"),
         AccessError::UnknownOperator(_) => (StatusCode::NOT_FOUND, "unknown_operator"),
+        AccessError::UnknownSite(_) => (StatusCode::NOT_FOUND, "unknown_site"),
         AccessError::Disabled(_) => (StatusCode::FORBIDDEN, "operator_disabled"),
         AccessError::WrongPassword(_) => (StatusCode::UNAUTHORIZED, "wrong_password"),
         AccessError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

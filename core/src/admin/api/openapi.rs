@@ -213,7 +213,18 @@ fn details_properties() -> Value {
             "properties": { "version": { "type": "integer" }, "description": { "type": "string" },
                             "reversible": { "type": "boolean" } } } },
         "config": { "type": "object", "nullable": true, "description": "null when the stored config cannot be read" },
-        "config_schema": { "type": "object", "nullable": true }
+        "config_schema": { "type": "object", "nullable": true },
+        "sites": { "type": "object", "additionalProperties": false,
+            "required": ["site_scoped", "provides", "requires_capabilities", "conflicts_with", "signoffs"],
+            "properties": {
+                "site_scoped": { "type": "boolean" },
+                "provides": { "type": "array", "items": { "type": "object", "required": ["name", "version", "exclusive"],
+                    "properties": { "name": { "type": "string" }, "version": { "type": "string" }, "exclusive": { "type": "boolean" } } } },
+                "requires_capabilities": { "type": "array", "items": { "type": "object", "required": ["name", "requirement"],
+                    "properties": { "name": { "type": "string" }, "requirement": { "type": "string" } } } },
+                "conflicts_with": { "type": "array", "items": { "type": "string" } },
+                "signoffs": { "type": "array", "items": { "type": "object", "required": ["aspect", "roles"],
+                    "properties": { "aspect": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } } } } } } }
     });
     if let (Some(p), Some(m)) = (properties.as_object_mut(), more.as_object()) {
         p.extend(m.clone());
@@ -248,7 +259,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["name", "version", "description", "enabled", "state", "reason", "health", "compiled_in",
                          "dependencies", "dependents", "permissions", "routes", "hooks", "migrations", "config",
-                         "config_schema"],
+                         "config_schema", "sites"],
             "properties": details_properties()
         },
         "SwitchReport": {

@@ -122,6 +122,7 @@ impl Next {
     /// Runs the rest of the chain.
     pub async fn run(self, req: Request) -> Response {
         let path = req.extensions().get::<OriginalUri>().map_or(req.uri().path(), |o| o.0.path());
+        let path = crate::extension::site::placement_path(path);
         let found =
             self.chain[self.pos.min(self.chain.len())..].iter().position(|e| e.placement.applies(path));
         let Some(offset) = found else { return call_handler(self.handler, &self.target, req).await };

@@ -26,7 +26,7 @@ use prometheus::{
 use serde_json::{Value, json};
 
 pub(crate) use busy::measured;
-pub(crate) use extension::{ErrorType, ExtensionMetrics, Resource};
+pub(crate) use extension::{ErrorType, ExtensionMetrics, RequestMeter, Resource};
 
 /// Request duration buckets, in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] =

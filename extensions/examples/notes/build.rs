@@ -1,0 +1,4 @@
+//! Rebuilds the crate when a file is added to `migrations/` (embedded by `migrations!`).
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}
