@@ -28,7 +28,9 @@ impl Extension for Declared {
         self.1.clone()
     }
 
-    fn register(&self, _r: &mut Registrar) {}
+    fn register(&self, r: &mut Registrar) {
+        r.get("/ping", || async { "pong" });
+    }
 }
 
 fn extensions() -> Vec<Declared> {
@@ -169,9 +171,12 @@ async fn validation_names_each_conflict_and_activation_refuses_it() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(r["valid"], true, "{r}");
 
+    assert_eq!(k.t.get("/sites/plant/ext/printer/ping").await.status(), 404, "not active yet");
     let (s, b) = k.activate("plant", "printer", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["action"], "activated");
+    let res = k.t.get("/sites/plant/ext/printer/ping").await;
+    assert_eq!(res.status(), 200, "this replica's gate is reloaded as the activation commits");
     let (s, b) = k.activate("plant", "orders", json!({"lines": 2})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let resolved = k

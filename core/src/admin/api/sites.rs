@@ -85,12 +85,16 @@ pub(super) async fn changed<T: Serialize>(
 }
 
 /// Called after every committed change at a site (activation, deactivation, sign-off,
-/// suspension, restore, creation), on this replica; the other replicas hear `NOTIFY annex_sites`.
-///
-/// The lead wires the refresh of the request path's per-(site, extension) gate table here; until
-/// then it does nothing.
+/// suspension, restore, creation, snapshot), on this replica: this replica's per-(site,
+/// extension) gate table is reloaded for the site right away, so the next request here sees the
+/// change; the other replicas reload on `NOTIFY annex_sites` (`runtime/site_sync.rs`). A failed
+/// reload is logged: the change is committed, and the notification or the periodic resync
+/// catches up.
 pub(crate) async fn after_site_change(state: &ApiState, site_id: Uuid) {
-    let _ = (state, site_id);
+    let Some(runtime) = state.controller.runtime() else { return };
+    if let Err(e) = runtime.site_gates().reload_site(runtime.pool(), site_id).await {
+        tracing::warn!(error = %e, site = %site_id, "site gate reload after a change failed; NOTIFY will catch up");
+    }
 }
 
 /// `POST /api/v1/sites` body.
