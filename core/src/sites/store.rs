@@ -6,6 +6,7 @@ use sqlx::{PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::error::SiteError;
+use super::gates::CHANNEL;
 use crate::access::{Action, Actor};
 use crate::observe::audit::{self, AuditEntry};
 
@@ -181,7 +182,7 @@ pub(crate) async fn set_suspended(
 
 /// `NOTIFY annex_sites '<site id>'`, delivered when the transaction commits.
 pub(crate) async fn notify(tx: &mut Transaction<'_, Postgres>, site: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_notify('annex_sites', $1)").bind(site.to_string()).execute(&mut **tx).await?;
+    sqlx::query("select pg_notify($1, $2)").bind(CHANNEL).bind(site.to_string()).execute(&mut **tx).await?;
     Ok(())
 }
 
