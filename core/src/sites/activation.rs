@@ -391,23 +391,11 @@ pub(crate) async fn deactivate_one(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
     use crate::extension::metadata::Metadata;
-    use crate::extension::{Extension, Registrar};
-
-    struct Fake(Metadata);
-
-    #[async_trait::async_trait]
-    impl Extension for Fake {
-        fn metadata(&self) -> Metadata {
-            self.0.clone()
-        }
-        fn register(&self, _r: &mut Registrar) {}
-    }
+    use crate::sites::test_catalog::catalog;
 
     fn row(name: &str) -> SiteExtension {
         SiteExtension {
@@ -426,17 +414,13 @@ mod tests {
 
     #[test]
     fn dependents_are_found_through_dependencies_and_capabilities_no_one_else_provides() {
-        let all: Vec<Arc<dyn Extension>> = [
+        let catalog = catalog(vec![
             Metadata::new("base", "1.0.0").provides("printing", "1.0.0"),
             Metadata::new("spare", "1.0.0").provides("printing", "1.0.0"),
             Metadata::new("consumer", "1.0.0").requires_capability("printing", "^1"),
             Metadata::new("child", "1.0.0").depends_on("base", "^1"),
             Metadata::new("grandchild", "1.0.0").depends_on("child", "^1"),
-        ]
-        .into_iter()
-        .map(|m| Arc::new(Fake(m)) as Arc<dyn Extension>)
-        .collect();
-        let catalog = Catalog::new(&all);
+        ]);
         let rows: Vec<SiteExtension> = ["base", "consumer", "child", "grandchild"].map(row).into();
         let active: Vec<&SiteExtension> = rows.iter().collect();
         assert_eq!(dependents(&catalog, &active, "base"), ["grandchild", "child", "consumer"]);

@@ -29,6 +29,8 @@ mod site_extensions;
 mod snapshots;
 mod status;
 mod store;
+#[cfg(test)]
+mod test_catalog;
 mod trail;
 mod validate;
 

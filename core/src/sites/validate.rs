@@ -285,28 +285,10 @@ fn matches(requirement: &str, version: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
-    use crate::extension::{Extension, Registrar};
-
-    struct Fake(Metadata);
-
-    #[async_trait::async_trait]
-    impl Extension for Fake {
-        fn metadata(&self) -> Metadata {
-            self.0.clone()
-        }
-        fn register(&self, _r: &mut Registrar) {}
-    }
-
-    fn catalog(all: Vec<Metadata>) -> Catalog {
-        let extensions: Vec<Arc<dyn Extension>> =
-            all.into_iter().map(|m| Arc::new(Fake(m)) as Arc<dyn Extension>).collect();
-        Catalog::new(&extensions)
-    }
+    use crate::sites::test_catalog::catalog;
 
     fn running(name: &str, version: &str) -> Running {
         Running { name: name.into(), version: version.into() }
