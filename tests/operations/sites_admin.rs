@@ -5,7 +5,7 @@
 
 use annex_core::access::{NewOperator, operators};
 use annex_core::testkit::TestHost;
-use annex_core::{Extension, Metadata, Registrar};
+use annex_core::{Context, Extension, Metadata, Registrar};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -30,6 +30,7 @@ impl Extension for Declared {
 
     fn register(&self, r: &mut Registrar) {
         r.get("/ping", || async { "pong" });
+        r.get("/config", |cx: Context| async move { axum::Json((*cx.config()).clone()) });
     }
 }
 
@@ -678,5 +679,35 @@ async fn a_site_policy_may_let_one_person_sign_several_roles() {
     let (s, b) = k.activate("small", "esig", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["config_version"], 1, "the first activation is version 1");
+    k.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sites_run_one_extension_with_their_own_configs() {
+    let k = Kit::start().await;
+    for (slug, lines) in [("north", 2), ("south", 5)] {
+        k.site(slug).await;
+        assert_eq!(k.activate(slug, "printer", json!({})).await.0, StatusCode::OK);
+        let (s, b) = k.activate(slug, "orders", json!({ "lines": lines })).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    for (slug, lines) in [("north", 2), ("south", 5)] {
+        let res = k.t.get(&format!("/sites/{slug}/ext/orders/config")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.json::<Value>().await.unwrap(),
+            json!({ "lines": lines }),
+            "{slug} answers with its config"
+        );
+    }
+    // A reconfiguration is served at once at that site only.
+    assert_eq!(k.activate("north", "orders", json!({"lines": 3})).await.0, StatusCode::OK);
+    let north: Value = k.t.get("/sites/north/ext/orders/config").await.json().await.unwrap();
+    let south: Value = k.t.get("/sites/south/ext/orders/config").await.json().await.unwrap();
+    assert_eq!((north, south), (json!({"lines": 3}), json!({"lines": 5})));
+    // Not active at a site: 404 there; a suspended site: 503.
+    assert_eq!(k.t.get("/sites/north/ext/legacy/ping").await.status(), 404);
+    assert_eq!(k.admin(Method::POST, "/api/v1/sites/south/suspend", None).await.0, StatusCode::OK);
+    assert_eq!(k.t.get("/sites/south/ext/orders/config").await.status(), 503);
     k.shutdown().await;
 }
