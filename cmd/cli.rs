@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, serve};
+use crate::{audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, serve, sites_cmd};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -45,6 +45,11 @@ enum Command {
     Entities {
         #[command(subcommand)]
         command: entities_cmd::EntitiesCommand,
+    },
+    /// Sites (tenants): their extensions, sign-offs, reports and snapshots.
+    Sites {
+        #[command(subcommand)]
+        command: sites_cmd::SitesCommand,
     },
     /// Manage operators: people with roles, a site scope, a password and a personal token.
     Operators {
@@ -85,6 +90,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Serve { bind } => serve::serve(config, bind, cli.config).await,
             Command::Extensions { command } => extensions_cmd::run(config, command).await,
             Command::Entities { command } => entities_cmd::run(config, command).await,
+            Command::Sites { command } => sites_cmd::run(config, command).await,
             Command::Operators { command } => operators_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }

@@ -16,6 +16,7 @@ mod migrate_cmd;
 mod operators_cmd;
 mod scaffold;
 mod serve;
+mod sites_cmd;
 
 pub use cli::run;
 

@@ -1,3 +1,4 @@
+drop index if exists annex.audit_log_target_id;
 drop function annex_api.annex_site_id();
 drop table annex.site_snapshots;
 drop table annex.site_conflicts;

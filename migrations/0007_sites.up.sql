@@ -106,6 +106,10 @@ create table annex.site_snapshots (
 );
 create index site_snapshots_site_taken on annex.site_snapshots (site_id, taken_at desc);
 
+-- The audit trail of one extension at one site (`…/audit-trail`): its target's rows, newest id
+-- first, a page at a time, however long the whole log is.
+create index audit_log_target_id on annex.audit_log (target, id desc);
+
 -- The site of the current transaction, for row-level-security policies in extension schemas:
 --   create policy by_site on t using (site_id = annex_api.annex_site_id())
 --       with check (site_id = annex_api.annex_site_id());

@@ -207,6 +207,47 @@ async fn two_serve_processes_follow_the_admin_api_of_either_and_the_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sites_commands_round_trip_with_json() {
+    let env = Env::new().await;
+    let created = env.json(&["sites", "create", "plant-1", "--name", "Plant One", "--json"]).await;
+    assert_eq!(created["slug"], "plant-1");
+    assert_eq!(created["status"], "active");
+    let list = env.json(&["sites", "list", "--json"]).await;
+    assert_eq!(list["sites"][0]["name"], "Plant One");
+
+    let done = env.json(&["sites", "activate", "plant-1", "hello", "{}", "--reason", "cli", "--json"]).await;
+    assert_eq!(done["action"], "activated");
+    assert_eq!(done["config_hash"], "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    let status = env.json(&["sites", "status", "plant-1", "--json"]).await;
+    let hello = status["extensions"].as_array().unwrap().iter().find(|e| e["extension"] == "hello").unwrap();
+    assert_eq!(hello["state"], "active");
+    assert_eq!(hello["valid"], true);
+    let trail = env.json(&["sites", "trail", "plant-1", "hello", "--json"]).await;
+    assert_eq!(trail["entries"][0]["action"], "site.extension_activated");
+    assert_eq!(trail["entries"][0]["actor"], "cli");
+
+    // Refusals exit non-zero and print the error document with --json.
+    let out = env.run(&["sites", "create", "plant-1", "--name", "Again", "--json"], None).await;
+    assert!(!out.status.success());
+    let refused: Value = serde_json::from_slice(&out.stdout).expect("JSON error on stdout");
+    assert_eq!(refused["error"]["code"], "site_exists");
+    let args =
+        ["sites", "signoff", "plant-1", "hello", "--operator", "nobody", "--aspect", "a", "--role", "r"];
+    let hash = "0".repeat(64);
+    let mut args: Vec<&str> = args.to_vec();
+    args.extend(["--hash", &hash, "--password-stdin", "--json"]);
+    let out = env.run(&args, Some("a password that is long\n")).await;
+    assert!(!out.status.success());
+    let refused: Value = serde_json::from_slice(&out.stdout).expect("JSON error on stdout");
+    assert_eq!(refused["error"]["code"], "unknown_operator");
+
+    let csv = env.run(&["sites", "report", "plant-1", "--format", "csv"], None).await;
+    assert!(String::from_utf8_lossy(&csv.stdout).contains("plant-1,hello,"), "the CSV lists hello");
+    let done = env.json(&["sites", "deactivate", "plant-1", "hello", "--json"]).await;
+    assert_eq!(done["deactivated"], json!(["hello"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn operators_are_added_listed_disabled_and_their_tokens_authenticate_with_their_roles() {
     let env = Env::new().await;
     let t = crate::support::host(crate::support::Base::default(), Some(&env.url)).await;

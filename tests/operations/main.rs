@@ -1,7 +1,8 @@
 //! Operations end to end, on a real PostgreSQL and real HTTP: metrics, health and auto-disable,
 //! the admin API, live config across replicas, the CLI, the scaffold, and the real `annex`
 //! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL), and site-scoped
-//! requests across two `annex serve` processes.
+//! requests across two `annex serve` processes; the sites admin API (validation, sign-offs,
+//! activation, reports, snapshots) in sites_admin.rs.
 
 mod admin_api;
 mod audit_chain;
@@ -15,4 +16,5 @@ mod metrics;
 mod replicas;
 mod scaffold;
 mod sites;
+mod sites_admin;
 mod support;

@@ -13,6 +13,7 @@ use crate::extension::Extension;
 use crate::observe::audit::{self, ChainVerdict};
 use crate::plan::catalog::Catalog;
 use crate::runtime::controller::Controller;
+use crate::sites::Sites;
 
 /// A connection to annex's database for operator commands.
 pub struct Admin {
@@ -49,6 +50,12 @@ impl Admin {
     /// the admin API's `GET /api/v1/audit/verify` answers the same verdict).
     pub async fn verify_audit(&self) -> Result<ChainVerdict, DbError> {
         Ok(audit::verify(&self.db.pool).await?)
+    }
+
+    /// The site operations (`annex sites …`), the same [`Sites`] the admin API calls; the CLI
+    /// runs them as [`crate::access::Actor::Cli`].
+    pub fn sites(&self) -> Sites<'_> {
+        Sites::new(&self.db.pool, self.controller.catalog())
     }
 
     /// Adds an operator, as the CLI; returns it and its personal token (shown once).

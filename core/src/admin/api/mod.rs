@@ -9,10 +9,14 @@
 //! | `GET`/`PUT /api/v1/extensions/{name}/config` | `config.rs` |
 //! | `GET /api/v1/audit`, `GET /api/v1/audit/verify` | `audit.rs` |
 //! | `GET /api/v1/openapi.json` | `openapi.rs` |
+//! | `GET`/`POST /api/v1/sites`, `GET /api/v1/sites/{site}`, `…/suspend`, `…/resume`, `…/features`, `…/capabilities/{capability}`, `…/status` | `sites.rs` |
+//! | `…/extensions/{name}/validate`, `…/extensions/validate-combination`, `…/activate`, `DELETE …/extensions/{name}`, `…/signoffs`, `…/audit-trail` | `site_extensions.rs` |
+//! | `…/compliance-report`, `…/snapshots`, `…/snapshots/{id}`, `…/snapshots/{id}/restore` | `site_reports.rs` |
 //!
 //! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`: the admin
-//! token or an operator's personal token (see `auth.rs`; host-wide routes need role `admin`). The route list below is the one place routes are declared; the OpenAPI document
-//! is checked against it by a test.
+//! token or an operator's personal token (see `auth.rs`; host-wide routes need role `admin`;
+//! site routes authorise in each handler, by role and site scope). The route list below is the
+//! one place routes are declared; the OpenAPI document is checked against it by a test.
 
 mod audit;
 mod auth;
@@ -22,6 +26,11 @@ mod extensions;
 mod health;
 mod metrics;
 mod openapi;
+mod openapi_parts;
+mod openapi_sites;
+mod site_extensions;
+mod site_reports;
+mod sites;
 mod switch;
 
 use std::sync::Arc;
@@ -29,7 +38,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::Method;
 use axum::middleware;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::config::admin_token::AdminToken;
 use crate::runtime::controller::Controller;
@@ -86,6 +95,31 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/audit/verify", get(audit::verify))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))
         .host_wide()
+        // Site routes authorise per handler (role and site scope), so they come after host_wide().
+        .add(Method::GET, "/api/v1/sites", get(sites::list))
+        .add(Method::POST, "/api/v1/sites", post(sites::create))
+        .add(Method::GET, "/api/v1/sites/{site}", get(sites::show))
+        .add(Method::POST, "/api/v1/sites/{site}/suspend", post(sites::suspend))
+        .add(Method::POST, "/api/v1/sites/{site}/resume", post(sites::resume))
+        .add(Method::GET, "/api/v1/sites/{site}/features", get(sites::features))
+        .add(Method::GET, "/api/v1/sites/{site}/capabilities/{capability}", get(sites::capability))
+        .add(Method::GET, "/api/v1/sites/{site}/status", get(sites::status))
+        .add(
+            Method::POST,
+            "/api/v1/sites/{site}/extensions/validate-combination",
+            post(site_extensions::validate_combination),
+        )
+        .add(Method::POST, "/api/v1/sites/{site}/extensions/{name}/validate", post(site_extensions::validate))
+        .add(Method::POST, "/api/v1/sites/{site}/extensions/{name}/activate", post(site_extensions::activate))
+        .add(Method::DELETE, "/api/v1/sites/{site}/extensions/{name}", delete(site_extensions::deactivate))
+        .add(Method::GET, "/api/v1/sites/{site}/extensions/{name}/signoffs", get(site_extensions::signoffs))
+        .add(Method::POST, "/api/v1/sites/{site}/extensions/{name}/signoffs", post(site_extensions::sign))
+        .add(Method::GET, "/api/v1/sites/{site}/extensions/{name}/audit-trail", get(site_extensions::trail))
+        .add(Method::GET, "/api/v1/sites/{site}/compliance-report", get(site_reports::compliance))
+        .add(Method::GET, "/api/v1/sites/{site}/snapshots", get(site_reports::list))
+        .add(Method::POST, "/api/v1/sites/{site}/snapshots", post(site_reports::take))
+        .add(Method::GET, "/api/v1/sites/{site}/snapshots/{id}", get(site_reports::get))
+        .add(Method::POST, "/api/v1/sites/{site}/snapshots/{id}/restore", post(site_reports::restore))
 }
 
 /// The admin API's routes, token check included, ready to merge into the app.

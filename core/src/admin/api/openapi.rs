@@ -6,43 +6,17 @@
 use axum::Json;
 use serde_json::{Value, json};
 
+use super::openapi_parts::{MAX_BODY, error, internal, ok, query_param, schema_ref, unauthorized};
+
 /// The document handler.
 pub(super) async fn document() -> Json<Value> {
     Json(spec())
-}
-
-/// The largest body axum buffers (its default limit): bigger ones are answered 413.
-const MAX_BODY: &str = "2 MiB";
-
-fn schema_ref(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-/// A JSON error response (`{"error": {code, message, request_id}}`).
-fn error(description: &str) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema_ref("Error") } } })
-}
-
-fn ok(description: &str, schema: Value) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
-}
-
-fn unauthorized() -> Value {
-    error("missing or wrong bearer token")
-}
-
-fn internal() -> Value {
-    error("the database failed (details are logged, never sent)")
 }
 
 fn name_param() -> Value {
     json!({ "name": "name", "in": "path", "required": true,
             "description": "the extension's name",
             "schema": { "type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$" } })
-}
-
-fn query_param(name: &str, schema: Value, description: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
 /// Where stateful testing (and a reader) finds names: the list's first extension.
@@ -78,7 +52,7 @@ fn on_extension(id: &str, summary: &str, body: Value, params: Vec<Value>, extra:
 
 /// The document.
 pub(super) fn spec() -> Value {
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Every operation needs `Authorization: Bearer <token>`. Other methods on these paths answer 405 with an `Allow` header." },
@@ -197,7 +171,17 @@ pub(super) fn spec() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": schemas()
         }
-    })
+    });
+    // The site routes are described in openapi_sites.rs.
+    merge(&mut doc["paths"], super::openapi_sites::paths());
+    merge(&mut doc["components"]["schemas"], super::openapi_sites::schemas());
+    doc
+}
+
+fn merge(into: &mut Value, more: Value) {
+    if let (Some(into), Value::Object(more)) = (into.as_object_mut(), more) {
+        into.extend(more);
+    }
 }
 
 /// The fields of `ExtensionSummary`, which `ExtensionDetails` carries too.
