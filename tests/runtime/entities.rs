@@ -810,3 +810,122 @@ note = { type = "text", max_length = 50 }
         db.close().await;
     }
 }
+
+/// Every field type and every rule, enforced by the API (422 naming the field) and, for raw SQL
+/// as the extension's role, by PostgreSQL.
+mod every_type {
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "types-admin-token";
+    const ALL: &str = r#"
+version = 1
+[enums.level]
+values = ["low", "high"]
+[entities.thing.fields]
+s = { type = "string", required = true, min_length = 2, max_length = 8, pattern = "[a-z]+" }
+t = { type = "text", max_length = 20 }
+i = { type = "int", min = 1, max = 10 }
+b = { type = "bigint", min = 0 }
+f = { type = "float", max = 1.5 }
+d = { type = "decimal", min = 0 }
+yes = { type = "boolean", default = false }
+day = { type = "date" }
+at = { type = "datetime" }
+doc = { type = "json" }
+key = { type = "uuid", unique = true }
+lvl = { type = "enum", enum = "level", default = "low" }
+[entities.other.fields]
+thing = { type = "relation", kind = "many-to-one", to = "thing" }
+"#;
+
+    #[tokio::test]
+    async fn each_type_and_rule_is_checked_by_the_api_and_by_the_database() {
+        let d = annex_core::extension::entity_format::parse_toml(ALL).expect("parses");
+        let ext = crate::common::Scripted::new("types", vec![])
+            .with_entities(annex_core::extension::Entities::from_declaration(d));
+        let t = annex_core::testkit::TestHost::builder()
+            .extension(ext)
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts");
+        let post = |entity: &'static str, body: Value| {
+            let t = &t;
+            async move {
+                super::request(t, TOKEN, Method::POST, &format!("/ext/types/entities/{entity}"), Some(body))
+                    .await
+            }
+        };
+        let good = json!({
+            "s": "abc", "t": "hello", "i": 5, "b": 9_000_000_000i64, "f": 1.25, "d": 12.5, "yes": true,
+            "day": "2026-12-01", "at": "2026-12-01T09:00:00Z", "doc": { "nested": [1, 2] },
+            "key": "6f9a3ead-5469-4644-8000-000000000010", "lvl": "high"
+        });
+        let (s, row) = post("thing", good.clone()).await;
+        assert_eq!(s, 201, "{row}");
+        assert_eq!((row["doc"]["nested"][1].as_i64(), row["b"].as_i64()), (Some(2), Some(9_000_000_000)));
+        let (s, row) = post("other", json!({ "thing_id": row["id"] })).await;
+        assert_eq!(s, 201, "{row}");
+        // One bad value per field: each is named.
+        let bad = [
+            ("s", json!("A")),
+            ("t", json!("x".repeat(21))),
+            ("i", json!(11)),
+            ("b", json!(-1)),
+            ("f", json!(2.0)),
+            ("d", json!(-0.5)),
+            ("yes", json!("yes")),
+            ("day", json!("1st of May")),
+            ("at", json!("yesterday")),
+            ("key", json!("not-a-uuid")),
+            ("lvl", json!("medium")),
+        ];
+        for (field, value) in bad {
+            let mut body = good.clone();
+            body[field] = value.clone();
+            body["key"] = json!(format!("6f9a3ead-5469-4644-8000-{:012}", field.len()));
+            if field == "key" {
+                body["key"] = value.clone();
+            }
+            let (s, b) = post("thing", body).await;
+            assert_eq!(s, 422, "{field} = {value}: {b}");
+            let pointers: Vec<&str> = b["error"]["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["pointer"].as_str())
+                .collect();
+            assert_eq!(pointers, [format!("/{field}")], "{field}: {b}");
+        }
+        let (s, b) = post("thing", good.clone()).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (409, Some("unique_violation")), "key is unique: {b}");
+        let (s, b) = post("thing", json!({ "s": "'; drop table thing; --" })).await;
+        assert_eq!(s, 422, "a hostile value is only a value: {b}");
+        let (s, b) = post("thing", json!({ "s": "ok", "t": "'; drop table x; --" })).await;
+        assert_eq!(s, 201, "stored as text: {b}");
+        assert_eq!(b["t"], "'; drop table x; --");
+
+        // The same rules as constraints, for raw SQL as the extension's role.
+        for (sql, constraint) in [
+            ("insert into thing (s) values ('A')", "thing_s_check"),
+            ("insert into thing (s, t) values ('ab', repeat('x', 21))", "thing_t_check"),
+            ("insert into thing (s, i) values ('ab', 0)", "thing_i_check"),
+            ("insert into thing (s, b) values ('ab', -1)", "thing_b_check"),
+            ("insert into thing (s, f) values ('ab', 9.5)", "thing_f_check"),
+            ("insert into thing (s, d) values ('ab', -1)", "thing_d_check"),
+            ("insert into thing (s, lvl) values ('ab', 'medium')", "thing_lvl_fkey"),
+            ("insert into thing (t) values ('no s')", "null value in column \"s\""),
+            ("insert into other (thing_id) values (gen_random_uuid())", "other_thing_id_fkey"),
+        ] {
+            let err = crate::common::sql(&t, "types", sql).await.expect_err(sql);
+            assert!(err.contains(constraint), "{sql}: expected {constraint} in {err}");
+        }
+        assert_eq!(
+            crate::common::sql(&t, "types", "select count(*)::text from thing").await,
+            Ok(Some("2".into())),
+            "the table is still there"
+        );
+        t.shutdown().await;
+    }
+}
