@@ -466,6 +466,65 @@ mod api {
     }
 
     #[tokio::test]
+    async fn the_admin_api_shows_declarations_and_validates_one_without_registering_it() {
+        let t = host().await;
+        let (s, view) =
+            super::request(&t, TOKEN, Method::GET, "/api/v1/extensions/orders/entities", None).await;
+        assert_eq!(s, 200, "{view}");
+        assert_eq!(view["declared"]["version"], 1);
+        assert_eq!(view["applied"][0]["version"], 1, "{view}");
+        assert_eq!(view["applied"][0]["checksum"].as_str().map(str::len), Some(64));
+        let (s, _) = super::request(&t, TOKEN, Method::GET, "/api/v1/extensions/nope/entities", None).await;
+        assert_eq!(s, 404);
+
+        let bad = json!({ "version": 1, "entities": { "x": { "fields": {
+            "id": { "type": "string" },
+            "n": { "type": "int", "min": 5, "max": 1 },
+            "r": { "type": "relation", "kind": "many-to-one", "to": "other.thing" } } } } });
+        let (s, check) =
+            super::request(&t, TOKEN, Method::POST, "/api/v1/entities/validate", Some(bad.clone())).await;
+        assert_eq!((s, &check["valid"]), (200, &json!(false)), "{check}");
+        let pointers: Vec<&str> = check["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .filter_map(|p| p["pointer"].as_str())
+            .collect();
+        assert_eq!(
+            pointers,
+            ["/entities/x/fields/id", "/entities/x/fields/n/min"],
+            "alone, foreign references are not judged"
+        );
+        let (_, check) =
+            super::request(&t, TOKEN, Method::POST, "/api/v1/entities/validate?extension=orders", Some(bad))
+                .await;
+        assert!(
+            check["problems"]
+                .as_array()
+                .expect("problems")
+                .iter()
+                .any(|p| p["code"] == "undeclared_dependency"),
+            "as `orders`, the relation to an extension it does not depend on is named: {check}"
+        );
+        let (s, check) =
+            super::request(&t, TOKEN, Method::POST, "/api/v1/entities/validate", Some(json!([1]))).await;
+        assert_eq!((s, check["problems"][0]["code"].as_str()), (200, Some("invalid_format")), "{check}");
+        let (s, _) = super::request(
+            &t,
+            TOKEN,
+            Method::POST,
+            "/api/v1/entities/validate?extension=nope",
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(s, 404);
+        let (_, view) =
+            super::request(&t, TOKEN, Method::GET, "/api/v1/extensions/orders/entities", None).await;
+        assert_eq!(view["applied"].as_array().map(Vec::len), Some(1), "validation registered nothing");
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_batch_is_all_or_nothing_and_names_the_failing_operation() {
         let t = host().await;
         let ok = json!({ "operations": [

@@ -40,8 +40,15 @@ pub fn parse_toml(text: &str) -> Result<Declaration, ParseError> {
     })
 }
 
-/// Parses a JSON declaration.
+/// Parses a JSON declaration (an object: serde would also read a struct from an array).
 pub fn parse_json(text: &str) -> Result<Declaration, ParseError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(ParseError {
+            line: Some(1),
+            column: None,
+            message: "a declaration is a JSON object".into(),
+        });
+    }
     serde_json::from_str(text).map_err(|e| ParseError {
         line: Some(e.line()),
         column: Some(e.column()),

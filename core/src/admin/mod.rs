@@ -9,16 +9,18 @@ mod migrations;
 pub use crate::db::migrate::{MigrationStep, StepAction};
 pub use crate::db::store::HealthCheck;
 pub use crate::entities::migrations::EntityPlan;
+pub use crate::entities::store::AppliedDeclaration;
 pub use crate::extension::gate::ExtensionState;
 pub use crate::observe::audit::{BreakReason, BrokenLink, ChainVerdict};
 pub use crate::plan::catalog::DeclaredHook;
 pub use crate::plan::preflight::{Problem, preflight};
 pub use crate::runtime::control_error::ControlError;
 pub use crate::runtime::controller::Controller;
+pub use crate::runtime::entity_views::{DeclarationCheck, EntitiesView};
 pub use crate::runtime::views::{
     ConfigView, ExtensionDetails, ExtensionFigures, ExtensionSummary, HealthReport, MigrationInfo,
     Permissions, ReplicaFigures, Route, SiteDeclarations, SwitchReport,
 };
-pub use annex_entities::{Change, PlannedChange};
+pub use annex_entities::{Change, PlannedChange, Problem as DeclarationProblem};
 pub use client::Admin;
 pub use migrations::{ExtensionDbError, MigrationHistoryEntry, MigrationReport, MigrationStatus};

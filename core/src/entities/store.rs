@@ -50,3 +50,33 @@ pub(crate) async fn forget_after(pool: &PgPool, extension: &str, version: u32) -
         .await?;
     Ok(())
 }
+
+/// One applied declaration version, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppliedDeclaration {
+    /// Its version.
+    pub version: u32,
+    /// SHA-256 of its canonical JSON.
+    pub checksum: String,
+    /// When it was applied (UTC, RFC 3339).
+    pub applied_at: String,
+}
+
+/// The versions of `extension`'s declaration applied so far, oldest first.
+pub(crate) async fn versions(pool: &PgPool, extension: &str) -> Result<Vec<AppliedDeclaration>, sqlx::Error> {
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "select version, checksum, to_char(applied_at at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')
+           from annex.entity_schemas where extension = $1 order by version",
+    )
+    .bind(extension)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(version, checksum, applied_at)| AppliedDeclaration {
+            version: u32::try_from(version).unwrap_or(0),
+            checksum,
+            applied_at,
+        })
+        .collect())
+}

@@ -4,6 +4,7 @@
 pub(crate) mod background;
 pub(crate) mod control_error;
 pub(crate) mod controller;
+pub(crate) mod entity_views;
 pub(crate) mod health_book;
 pub(crate) mod health_monitor;
 pub(crate) mod inspect;

@@ -7,6 +7,7 @@
 //! | `GET /api/v1/extensions/{name}/health` | `health.rs` |
 //! | `GET /api/v1/extensions/{name}/metrics` | `metrics.rs` |
 //! | `GET`/`PUT /api/v1/extensions/{name}/config` | `config.rs` |
+//! | `GET /api/v1/extensions/{name}/entities`, `POST /api/v1/entities/validate` | `entities.rs` |
 //! | `GET /api/v1/audit`, `GET /api/v1/audit/verify` | `audit.rs` |
 //! | `GET /api/v1/openapi.json` | `openapi.rs` |
 //! | `GET`/`POST /api/v1/sites`, `GET /api/v1/sites/{site}`, `…/suspend`, `…/resume`, `…/features`, `…/capabilities/{capability}`, `…/status` | `sites.rs` |
@@ -21,6 +22,7 @@
 mod audit;
 mod auth;
 mod config;
+mod entities;
 mod error;
 mod extensions;
 mod health;
@@ -91,6 +93,8 @@ fn routes() -> Routes {
         .add(Method::GET, "/api/v1/extensions/{name}/metrics", get(metrics::metrics))
         .add(Method::GET, "/api/v1/extensions/{name}/config", get(config::get_config))
         .add(Method::PUT, "/api/v1/extensions/{name}/config", put(config::put_config))
+        .add(Method::GET, "/api/v1/extensions/{name}/entities", get(entities::of_extension))
+        .add(Method::POST, "/api/v1/entities/validate", post(entities::validate))
         .add(Method::GET, "/api/v1/audit", get(audit::audit))
         .add(Method::GET, "/api/v1/audit/verify", get(audit::verify))
         .add(Method::GET, "/api/v1/openapi.json", get(openapi::document))

@@ -127,6 +127,28 @@ pub(super) fn spec() -> Value {
                     }
                 }
             },
+            "/api/v1/extensions/{name}/entities": {
+                "get": on_extension("getExtensionEntities", "its entity declaration in this build (null if it declares none) and the versions applied to the database",
+                                    schema_ref("EntitiesView"), vec![], json!({ "500": internal() }))
+            },
+            "/api/v1/entities/validate": {
+                "post": {
+                    "operationId": "validateEntities",
+                    "summary": "check an entity declaration, alone or as `extension` would declare it (against its dependencies and every compiled-in declaration); registers nothing. Every problem is in the answer.",
+                    "parameters": [query_param("extension", json!({ "type": "string" }), "check as this compiled-in extension's declaration")],
+                    "requestBody": { "required": true, "description": "the declaration (the JSON form of entities.toml)",
+                                     "content": { "application/json": { "schema": {} } } },
+                    "responses": {
+                        "200": ok("the problems, each with a JSON pointer into the declaration (valid: true when there are none)", schema_ref("DeclarationCheck")),
+                        "400": error("the body is not JSON (code bad_request)"),
+                        "401": unauthorized(),
+                        "404": error("`extension` names no compiled-in extension"),
+                        "413": error(&format!("the body is larger than {MAX_BODY}")),
+                        "415": error("the body is not application/json"),
+                        "422": error("the body contains a NUL character")
+                    }
+                }
+            },
             "/api/v1/audit": {
                 "get": {
                     "operationId": "listAudit",
@@ -254,6 +276,26 @@ fn schemas() -> Value {
         "ExtensionSummary": {
             "type": "object", "required": ["name", "version", "description", "enabled", "state", "reason", "health", "compiled_in"],
             "properties": summary_properties()
+        },
+        "EntitiesView": {
+            "type": "object", "required": ["extension", "declared", "applied"], "additionalProperties": false,
+            "properties": {
+                "extension": { "type": "string" },
+                "declared": { "type": "object", "nullable": true, "description": "the declaration (docs/entities.md)" },
+                "applied": { "type": "array", "items": { "type": "object", "required": ["version", "checksum", "applied_at"],
+                    "additionalProperties": false,
+                    "properties": { "version": { "type": "integer", "minimum": 1 }, "checksum": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                                    "applied_at": { "type": "string" } } } }
+            }
+        },
+        "DeclarationCheck": {
+            "type": "object", "required": ["valid", "problems"], "additionalProperties": false,
+            "properties": {
+                "valid": { "type": "boolean" },
+                "problems": { "type": "array", "items": { "type": "object", "required": ["pointer", "code", "message"],
+                    "additionalProperties": false,
+                    "properties": { "pointer": { "type": "string" }, "code": { "type": "string" }, "message": { "type": "string" } } } }
+            }
         },
         "ExtensionDetails": {
             "type": "object",
