@@ -525,6 +525,33 @@ mod api {
     }
 
     #[tokio::test]
+    async fn every_entity_is_in_the_openapi_document_with_its_rules() {
+        let t = host().await;
+        let (s, doc) = super::request(&t, TOKEN, Method::GET, "/api/v1/openapi.json", None).await;
+        assert_eq!(s, 200);
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, methods) in [
+            ("/ext/orders/entities/work_order", &["get", "post"][..]),
+            ("/ext/orders/entities/work_order/{id}", &["get", "patch", "delete"][..]),
+            ("/ext/orders/entities/comment", &["get", "post"][..]),
+            ("/ext/orders/entities/_batch", &["post"][..]),
+        ] {
+            for m in methods {
+                assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "{m} {path} is documented");
+            }
+        }
+        let schemas = &doc["components"]["schemas"];
+        let row = &schemas["orders.work_order.input"];
+        assert_eq!(row["properties"]["title"]["maxLength"], 200);
+        assert_eq!(row["properties"]["title"]["minLength"], 3);
+        assert_eq!(row["properties"]["number"]["minimum"], 1.0);
+        assert_eq!(row["properties"]["status"]["enum"], json!(["open", "in_progress", "closed"]));
+        assert_eq!(row["required"], json!(["number", "title"]), "status has a default");
+        assert_eq!(schemas["orders.comment"]["properties"]["work_order_id"]["format"], "uuid");
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_batch_is_all_or_nothing_and_names_the_failing_operation() {
         let t = host().await;
         let ok = json!({ "operations": [

@@ -28,6 +28,7 @@ mod extensions;
 mod health;
 mod metrics;
 mod openapi;
+mod openapi_entities;
 mod openapi_parts;
 mod openapi_sites;
 mod site_extensions;
@@ -147,7 +148,7 @@ mod tests {
             .into_iter()
             .map(|(m, p)| (m.as_str().to_lowercase(), p.to_owned()))
             .collect();
-        let doc = super::openapi::spec();
+        let doc = super::openapi::spec(&crate::plan::catalog::Catalog::default());
         let mut documented = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in item.as_object().expect("path item").keys() {

@@ -4,13 +4,17 @@
 //! schemathesis (`.ci/schemathesis.sh`) checks it against a live server in CI.
 
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
+
+use super::ApiState;
+use crate::plan::catalog::Catalog;
 
 use super::openapi_parts::{MAX_BODY, error, internal, ok, query_param, schema_ref, unauthorized};
 
 /// The document handler.
-pub(super) async fn document() -> Json<Value> {
-    Json(spec())
+pub(super) async fn document(State(state): State<ApiState>) -> Json<Value> {
+    Json(spec(state.controller.catalog()))
 }
 
 fn name_param() -> Value {
@@ -51,7 +55,7 @@ fn on_extension(id: &str, summary: &str, body: Value, params: Vec<Value>, extra:
 }
 
 /// The document.
-pub(super) fn spec() -> Value {
+pub(super) fn spec(catalog: &Catalog) -> Value {
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION"),
@@ -197,6 +201,10 @@ pub(super) fn spec() -> Value {
     // The site routes are described in openapi_sites.rs.
     merge(&mut doc["paths"], super::openapi_sites::paths());
     merge(&mut doc["components"]["schemas"], super::openapi_sites::schemas());
+    // Every declared entity's REST API (openapi_entities.rs).
+    let (paths, schemas) = super::openapi_entities::parts(catalog);
+    merge(&mut doc["paths"], paths);
+    merge(&mut doc["components"]["schemas"], schemas);
     doc
 }
 
@@ -390,7 +398,7 @@ mod tests {
 
     #[test]
     fn the_document_states_the_bounds_and_statuses_the_handlers_answer() {
-        let doc = super::spec();
+        let doc = super::spec(&crate::plan::catalog::Catalog::default());
         let audit = operation(&doc, "/api/v1/audit", "get");
         assert_eq!(
             param(audit, "limit")["schema"],
