@@ -1015,3 +1015,72 @@ thing = { type = "relation", kind = "many-to-one", to = "thing" }
         t.shutdown().await;
     }
 }
+
+/// Many-to-many links: written as an array of ids, replaced on patch, read back with expand.
+mod links {
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "links-admin-token";
+    const POSTS: &str = r#"
+version = 1
+[entities.post.fields]
+title = { type = "string", required = true }
+tags = { type = "relation", kind = "many-to-many", to = "tag" }
+[entities.tag.fields]
+name = { type = "string", required = true, unique = true }
+"#;
+
+    #[tokio::test]
+    async fn links_are_written_replaced_refused_when_dangling_and_expanded_in_one_query() {
+        let d = annex_core::extension::entity_format::parse_toml(POSTS).expect("parses");
+        let ext = crate::common::Scripted::new("blog", vec![])
+            .with_entities(annex_core::extension::Entities::from_declaration(d));
+        let t = annex_core::testkit::TestHost::builder()
+            .extension(ext)
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts");
+        let call = |method: Method, path: &str, body: Option<Value>| {
+            let (t, path) = (&t, format!("/ext/blog/entities{path}"));
+            async move { super::request(t, TOKEN, method, &path, body).await }
+        };
+        let mut tags = Vec::new();
+        for name in ["rust", "sql"] {
+            let (_, tag) = call(Method::POST, "/tag", Some(json!({ "name": name }))).await;
+            tags.push(tag["id"].as_str().expect("id").to_owned());
+        }
+        let (s, post) = call(Method::POST, "/post", Some(json!({ "title": "Hello", "tags": tags }))).await;
+        assert_eq!(s, 201, "{post}");
+        let id = post["id"].as_str().expect("id").to_owned();
+        let names = |page: &Value| -> Vec<String> {
+            page["items"][0]["expand"]["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["name"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let (_, page) = call(Method::GET, "/post?expand=tags", None).await;
+        assert_eq!(names(&page), ["rust", "sql"]);
+        let (s, _) = call(Method::PATCH, &format!("/post/{id}"), Some(json!({ "tags": [tags[1]] }))).await;
+        assert_eq!(s, 200);
+        let (_, page) = call(Method::GET, "/post?expand=tags", None).await;
+        assert_eq!(names(&page), ["sql"], "a patch replaces the links");
+
+        let dangling = json!({ "title": "Ghost", "tags": ["00000000-0000-0000-0000-000000000000"] });
+        let (s, b) = call(Method::POST, "/post", Some(dangling)).await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(b["error"]["fields"][0]["pointer"], "/tags");
+        let (_, all) = call(Method::GET, "/post", None).await;
+        assert_eq!(all["total_items"], 1, "the refused post was rolled back with its links");
+        let (s, b) = call(Method::POST, "/post", Some(json!({ "title": "Bad", "tags": "rust" }))).await;
+        assert_eq!((s, b["error"]["fields"][0]["pointer"].as_str()), (422, Some("/tags")), "{b}");
+
+        assert_eq!(call(Method::DELETE, &format!("/tag/{}", tags[1]), None).await.0, 204);
+        let (_, page) = call(Method::GET, "/post?expand=tags", None).await;
+        assert!(names(&page).is_empty(), "deleting a tag removes its links");
+        t.shutdown().await;
+    }
+}

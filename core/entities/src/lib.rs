@@ -37,5 +37,5 @@ pub use model::{
     Access, Declaration, Entity, EnumDecl, EnumExtension, Field, FieldType, Index, OnDelete, RelationKind,
 };
 pub use parse::{ParseError, parse_json, parse_toml};
-pub use row::{EnumValues, FieldError, Write, check_row, writable};
+pub use row::{EnumValues, FieldError, MAX_LINKS, Write, check_row, links, writable};
 pub use validate::{Problem, RESERVED_FIELDS, Scope, valid_name, validate};

@@ -31,6 +31,29 @@ pub enum Write {
 /// additions of other extensions included.
 pub type EnumValues = BTreeMap<String, BTreeSet<String>>;
 
+/// The most links one many-to-many field takes in one write.
+pub const MAX_LINKS: usize = 1000;
+
+fn is_uuid_text(s: &str) -> bool {
+    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// The many-to-many fields of `entity` present in `row`, with their ids (checked by
+/// [`check_row`] first).
+pub fn links<'r>(entity: &Entity, row: &'r Map<String, Value>) -> Vec<(&'r str, Vec<&'r str>)> {
+    row.iter()
+        .filter(|(k, _)| {
+            entity.fields.get(*k).is_some_and(|f| f.relation_kind() == Some(RelationKind::ManyToMany))
+        })
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// The writable keys of `entity` and the field behind each: a field's column (`title`,
 /// `owner_id` for a reference).
 pub fn writable(entity: &Entity) -> BTreeMap<String, &str> {
@@ -55,6 +78,18 @@ pub fn check_row(
         if RESERVED_FIELDS.contains(&key.as_str()) {
             errors
                 .push(FieldError { pointer, message: format!("`{key}` is set by annex, not by the client") });
+            continue;
+        }
+        if entity.fields.get(key).is_some_and(|f| f.relation_kind() == Some(RelationKind::ManyToMany)) {
+            let ids_ok = value.as_array().is_some_and(|ids| {
+                ids.len() <= MAX_LINKS && ids.iter().all(|id| id.as_str().is_some_and(is_uuid_text))
+            });
+            if !ids_ok {
+                errors.push(FieldError {
+                    pointer,
+                    message: format!("expected an array of at most {MAX_LINKS} ids (uuids) of related rows"),
+                });
+            }
             continue;
         }
         let Some(field_name) = keys.get(key) else {

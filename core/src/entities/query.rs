@@ -184,6 +184,36 @@ pub(crate) fn through(
         .build_sqlx(PostgresQueryBuilder)
 }
 
+/// Replaces the links of many-to-many `field` of row `id`: the delete, then the insert (none
+/// when `targets` is empty).
+pub(crate) fn relink(
+    extension: &str,
+    entity: &str,
+    field: &str,
+    id: uuid::Uuid,
+    targets: &[uuid::Uuid],
+) -> ((String, SqlxValues), Option<(String, SqlxValues)>) {
+    let junction = table(extension, &format!("{entity}_{field}"));
+    let owner = Alias::new(format!("{entity}_id"));
+    let delete = Query::delete()
+        .from_table(junction.clone())
+        .and_where(Expr::col(owner.clone()).eq(id))
+        .build_sqlx(PostgresQueryBuilder);
+    if targets.is_empty() {
+        return (delete, None);
+    }
+    let mut insert = Query::insert();
+    insert.into_table(junction).columns([owner, Alias::new("target_id")]).on_conflict(
+        sea_query::OnConflict::columns([Alias::new(format!("{entity}_id")), Alias::new("target_id")])
+            .do_nothing()
+            .to_owned(),
+    );
+    for t in targets {
+        insert.values_panic([id.into(), (*t).into()]);
+    }
+    (delete, Some(insert.build_sqlx(PostgresQueryBuilder)))
+}
+
 pub(crate) fn get(extension: &str, entity: &str, id: uuid::Uuid) -> (String, SqlxValues) {
     Query::select()
         .expr(row_json())

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use annex_entities::{Entity, EnumValues, FieldType, Write, check_row, writable};
+use annex_entities::{Entity, EnumValues, FieldType, Write, check_row, links, writable};
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use sqlx::PgConnection;
@@ -236,9 +236,54 @@ impl EntityApi {
 
     /// Creates a row from `body` (a JSON object of fields); returns it as stored.
     pub(super) async fn create(&self, conn: &mut PgConnection, body: Value) -> Result<Value, ApiError> {
-        let values = self.row_values(&object(body)?, Write::Create)?;
+        let body = object(body)?;
+        let values = self.row_values(&body, Write::Create)?;
         let (sql, bound) = query::insert(&self.extension, &self.name, &values);
-        sqlx::query_scalar_with(&sql, bound).fetch_one(conn).await.map_err(|e| self.refused(e, false))
+        let row: Value = sqlx::query_scalar_with(&sql, bound)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| self.refused(e, false))?;
+        self.relink(conn, &row, &body).await?;
+        Ok(row)
+    }
+
+    /// Writes the links of every many-to-many field in `body` for `row` (replacing its links).
+    async fn relink(
+        &self,
+        conn: &mut PgConnection,
+        row: &Value,
+        body: &Map<String, Value>,
+    ) -> Result<(), ApiError> {
+        let Some(id) = row.get("id").and_then(Value::as_str).and_then(|s| uuid::Uuid::parse_str(s).ok())
+        else {
+            return Ok(());
+        };
+        for (field, ids) in links(&self.entity, body) {
+            let targets: Vec<uuid::Uuid> = ids.iter().filter_map(|s| uuid::Uuid::parse_str(s).ok()).collect();
+            let (delete, insert) = query::relink(&self.extension, &self.name, field, id, &targets);
+            sqlx::query_with(&delete.0, delete.1)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| self.refused(e, false))?;
+            if let Some((sql, bound)) = insert {
+                sqlx::query_with(&sql, bound).execute(&mut *conn).await.map_err(|e| {
+                    if e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "23503") {
+                        ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid_fields",
+                            format!("`{}`: a related row does not exist", self.name),
+                        )
+                        .with_fields(vec![SchemaViolation {
+                            pointer: format!("/{field}"),
+                            message: "a related row does not exist".into(),
+                        }])
+                    } else {
+                        self.refused(e, false)
+                    }
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Changes the fields in `body` of row `id`; returns it as stored.
@@ -249,16 +294,21 @@ impl EntityApi {
         body: Value,
     ) -> Result<Value, ApiError> {
         let key = self.id(id)?;
-        let values = self.row_values(&object(body)?, Write::Patch)?;
+        let body = object(body)?;
+        let values = self.row_values(&body, Write::Patch)?;
         if values.is_empty() {
-            return self.get(conn, id).await;
+            let row = self.get(&mut *conn, id).await?;
+            self.relink(conn, &row, &body).await?;
+            return Ok(row);
         }
         let (sql, bound) = query::update(&self.extension, &self.name, key, &values);
         let row: Option<Value> = sqlx::query_scalar_with(&sql, bound)
-            .fetch_optional(conn)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(|e| self.refused(e, false))?;
-        row.ok_or_else(|| self.not_found(id))
+        let row = row.ok_or_else(|| self.not_found(id))?;
+        self.relink(conn, &row, &body).await?;
+        Ok(row)
     }
 
     /// Deletes row `id`.
