@@ -552,6 +552,62 @@ mod api {
     }
 
     #[tokio::test]
+    async fn operator_tokens_carry_their_roles_to_the_entity_access_rules() {
+        let t = host().await;
+        let db = crate::common::superuser(t.database_url()).await;
+        let add = |username: &'static str, roles: &'static [&'static str]| {
+            let db = db.clone();
+            async move {
+                let new = annex_core::access::NewOperator {
+                    username: username.into(),
+                    printed_name: username.into(),
+                    roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+                    sites: None,
+                    password: "a long enough password".into(),
+                };
+                annex_core::access::operators::add(&db, "test", &new).await.expect("operator").1
+            }
+        };
+        let viewer = add("vera", &["viewer"]).await;
+        let planner = add("sam", &["site-admin"]).await;
+        let path = "/ext/orders/entities/work_order";
+        let body = json!({ "number": 1, "title": "Planned" });
+        assert_eq!(
+            super::request(&t, &planner, Method::POST, path, Some(body.clone())).await.0,
+            201,
+            "site-admin may create"
+        );
+        let (s, b) = super::request(&t, &viewer, Method::POST, path, Some(body)).await;
+        assert_eq!((s, b["error"]["code"].as_str()), (403, Some("forbidden")), "a viewer may not: {b}");
+        let (s, list) = super::request(&t, &viewer, Method::GET, path, None).await;
+        assert_eq!((s, &list["total_items"]), (200, &json!(1)), "a viewer may read: {list}");
+        let (s, _) = super::request(
+            &t,
+            &viewer,
+            Method::DELETE,
+            &format!("{path}/{}", list["items"][0]["id"].as_str().unwrap_or("")),
+            None,
+        )
+        .await;
+        assert_eq!(s, 403, "delete is admin only");
+        annex_core::access::operators::update(
+            &db,
+            "test",
+            "vera",
+            &annex_core::access::OperatorChange::Disabled(true),
+        )
+        .await
+        .expect("disable");
+        assert_eq!(
+            super::request(&t, &viewer, Method::GET, path, None).await.0,
+            401,
+            "a disabled operator is nobody"
+        );
+        db.close().await;
+        t.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_batch_is_all_or_nothing_and_names_the_failing_operation() {
         let t = host().await;
         let ok = json!({ "operations": [

@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use super::error::AccessError;
 use super::password;
+
+/// The prefix of every personal token (`annex_op_…`).
+pub(crate) use super::password::TOKEN_PREFIX;
 use crate::observe::audit::{self, AuditEntry};
 
 /// An operator as shown (never the password or token hash).

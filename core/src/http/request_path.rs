@@ -378,6 +378,28 @@ struct Target<'a> {
     path: &'a str,
 }
 
+/// The identity of an enabled operator whose personal token the request bears.
+async fn operator_identity(ext: &ExtensionPath, headers: &axum::http::HeaderMap) -> Option<Identity> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))?.1.trim();
+    if !token.starts_with(crate::access::operators::TOKEN_PREFIX) {
+        return None;
+    }
+    let pool = ext.cx.host_pool()?;
+    match crate::access::operators::by_token(pool, token).await {
+        Ok(Some(o)) => Some(
+            o.roles
+                .iter()
+                .fold(Identity::new(format!("operator:{}", o.username)), |i, r| i.with_role(r.clone())),
+        ),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look up an operator token");
+            None
+        }
+    }
+}
+
 /// Rate limit, auth, route access, `pre_request`, middleware, handler, `post_request`: the part
 /// `quotas.timeout_ms` bounds.
 async fn inner(
@@ -399,9 +421,19 @@ async fn inner(
     }
     let (mut parts, body) = req.into_parts();
     // The operator's admin token authenticates on extension routes too (identity `admin`, role
-    // `admin`), so routes can `require_role("admin")` without an auth extension.
-    if ext.admin_token.matches(&parts.headers) == Some(true) {
-        parts.extensions.insert(Identity::new("admin").with_role("admin"));
+    // `admin`), so routes can `require_role("admin")` without an auth extension; so does an
+    // enabled operator's personal token (identity `operator:<username>`, their roles), looked up
+    // only for requests that carry one.
+    match ext.admin_token.matches(&parts.headers) {
+        Some(true) => {
+            parts.extensions.insert(Identity::new("admin").with_role("admin"));
+        }
+        Some(false) => {
+            if let Some(identity) = operator_identity(ext, &parts.headers).await {
+                parts.extensions.insert(identity);
+            }
+        }
+        None => {}
     }
     let mut head = Head::Plain(parts);
     let chains = &ext.chains;
