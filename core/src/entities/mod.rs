@@ -8,3 +8,6 @@ pub(crate) mod ddl;
 pub(crate) mod migrations;
 pub(crate) mod query;
 pub(crate) mod store;
+
+#[cfg(test)]
+mod format_schema_tests;
