@@ -109,6 +109,20 @@ async fn request(
     )
 }
 
+/// A host running extension `name` with the declaration `toml`, the admin token `token`.
+async fn declared_host(name: &str, toml: &str, token: &str) -> annex_core::testkit::TestHost {
+    let d = annex_core::extension::entity_format::parse_toml(toml).expect("the test declaration parses");
+    let ext = crate::common::Scripted::new(name, vec![])
+        .with_entities(annex_core::extension::Entities::from_declaration(d));
+    let token = token.to_owned();
+    annex_core::testkit::TestHost::builder()
+        .extension(ext)
+        .config(move |c| c.server.admin_token = Some(token))
+        .start()
+        .await
+        .expect("host starts")
+}
+
 fn declaring(name: &str) -> crate::common::Scripted {
     crate::common::Scripted::new(
         name,
@@ -650,18 +664,8 @@ mod api {
 
     #[tokio::test]
     async fn a_site_scoped_entity_keeps_each_site_to_its_own_rows() {
-        let declaration = annex_core::extension::entity_format::parse_toml(
-            "version = 1\n[entities.reading]\nsite_scoped = true\n[entities.reading.fields]\nvalue = { type = \"int\", required = true }\n",
-        )
-        .expect("parses");
-        let ext = crate::common::Scripted::new("meters", vec![])
-            .with_entities(annex_core::extension::Entities::from_declaration(declaration));
-        let t = annex_core::testkit::TestHost::builder()
-            .extension(ext)
-            .config(|c| c.server.admin_token = Some(TOKEN.into()))
-            .start()
-            .await
-            .expect("host starts");
+        let meters = "version = 1\n[entities.reading]\nsite_scoped = true\n[entities.reading.fields]\nvalue = { type = \"int\", required = true }\n";
+        let t = super::declared_host("meters", meters, TOKEN).await;
         let db = crate::common::superuser(t.database_url()).await;
         let (a, b) = (
             crate::sites::create_site(&db, "plant-a").await,
@@ -983,15 +987,7 @@ thing = { type = "relation", kind = "many-to-one", to = "thing" }
 
     #[tokio::test]
     async fn each_type_and_rule_is_checked_by_the_api_and_by_the_database() {
-        let d = annex_core::extension::entity_format::parse_toml(ALL).expect("parses");
-        let ext = crate::common::Scripted::new("types", vec![])
-            .with_entities(annex_core::extension::Entities::from_declaration(d));
-        let t = annex_core::testkit::TestHost::builder()
-            .extension(ext)
-            .config(|c| c.server.admin_token = Some(TOKEN.into()))
-            .start()
-            .await
-            .expect("host starts");
+        let t = super::declared_host("types", ALL, TOKEN).await;
         let post = |entity: &'static str, body: Value| {
             let t = &t;
             async move {
@@ -1089,15 +1085,7 @@ name = { type = "string", required = true, unique = true }
 
     #[tokio::test]
     async fn links_are_written_replaced_refused_when_dangling_and_expanded_in_one_query() {
-        let d = annex_core::extension::entity_format::parse_toml(POSTS).expect("parses");
-        let ext = crate::common::Scripted::new("blog", vec![])
-            .with_entities(annex_core::extension::Entities::from_declaration(d));
-        let t = annex_core::testkit::TestHost::builder()
-            .extension(ext)
-            .config(|c| c.server.admin_token = Some(TOKEN.into()))
-            .start()
-            .await
-            .expect("host starts");
+        let t = super::declared_host("blog", POSTS, TOKEN).await;
         let call = |method: Method, path: &str, body: Option<Value>| {
             let (t, path) = (&t, format!("/ext/blog/entities{path}"));
             async move { super::request(t, TOKEN, method, &path, body).await }
