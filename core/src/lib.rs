@@ -92,6 +92,18 @@ pub use annex_core_macros::migrations;
 /// with the file, line or JSON pointer, and the problem. See [`extension::Entities`].
 pub use annex_core_macros::entities;
 
+/// Writes a Rust type per entity of a declaration file (checked as by [`entities!`]), so an
+/// extension's own handlers read and write its entities typed: `annex_core::entity_types!("entities.toml");`
+/// in item position defines, for entity `work_order`, `pub struct WorkOrder` (serde
+/// `Serialize`/`Deserialize` and `sqlx::FromRow`, one field per column: `id`, `created_at`,
+/// `updated_at`, the fields, `<field>_id` for references) and, for each enum `status` of the
+/// declaration, `pub enum Status` (a variant per value, and `Other(String)` for values another
+/// extension adds). Types: `string`/`text` → `String`, `int` → `i32`, `bigint` → `i64`, `float`
+/// → `f64`, `decimal` → `rust_decimal::Decimal`, `boolean` → `bool`, `date` →
+/// `chrono::NaiveDate`, `datetime` → `chrono::DateTime<Utc>`, `json` → `serde_json::Value`,
+/// `uuid` and references → `uuid::Uuid`; optional fields are `Option<…>`.
+pub use annex_core_macros::entity_types;
+
 /// Fixtures for `core/benches/`: crate internals wrapped just enough to be measured.
 #[cfg(feature = "bench")]
 #[doc(hidden)]
@@ -102,4 +114,6 @@ pub mod __bench;
 pub mod __private {
     pub use crate::extension::registration::Registration;
     pub use inventory;
+    // What `entity_types!` expands to refers to (the extension crate need not depend on them).
+    pub use {chrono, rust_decimal, serde, serde_json, sqlx, uuid};
 }

@@ -747,6 +747,13 @@ mod examples {
         .await;
         assert_eq!(s, 201, "{order}");
         let id = order["id"].as_str().expect("id").to_owned();
+        let (s, open) = call(Method::GET, "/ext/workorders/open", None).await;
+        assert_eq!(s, 200, "the extension's own handler reads its entity typed: {open}");
+        assert_eq!(
+            (open[0]["number"].as_i64(), open[0]["status"].as_str()),
+            (Some(7), Some("open")),
+            "{open}"
+        );
         let (s, b) = call(
             Method::PATCH,
             &format!("/ext/workorders/entities/work_order/{id}"),
@@ -821,6 +828,15 @@ version = 2
 [entities.part.fields]
 name = { type = "string", required = true, renamed_from = "title" }
 qty = { type = "bigint" }
+"#;
+    const V2_LINKS: &str = r#"
+version = 2
+[entities.part.fields]
+title = { type = "string", required = true }
+qty = { type = "int" }
+tags = { type = "relation", kind = "many-to-many", to = "tag" }
+[entities.tag.fields]
+name = { type = "string", required = true }
 "#;
     const V3_DROP: &str = r#"
 version = 3
@@ -928,6 +944,35 @@ note = { type = "text", max_length = 50 }
         assert_eq!(qty_type, "bigint");
         db.close().await;
         t.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_new_entity_and_a_many_to_many_relation_to_it_migrate_and_roll_back() {
+        let t = start(None, V1).await;
+        let url = t.database_url().to_owned();
+        t.shutdown().await;
+        let t = start(Some(&url), V2_LINKS).await;
+        crate::common::sql(&t, "parts", "insert into tag (name) values ('steel')")
+            .await
+            .expect("the new entity");
+        crate::common::sql(&t, "parts", "insert into part (title) values ('bolt')").await.expect("a part");
+        crate::common::sql(&t, "parts", "insert into part_tags select p.id, t.id from part p, tag t")
+            .await
+            .expect("the junction table");
+        t.shutdown().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let admin = admin(&url, V2_LINKS, dir.path()).await;
+        admin.rollback("parts", 1_000_000_001, |_| {}).await.expect("rollback");
+        let db = crate::common::superuser(&url).await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "select table_name::text from information_schema.tables where table_schema = 'ext_parts' order by 1",
+        )
+        .fetch_all(&db)
+        .await
+        .expect("tables");
+        assert_eq!(tables, ["part"], "the junction and the new entity are gone, the part stays");
+        admin.close().await;
+        db.close().await;
     }
 
     #[tokio::test]
@@ -1125,6 +1170,57 @@ name = { type = "string", required = true, unique = true }
         assert_eq!(call(Method::DELETE, &format!("/tag/{}", tags[1]), None).await.0, 204);
         let (_, page) = call(Method::GET, "/post?expand=tags", None).await;
         assert!(names(&page).is_empty(), "deleting a tag removes its links");
+        t.shutdown().await;
+    }
+}
+
+/// `entity_types!`: a Rust type per entity and enum, read with `sqlx::FromRow` and serde.
+mod typed {
+    use annex_core::__private::{chrono, rust_decimal};
+    use reqwest::Method;
+    use serde_json::json;
+
+    annex_core::entity_types!("tests/runtime/fixtures/workorders.entities.toml");
+
+    const TOKEN: &str = "typed-admin-token";
+
+    #[tokio::test]
+    async fn generated_types_read_the_rows_typed_and_serialize_like_the_api() {
+        let t = annex_core::testkit::TestHost::builder()
+            .extension(super::declaring("orders"))
+            .config(|c| c.server.admin_token = Some(TOKEN.into()))
+            .start()
+            .await
+            .expect("host starts");
+        let body = json!({ "number": 1, "title": "Typed order", "due": "2026-12-24", "cost": 12.5 });
+        let (s, api_row) =
+            super::request(&t, TOKEN, Method::POST, "/ext/orders/entities/work_order", Some(body)).await;
+        assert_eq!(s, 201, "{api_row}");
+        let comment = json!({ "body": "first", "work_order_id": api_row["id"] });
+        assert_eq!(
+            super::request(&t, TOKEN, Method::POST, "/ext/orders/entities/comment", Some(comment)).await.0,
+            201
+        );
+
+        let db = crate::common::superuser(t.database_url()).await;
+        let orders: Vec<WorkOrder> =
+            sqlx::query_as("select * from ext_orders.work_order").fetch_all(&db).await.expect("typed rows");
+        let o = &orders[0];
+        assert_eq!((o.number, o.title.as_str(), &o.status), (1, "Typed order", &Status::Open));
+        assert_eq!(o.due, chrono::NaiveDate::from_ymd_opt(2026, 12, 24));
+        assert_eq!(o.cost, Some(rust_decimal::Decimal::new(125, 1)));
+        assert_eq!(o.id.to_string(), api_row["id"].as_str().unwrap_or_default());
+        let comments: Vec<Comment> =
+            sqlx::query_as("select * from ext_orders.comment").fetch_all(&db).await.expect("typed");
+        assert_eq!((comments[0].work_order_id, comments[0].body.as_str()), (o.id, "first"));
+        let value = serde_json::to_value(o).expect("serialize");
+        assert_eq!((value["status"].as_str(), value["title"].as_str()), (Some("open"), Some("Typed order")));
+        assert_eq!(
+            Status::from("on_hold"),
+            Status::Other("on_hold".into()),
+            "values other extensions add are kept"
+        );
+        db.close().await;
         t.shutdown().await;
     }
 }

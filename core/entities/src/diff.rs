@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Declaration, Entity, Field, FieldType};
+use crate::model::{Declaration, Entity, Field, FieldType, RelationKind};
 
 /// One change from the old declaration to the new.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -208,17 +208,54 @@ pub fn diff(old: &Declaration, new: &Declaration) -> Vec<PlannedChange> {
         }
     }
     let renamed: Vec<&String> = new.entities.values().filter_map(|e| e.renamed_from.as_ref()).collect();
+    let is_new = |name: &String, e: &Entity| {
+        !old.entities.contains_key(name)
+            && e.renamed_from.as_ref().is_none_or(|r| !old.entities.contains_key(r))
+    };
+    // Renames first, then new entities (each after the new ones it references), then the
+    // changes inside existing entities, which may reference the new ones.
     for (name, e) in &new.entities {
-        match (
-            old.entities.get(name),
-            e.renamed_from.as_ref().and_then(|r| old.entities.get(r).map(|o| (r, o))),
-        ) {
-            (Some(o), _) => entity_changes(name, o, e, &mut out),
-            (None, Some((from, o))) => {
-                out.push(keep(Change::RenameEntity { from: from.clone(), to: name.clone() }));
-                entity_changes(name, o, e, &mut out);
+        if let Some(from) = e
+            .renamed_from
+            .as_ref()
+            .filter(|r| !old.entities.contains_key(name) && old.entities.contains_key(*r))
+        {
+            out.push(keep(Change::RenameEntity { from: from.clone(), to: name.clone() }));
+        }
+    }
+    let mut added: Vec<&String> = Vec::new();
+    let mut pending: Vec<&String> =
+        new.entities.iter().filter(|(n, e)| is_new(n, e)).map(|(n, _)| n).collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|name| {
+            let ready = new.entities[*name].fields.values().all(|f| match f.to.as_deref() {
+                Some(to)
+                    if !to.contains('.')
+                        && to != name.as_str()
+                        && f.relation.is_some_and(|k| k != RelationKind::OneToMany) =>
+                {
+                    !new.entities.get(to).is_some_and(|t| is_new(&to.to_owned(), t))
+                        || added.iter().any(|a| a.as_str() == to)
+                }
+                _ => true,
+            });
+            if ready {
+                added.push(name);
+                out.push(keep(Change::AddEntity { entity: (*name).clone() }));
             }
-            (None, None) => out.push(keep(Change::AddEntity { entity: name.clone() })),
+            !ready
+        });
+        if pending.len() == before {
+            for name in pending.drain(..) {
+                out.push(keep(Change::AddEntity { entity: name.clone() }));
+            }
+        }
+    }
+    for (name, e) in &new.entities {
+        match (old.entities.get(name), e.renamed_from.as_ref().and_then(|r| old.entities.get(r))) {
+            (Some(o), _) | (None, Some(o)) => entity_changes(name, o, e, &mut out),
+            (None, None) => {}
         }
     }
     for name in old.entities.keys() {

@@ -149,6 +149,172 @@ fn expand_entities(input: TokenStream) -> Result<TokenStream, String> {
     TokenStream::from_str(&code).map_err(|e| format!("entities!: internal error: {e}"))
 }
 
+/// Writes a Rust type per entity and enum of a declaration file; see `annex_core::entity_types!`.
+#[proc_macro]
+pub fn entity_types(input: TokenStream) -> TokenStream {
+    match expand_types(input) {
+        Ok(code) => code,
+        Err(message) => error(&message),
+    }
+}
+
+fn pascal(name: &str) -> String {
+    name.split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Rust keywords a field name may collide with: written as raw identifiers.
+fn ident(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "box", "break", "const", "continue", "crate", "dyn", "else", "enum",
+        "extern", "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut",
+        "pub", "ref", "return", "static", "struct", "super", "trait", "true", "type", "unsafe", "use",
+        "where", "while", "yield", "try", "gen", "abstract", "become", "do", "final", "macro", "override",
+        "priv", "typeof", "unsized", "virtual",
+    ];
+    if KEYWORDS.contains(&name) { format!("r#{name}") } else { name.to_owned() }
+}
+
+// The generated source is written line by line, each format string carrying its own `\n`.
+#[allow(clippy::write_with_newline)]
+fn expand_types(input: TokenStream) -> Result<TokenStream, String> {
+    use annex_entities::{FieldType, RelationKind};
+    let (_, path) = in_crate(&input, "entity_types! takes a file")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("entity_types!: cannot read {}: {e}", path.display()))?;
+    let json = path.extension().is_some_and(|e| e == "json");
+    let parsed = if json { annex_entities::parse_json(&text) } else { annex_entities::parse_toml(&text) };
+    let d = parsed.map_err(|e| format!("entity_types!: {}: {e}", path.display()))?;
+    let problems = annex_entities::validate(&d, &annex_entities::Scope::compile_time());
+    if let Some(p) = problems.first() {
+        return Err(format!(
+            "entity_types!: {}: {}: {} ({} problem(s))",
+            path.display(),
+            p.pointer,
+            p.message,
+            problems.len()
+        ));
+    }
+    let p = "::annex_core::__private";
+    let file = path.to_str().ok_or("entity_types!: the path is not UTF-8")?;
+    // Cargo rebuilds when the file changes.
+    let mut code = format!("const _: &str = ::core::include_str!({file:?});\n");
+    for (name, e) in &d.enums {
+        let ty = pascal(name);
+        let variants: Vec<(String, &String)> = e.values.iter().map(|v| (pascal(v), v)).collect();
+        let _ = write!(
+            code,
+            "/// Enum `{name}` of the declaration.\n#[derive(Debug, Clone, PartialEq, Eq, Hash)]\npub enum {ty} {{\n"
+        );
+        for (variant, value) in &variants {
+            let _ = write!(code, "    /// `{value}`\n    {variant},\n");
+        }
+        let _ =
+            write!(code, "    /// A value another extension added.\n    Other(::std::string::String),\n}}\n");
+        let _ = write!(
+            code,
+            "impl {ty} {{\n    /// The stored value.\n    pub fn as_str(&self) -> &str {{\n        match self {{\n"
+        );
+        for (variant, value) in &variants {
+            let _ = write!(code, "            Self::{variant} => {value:?},\n");
+        }
+        let _ = write!(code, "            Self::Other(v) => v,\n        }}\n    }}\n}}\n");
+        let _ = write!(
+            code,
+            "impl ::core::convert::From<&str> for {ty} {{\n    fn from(v: &str) -> Self {{\n        match v {{\n"
+        );
+        for (variant, value) in &variants {
+            let _ = write!(code, "            {value:?} => Self::{variant},\n");
+        }
+        let _ = write!(code, "            other => Self::Other(other.to_owned()),\n        }}\n    }}\n}}\n");
+        let _ = write!(
+            code,
+            "impl {p}::serde::Serialize for {ty} {{\n    fn serialize<S: {p}::serde::Serializer>(&self, s: S) -> ::core::result::Result<S::Ok, S::Error> {{ s.serialize_str(self.as_str()) }}\n}}\n"
+        );
+        let _ = write!(
+            code,
+            "impl<'de> {p}::serde::Deserialize<'de> for {ty} {{\n    fn deserialize<D: {p}::serde::Deserializer<'de>>(d: D) -> ::core::result::Result<Self, D::Error> {{\n        let v = <::std::string::String as {p}::serde::Deserialize>::deserialize(d)?;\n        ::core::result::Result::Ok(Self::from(v.as_str()))\n    }}\n}}\n"
+        );
+    }
+    for (entity, e) in &d.entities {
+        let ty = pascal(entity);
+        let mut fields: Vec<(String, String, bool)> = vec![
+            ("id".into(), format!("{p}::uuid::Uuid"), false),
+            ("created_at".into(), format!("{p}::chrono::DateTime<{p}::chrono::Utc>"), false),
+            ("updated_at".into(), format!("{p}::chrono::DateTime<{p}::chrono::Utc>"), false),
+        ];
+        if e.site_scoped {
+            fields.push(("site_id".into(), format!("{p}::uuid::Uuid"), false));
+        }
+        for (name, f) in &e.fields {
+            let Some(column) = f.column(name) else { continue };
+            let (rust, via_text) = match f.field_type {
+                FieldType::String | FieldType::Text => ("::std::string::String".to_owned(), false),
+                FieldType::Int => ("i32".into(), false),
+                FieldType::Bigint => ("i64".into(), false),
+                FieldType::Float => ("f64".into(), false),
+                FieldType::Decimal => (format!("{p}::rust_decimal::Decimal"), false),
+                FieldType::Boolean => ("bool".into(), false),
+                FieldType::Date => (format!("{p}::chrono::NaiveDate"), false),
+                FieldType::Datetime => (format!("{p}::chrono::DateTime<{p}::chrono::Utc>"), false),
+                FieldType::Json => (format!("{p}::serde_json::Value"), false),
+                FieldType::Uuid => (format!("{p}::uuid::Uuid"), false),
+                FieldType::Relation => {
+                    if matches!(f.relation_kind(), Some(RelationKind::OneToOne | RelationKind::ManyToOne)) {
+                        (format!("{p}::uuid::Uuid"), false)
+                    } else {
+                        continue;
+                    }
+                }
+                FieldType::Enum => match f.enum_name.as_deref().filter(|n| !n.contains('.')) {
+                    Some(local) => (pascal(local), true),
+                    None => ("::std::string::String".to_owned(), false),
+                },
+            };
+            let optional = !f.required && f.field_type != FieldType::Json;
+            let rust = if optional { format!("::core::option::Option<{rust}>") } else { rust };
+            fields.push((column, rust, via_text));
+        }
+        let _ = write!(
+            code,
+            "/// A row of entity `{entity}`.\n#[derive(Debug, Clone, PartialEq, {p}::serde::Serialize, {p}::serde::Deserialize)]\n#[serde(crate = \"{p}::serde\")]\npub struct {ty} {{\n"
+        );
+        for (column, rust, _) in &fields {
+            let _ = write!(code, "    /// Column `{column}`.\n    pub {}: {rust},\n", ident(column));
+        }
+        let _ = write!(code, "}}\n");
+        let _ = write!(
+            code,
+            "impl<'r> {p}::sqlx::FromRow<'r, {p}::sqlx::postgres::PgRow> for {ty} {{\n    fn from_row(row: &'r {p}::sqlx::postgres::PgRow) -> ::core::result::Result<Self, {p}::sqlx::Error> {{\n        use {p}::sqlx::Row as _;\n        ::core::result::Result::Ok(Self {{\n"
+        );
+        for (column, rust, via_text) in &fields {
+            let field = ident(column);
+            if *via_text {
+                if rust.starts_with("::core::option::Option<") {
+                    let _ = write!(
+                        code,
+                        "            {field}: row.try_get::<::core::option::Option<::std::string::String>, _>({column:?})?.map(|v| ::core::convert::From::from(v.as_str())),\n"
+                    );
+                } else {
+                    let _ = write!(
+                        code,
+                        "            {field}: ::core::convert::From::from(row.try_get::<::std::string::String, _>({column:?})?.as_str()),\n"
+                    );
+                }
+            } else {
+                let _ = write!(code, "            {field}: row.try_get({column:?})?,\n");
+            }
+        }
+        let _ = write!(code, "        }})\n    }}\n}}\n");
+    }
+    TokenStream::from_str(&code).map_err(|e| format!("entity_types!: internal error: {e}"))
+}
+
 /// `0001_create_items` → (1, "create_items").
 fn parse_stem(stem: &str) -> Option<(i64, &str)> {
     let (digits, description) = stem.split_once('_')?;

@@ -21,8 +21,12 @@ fn field_of<'d>(d: &'d Declaration, entity: &str, field: &str) -> Option<(&'d En
     Some((e, e.fields.get(field)?))
 }
 
-/// `ADD COLUMN` of field `name` (with its rules) and its foreign key.
+/// `ADD COLUMN` of field `name` (with its rules) and its foreign key; for a many-to-many
+/// relation, its junction table.
 fn add_column(extension: &str, entity: &str, name: &str, f: &Field) -> Vec<String> {
+    if let (Some(RelationKind::ManyToMany), Some(to)) = (f.relation_kind(), &f.to) {
+        return vec![ddl::junction_table(extension, entity, name, to)];
+    }
     let Some(column) = f.column(name) else { return Vec::new() };
     let mut alter = Table::alter();
     alter
@@ -36,6 +40,9 @@ fn add_column(extension: &str, entity: &str, name: &str, f: &Field) -> Vec<Strin
 }
 
 fn drop_column(extension: &str, entity: &str, name: &str, f: &Field) -> Vec<String> {
+    if f.relation_kind() == Some(RelationKind::ManyToMany) {
+        return vec![format!("drop table {}", table(extension, &format!("{entity}_{name}")))];
+    }
     let Some(column) = f.column(name) else { return Vec::new() };
     vec![format!("alter table {} drop column {}", table(extension, entity), quoted(&column))]
 }
@@ -132,11 +139,6 @@ fn one(
         ),
         Change::AddField { entity, field } => {
             let (_, f) = field_of(new, entity, field).ok_or_else(missing)?;
-            if f.relation_kind() == Some(RelationKind::ManyToMany) {
-                return Err(Unsupported(format!(
-                    "adding the many-to-many relation `{entity}.{field}` to an existing entity"
-                )));
-            }
             (add_column(extension, entity, field, f), drop_column(extension, entity, field, f))
         }
         Change::DropField { entity, field } => {

@@ -209,7 +209,7 @@ pub(super) fn foreign_key(
     Some(fk)
 }
 
-fn junction_table(extension: &str, entity: &str, field: &str, to: &str) -> String {
+pub(super) fn junction_table(extension: &str, entity: &str, field: &str, to: &str) -> String {
     let schema = Alias::new(schema_of(extension));
     let junction = format!("{entity}_{field}");
     let (left, right) = (format!("{entity}_id"), "target_id".to_owned());
