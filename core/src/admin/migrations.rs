@@ -172,14 +172,7 @@ impl Admin {
     ) -> Result<Vec<MigrationStep>, ExtensionDbError> {
         let declared = self.declared(name)?;
         let isolator = self.isolator().await?;
-        let spec = entity_migrations::OpenSpec {
-            host_pool: &self.db.pool,
-            written: &declared.written_migrations,
-            declaration: declared.entities.as_ref(),
-            grants: &declared.foreign_grants,
-            size: 1,
-            allow_destructive,
-        };
+        let spec = declared.open_spec(&self.db.pool, 1, allow_destructive);
         let (pool, steps) = entity_migrations::open(&isolator, name, &spec, &mut progress).await?;
         pool.close().await;
         Ok(steps)
@@ -235,12 +228,20 @@ impl Admin {
         .bind(name)
         .fetch_all(pool)
         .await?;
-        let compiled = self.controller().catalog().get(name).map(|d| &d.migrations);
+        // The generated steps of applied entity versions are rebuilt from what was applied, so
+        // a step made from an earlier declaration is not shown as changed.
+        let compiled = match self.controller().catalog().get(name) {
+            Some(d) => Some(
+                entity_migrations::current_steps(pool, name, &d.written_migrations, d.entities.as_ref())
+                    .await?,
+            ),
+            None => None,
+        };
         if compiled.is_none() && applied.is_empty() && !self.is_known(name).await? {
             return Err(ExtensionDbError::NotCompiledIn(name.to_owned()));
         }
         let mut steps: Vec<MigrationStatus> = compiled
-            .into_iter()
+            .iter()
             .flat_map(Migrations::iter)
             .map(|m| {
                 let recorded = applied.iter().find(|a| a.0 == m.version);

@@ -145,16 +145,17 @@ pub(crate) fn declaration_of(extension: &dyn Extension) -> Option<Declaration> {
 }
 
 /// The steps as they are before anything is applied (the catalog's view, with no database).
-pub(crate) fn migrations_of(name: &str, extension: &dyn Extension) -> Migrations {
-    let written = extension.migrations();
-    steps(name, &written, declaration_of(extension).as_ref(), &[], false).unwrap_or(written)
+pub(crate) fn migrations_of(
+    name: &str,
+    written: &Migrations,
+    declaration: Option<&Declaration>,
+) -> Migrations {
+    steps(name, written, declaration, &[], false).unwrap_or_else(|_| written.clone())
 }
 
 /// What the role of `extension` needs on other extensions' tables for its declaration: the
 /// targets of its cross-extension relations and enums, and the enums it adds values to.
-pub(crate) fn foreign_grants(extension: &dyn Extension) -> Vec<ForeignGrant> {
-    let Some(entities) = extension.entities() else { return Vec::new() };
-    let Ok(d) = entities.declaration() else { return Vec::new() };
+pub(crate) fn foreign_grants(d: &Declaration) -> Vec<ForeignGrant> {
     let mut grants: Vec<ForeignGrant> = Vec::new();
     let mut add = |owner: &str, object: String, privileges: &'static str| {
         let g = ForeignGrant { owner: owner.to_owned(), object, privileges };
@@ -250,6 +251,25 @@ pub(crate) async fn applied_steps(
         None => (declaration, &[][..]),
     };
     Ok(steps(name, written, newest, before, true)?)
+}
+
+/// Every step as the ledger will hold it once the declaration in code is applied: applied
+/// versions rebuilt from their stored declarations, then the step to the one in code (even a
+/// destructive one). For reports; a declaration that cannot be applied shows the applied steps.
+pub(crate) async fn current_steps(
+    host_pool: &sqlx::PgPool,
+    name: &str,
+    written: &Migrations,
+    declaration: Option<&Declaration>,
+) -> Result<Migrations, EntityOpenError> {
+    let applied = match declaration {
+        Some(_) => store::applied(host_pool, name).await?,
+        None => return Ok(written.clone()),
+    };
+    match steps(name, written, declaration, &applied, true) {
+        Ok(all) => Ok(all),
+        Err(_) => applied_steps(host_pool, name, written, declaration).await,
+    }
 }
 
 /// What `annex entities plan` shows: the change from the newest applied declaration to the

@@ -8,6 +8,7 @@ use axum::http::Method;
 use serde::Serialize;
 
 use super::Plan;
+use crate::entities::migrations as entity_migrations;
 use crate::extension::Extension;
 use crate::extension::hooks::HookSpec;
 use crate::extension::hooks::middleware::MiddlewareSpec;
@@ -45,6 +46,26 @@ pub(crate) struct Declared {
     pub(crate) entities: Option<annex_entities::Declaration>,
     /// What its entities need granted on other extensions' tables.
     pub(crate) foreign_grants: Vec<crate::db::isolation::ForeignGrant>,
+}
+
+impl Declared {
+    /// What opening this extension's database needs: its written steps, its declaration and
+    /// the grants it needs on other extensions' tables.
+    pub(crate) fn open_spec<'a>(
+        &'a self,
+        host_pool: &'a sqlx::PgPool,
+        size: u32,
+        allow_destructive: bool,
+    ) -> entity_migrations::OpenSpec<'a> {
+        entity_migrations::OpenSpec {
+            host_pool,
+            written: &self.written_migrations,
+            declaration: self.entities.as_ref(),
+            grants: &self.foreign_grants,
+            size,
+            allow_destructive,
+        }
+    }
 }
 
 impl std::fmt::Debug for Declared {
@@ -130,14 +151,16 @@ fn declare(
     };
     let mut hooks: Vec<DeclaredHook> = hook_specs.iter().map(|s| hook(s.point.as_str(), &s.hook)).collect();
     hooks.extend(middleware.iter().map(|m| hook("middleware", &m.hook)));
+    // Asked once: an embedded declaration is parsed each time it is handed out.
+    let (written, entities) = (extension.migrations(), entity_migrations::declaration_of(extension));
     Declared {
         routes: routes.iter().map(|r| (r.method.clone(), r.path.clone())).collect(),
         hooks,
         config_schema: extension.config_schema(),
-        migrations: crate::entities::migrations::migrations_of(&metadata.name, extension),
-        written_migrations: extension.migrations(),
-        entities: crate::entities::migrations::declaration_of(extension),
-        foreign_grants: crate::entities::migrations::foreign_grants(extension),
+        migrations: entity_migrations::migrations_of(&metadata.name, &written, entities.as_ref()),
+        foreign_grants: entities.as_ref().map(entity_migrations::foreign_grants).unwrap_or_default(),
+        written_migrations: written,
+        entities,
         metadata,
     }
 }

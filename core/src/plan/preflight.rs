@@ -67,7 +67,9 @@ pub fn preflight(config: &Config, extensions: &[Arc<dyn Extension>]) -> Vec<Prob
             }
         }
         let mut seen = BTreeSet::new();
-        for m in crate::entities::migrations::migrations_of(&name, &**ext).iter() {
+        let declaration = crate::entities::migrations::declaration_of(&**ext);
+        let all = crate::entities::migrations::migrations_of(&name, &ext.migrations(), declaration.as_ref());
+        for m in all.iter() {
             if m.version <= 0 || !seen.insert(m.version) {
                 problems.push(problem(
                     "migrations",

@@ -265,17 +265,8 @@ impl Runtime {
         m.slot.set(ExtensionState::Starting);
         let size = self.config.extension(m.name()).quotas.db_connections.unwrap_or(DEFAULT_POOL_SIZE);
         let isolator = self.isolator.as_ref().ok_or("this runtime was built without a database")?;
-        let (written, declaration) =
-            (m.extension.migrations(), entity_migrations::declaration_of(&*m.extension));
-        let grants = entity_migrations::foreign_grants(&*m.extension);
-        let spec = entity_migrations::OpenSpec {
-            host_pool: self.pool(),
-            written: &written,
-            declaration: declaration.as_ref(),
-            grants: &grants,
-            size,
-            allow_destructive: false,
-        };
+        let declared = self.catalog.get(m.name()).ok_or("the extension is not in this runtime's catalog")?;
+        let spec = declared.open_spec(self.pool(), size, false);
         let (pool, applied) = entity_migrations::open(isolator, m.name(), &spec, &mut |_| {})
             .await
             .map_err(|e| e.to_string())?;
