@@ -559,7 +559,11 @@ mod api {
         assert_eq!(row["properties"]["title"]["maxLength"], 200);
         assert_eq!(row["properties"]["title"]["minLength"], 3);
         assert_eq!(row["properties"]["number"]["minimum"], 1.0);
-        assert_eq!(row["properties"]["status"]["enum"], json!(["open", "in_progress", "closed"]));
+        assert_eq!(
+            row["properties"]["status"]["enum"],
+            json!(["closed", "in_progress", "open"]),
+            "every value, sorted"
+        );
         assert_eq!(row["required"], json!(["number", "title"]), "status has a default");
         assert_eq!(schemas["orders.comment"]["properties"]["work_order_id"]["format"], "uuid");
         t.shutdown().await;

@@ -377,7 +377,7 @@ fn fits(t: FieldType, op: Op, value: &Value) -> Result<(), String> {
                 }
             }
             FieldType::Uuid | FieldType::Relation => {
-                if s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                if crate::validate::is_uuid(s) {
                     Ok(())
                 } else {
                     Err(format!("'{s}' is not a uuid"))

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{Entity, FieldType, RelationKind};
-use crate::validate::{RESERVED_FIELDS, check_value};
+use crate::validate::{RESERVED_FIELDS, check_value, is_uuid};
 
 /// One field's problem, for the 422 answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,10 +33,6 @@ pub type EnumValues = BTreeMap<String, BTreeSet<String>>;
 
 /// The most links one many-to-many field takes in one write.
 pub const MAX_LINKS: usize = 1000;
-
-fn is_uuid_text(s: &str) -> bool {
-    s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-}
 
 /// The many-to-many fields of `entity` present in `row`, with their ids (checked by
 /// [`check_row`] first).
@@ -82,7 +78,7 @@ pub fn check_row(
         }
         if entity.fields.get(key).is_some_and(|f| f.relation_kind() == Some(RelationKind::ManyToMany)) {
             let ids_ok = value.as_array().is_some_and(|ids| {
-                ids.len() <= MAX_LINKS && ids.iter().all(|id| id.as_str().is_some_and(is_uuid_text))
+                ids.len() <= MAX_LINKS && ids.iter().all(|id| id.as_str().is_some_and(is_uuid))
             });
             if !ids_ok {
                 errors.push(FieldError {
@@ -113,9 +109,7 @@ pub fn check_row(
             match value {
                 Value::Null if f.required => Some("the field is required".to_owned()),
                 Value::Null => None,
-                Value::String(s) if s.len() == 36 && s.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => {
-                    None
-                }
+                Value::String(s) if is_uuid(s) => None,
                 _ => Some("expected the id (a uuid) of the related row".to_owned()),
             }
         } else {

@@ -667,7 +667,8 @@ fn is_date(s: &str) -> bool {
         && s[8..10].parse::<u8>().is_ok_and(|d| (1..=31).contains(&d))
 }
 
-fn is_uuid(s: &str) -> bool {
+/// A uuid in its hyphenated text form, as the API takes it.
+pub(crate) fn is_uuid(s: &str) -> bool {
     s.len() == 36
         && s.char_indices()
             .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() })

@@ -28,10 +28,8 @@ pub(crate) struct EntitySql {
     pub(crate) down: Vec<String>,
 }
 
-/// The schema of extension `name`.
-pub(super) fn schema_of(extension: &str) -> String {
-    format!("ext_{extension}")
-}
+// The schema of an extension: `ext_<name>`, as isolation names it.
+pub(super) use crate::db::isolation::schema_name as schema_of;
 
 fn enum_table(name: &str) -> String {
     format!("_enum_{name}")

@@ -16,7 +16,7 @@ const ROW: &str = "t";
 
 /// `(schema, table)` of an entity of `extension`.
 fn table(extension: &str, entity: &str) -> (Alias, Alias) {
-    (Alias::new(format!("ext_{extension}")), Alias::new(entity))
+    (Alias::new(crate::db::isolation::schema_name(extension)), Alias::new(entity))
 }
 
 fn row_json() -> SimpleExpr {

@@ -3,17 +3,20 @@
 //! declaration (types, bounds, patterns, enum values), so clients and fuzzers see the same rules
 //! the API and the database enforce.
 
-use annex_entities::{Declaration, Entity, Field, FieldType, RelationKind};
+use std::collections::BTreeMap;
+
+use annex_entities::{Declaration, Entity, EnumValues, Field, FieldType, RelationKind};
 use serde_json::{Map, Value, json};
 
 use super::openapi_parts::{MAX_BODY, error, ok, query_param, schema_ref, unauthorized};
+use crate::entities::api::enum_values;
 use crate::plan::catalog::Catalog;
 
 fn schema_name(extension: &str, entity: &str) -> String {
     format!("{extension}.{entity}")
 }
 
-fn field_schema(f: &Field, enums: &dyn Fn(&str) -> Option<Vec<String>>) -> Value {
+fn field_schema(f: &Field, enums: &EnumValues) -> Value {
     let mut s = match f.field_type {
         FieldType::String | FieldType::Text => {
             let mut s = json!({ "type": "string" });
@@ -38,7 +41,7 @@ fn field_schema(f: &Field, enums: &dyn Fn(&str) -> Option<Vec<String>>) -> Value
         FieldType::Datetime => json!({ "type": "string", "format": "date-time" }),
         FieldType::Json => json!({}),
         FieldType::Uuid | FieldType::Relation => json!({ "type": "string", "format": "uuid" }),
-        FieldType::Enum => match f.enum_name.as_deref().and_then(enums) {
+        FieldType::Enum => match f.enum_name.as_ref().and_then(|n| enums.get(n)) {
             Some(values) => json!({ "type": "string", "enum": values }),
             None => json!({ "type": "string" }),
         },
@@ -56,7 +59,7 @@ fn field_schema(f: &Field, enums: &dyn Fn(&str) -> Option<Vec<String>>) -> Value
 }
 
 /// The row as returned, and the body a create takes.
-fn row_schemas(extension: &str, e: &Entity, enums: &dyn Fn(&str) -> Option<Vec<String>>) -> (Value, Value) {
+fn row_schemas(e: &Entity, enums: &EnumValues) -> (Value, Value) {
     let mut row = Map::new();
     row.insert("id".into(), json!({ "type": "string", "format": "uuid" }));
     row.insert("created_at".into(), json!({ "type": "string" }));
@@ -75,42 +78,23 @@ fn row_schemas(extension: &str, e: &Entity, enums: &dyn Fn(&str) -> Option<Vec<S
             required.push(column);
         }
     }
-    let _ = extension;
     (
         json!({ "type": "object", "properties": row }),
         json!({ "type": "object", "properties": input, "required": required, "additionalProperties": false }),
     )
 }
 
-fn enum_lookup<'a>(
-    extension: &'a str,
-    all: &'a [(&'a str, &'a Declaration)],
-) -> impl Fn(&str) -> Option<Vec<String>> + 'a {
-    move |qualified: &str| {
-        let (owner, name) = qualified.split_once('.').unwrap_or((extension, qualified));
-        let d = all.iter().find(|(n, _)| *n == owner)?.1;
-        let mut values = d.enums.get(name)?.values.clone();
-        let key = format!("{owner}.{name}");
-        for (_, other) in all {
-            if let Some(x) = other.enum_extensions.get(&key) {
-                values.extend(x.values.iter().cloned());
-            }
-        }
-        Some(values)
-    }
-}
-
 /// `(paths, schemas)` of every declared entity.
 pub(super) fn parts(catalog: &Catalog) -> (Value, Value) {
-    let all: Vec<(&str, &Declaration)> =
+    let all: BTreeMap<&str, &Declaration> =
         catalog.iter().filter_map(|d| d.entities.as_ref().map(|e| (d.metadata.name.as_str(), e))).collect();
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for (extension, d) in &all {
-        let enums = enum_lookup(extension, &all);
+        let enums = enum_values(extension, d, &all);
         for (entity, e) in &d.entities {
             let name = schema_name(extension, entity);
-            let (row, input) = row_schemas(extension, e, &enums);
+            let (row, input) = row_schemas(e, &enums);
             schemas.insert(name.clone(), row);
             schemas.insert(format!("{name}.input"), input);
             let base = if e.site_scoped {
