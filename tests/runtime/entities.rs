@@ -76,8 +76,7 @@ fn a_relation_to_an_extension_not_depended_on_fails_with_the_pointer_and_the_fix
 #[test]
 fn two_extensions_adding_the_same_enum_value_are_reported() {
     let q = quality(Metadata::new("quality", "1.0.0").depends_on("workorders", "^1"));
-    let mut other = Metadata::new("audits", "1.0.0").depends_on("workorders", "^1");
-    other.description = "adds on_hold too".into();
+    let other = Metadata::new("audits", "1.0.0").depends_on("workorders", "^1");
     let declaration = entity_format::parse_toml(
         "version = 1\n[enum_extensions.\"workorders.status\"]\nvalues = [\"on_hold\"]\n",
     )
