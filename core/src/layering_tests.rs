@@ -18,10 +18,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("plan", &["config", "observe", "limits", "extension", "db", "entities"]),
     ("access", &["config", "observe", "extension", "db", "plan"]),
     ("sites", &["config", "observe", "limits", "extension", "db", "plan", "access"]),
-    ("runtime", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites"]),
-    ("admin", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "runtime"]),
-    ("http", &["config", "observe", "limits", "extension", "access", "sites", "runtime", "admin"]),
-    ("host", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "runtime", "admin", "http"]),
+    ("pipelines", &["config", "observe", "limits", "extension", "db", "plan", "access"]),
+    ("runtime", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "pipelines"]),
+    ("admin", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "pipelines", "runtime"]),
+    ("http", &["config", "observe", "limits", "extension", "access", "sites", "pipelines", "runtime", "admin"]),
+    ("host", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "pipelines", "runtime", "admin", "http"]),
     ("testkit", &["config", "db", "extension", "host"]),
 ];
 

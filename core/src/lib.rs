@@ -64,6 +64,7 @@ pub mod host;
 mod http;
 mod limits;
 mod observe;
+mod pipelines;
 mod plan;
 mod runtime;
 pub mod sites;
@@ -74,6 +75,7 @@ pub mod testkit;
 mod layering_tests;
 
 pub use extension::hooks::{self, Hook, Identity, Next};
+pub use extension::stage;
 pub use extension::{
     ApiError, BoxError, Context, Event, Extension, ExtensionResult, Health, HealthStatus, Json, Metadata,
     Migration, Migrations, Registrar, RequestId, Storage, permission,

@@ -35,6 +35,17 @@ pub struct Config {
     pub health: HealthConfig,
     /// Per-extension settings, by extension name.
     pub extensions: BTreeMap<String, ExtensionConfig>,
+    /// The NATS server remote pipeline stages are reached through.
+    pub nats: NatsConfig,
+}
+
+/// `[nats]`: where remote pipeline stages are reached. Without a `url`, only compiled-in stages
+/// run, and a remote stage is refused with an error that says so.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// `nats://host:port`; absent: no NATS.
+    pub url: Option<String>,
 }
 
 /// `[server]`.
@@ -248,7 +259,7 @@ impl Config {
 
     /// Loads `path` (or `./annex.toml` if it exists, or defaults), then applies overrides from
     /// `env`: `ANNEX_DATA_DIR`, `ANNEX_BIND`, `ANNEX_ADMIN_TOKEN`, `ANNEX_SECRET`, `DATABASE_URL` (or
-    /// `ANNEX_DATABASE_URL`), `ANNEX_DATABASE_ISOLATION`, `ANNEX_LOG_FORMAT`, `ANNEX_LOG`.
+    /// `ANNEX_DATABASE_URL`), `ANNEX_DATABASE_ISOLATION`, `ANNEX_LOG_FORMAT`, `ANNEX_LOG`, `ANNEX_NATS_URL`.
     pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let default_path = Path::new("annex.toml");
         let file = match path {
@@ -308,6 +319,9 @@ impl Config {
                     });
                 }
             };
+        }
+        if let Some(v) = env("ANNEX_NATS_URL") {
+            self.nats.url = Some(v);
         }
         if let Some(v) = env("ANNEX_LOG") {
             self.log.filter = v;

@@ -18,6 +18,7 @@ pub(crate) mod permissions;
 pub(crate) mod registrar;
 pub(crate) mod registration;
 pub(crate) mod site;
+pub mod stage;
 pub(crate) mod storage;
 pub(crate) mod tasks;
 

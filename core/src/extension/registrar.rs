@@ -17,6 +17,7 @@ use crate::extension::hooks::{
     Access, ActionFn, Completed, Hook, HookFn, HookPoint, HookRequest, HookResponse, HookSpec,
     RequestFilterFn, ResponseFilterFn,
 };
+use crate::extension::stage::{StageRegistration, StageRequest, StageResult, StageSpec};
 
 /// A subscriber's handler, as registered.
 pub(crate) type EventHandler = Arc<dyn Fn(Context, Event) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -91,6 +92,7 @@ pub struct Registrar {
     pub(crate) subscriptions: Vec<(String, EventHandler)>,
     pub(crate) hooks: Vec<HookSpec>,
     pub(crate) middleware: Vec<MiddlewareSpec>,
+    pub(crate) stages: Vec<StageRegistration>,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -101,6 +103,7 @@ impl std::fmt::Debug for Registrar {
             .field("subscriptions", &self.subscriptions.len())
             .field("hooks", &self.hooks)
             .field("middleware", &self.middleware)
+            .field("stages", &self.stages)
             .finish()
     }
 }
@@ -113,6 +116,7 @@ impl Registrar {
             subscriptions: Vec::new(),
             hooks: Vec::new(),
             middleware: Vec::new(),
+            stages: Vec::new(),
         }
     }
 
@@ -304,6 +308,19 @@ impl Registrar {
     {
         let f: MiddlewareFn = Arc::new(move |cx, req, next| Box::pin(f(cx, req, next)));
         self.middleware.push(MiddlewareSpec { hook, f });
+        self
+    }
+
+    /// Registers a compiled-in pipeline [stage](crate::stage): its registry id is
+    /// `<extension>.<name>`; a fresh installation's registry gets an entry for it with the
+    /// spec's defaults, and operators compose pipelines from it. The handler is panic-isolated
+    /// (a panic is a non-retryable stage error) and runs with this extension's [`Context`].
+    pub fn stage<F, Fut>(&mut self, spec: StageSpec, f: F) -> &mut Self
+    where
+        F: Fn(Context, StageRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = StageResult> + Send + 'static,
+    {
+        self.stages.push(StageRegistration::new(spec, f));
         self
     }
 }
