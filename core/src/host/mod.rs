@@ -265,7 +265,17 @@ pub(crate) fn offline_router(
         .expect("a well-formed URL");
     let limits = start::prepare_limits(&config, &plan).expect("valid limits");
     let assembled =
-        start::assemble(Arc::new(config), pool, None, plan, catalog, initial, limits).expect("assembles");
+        start::assemble(
+            Arc::new(config),
+            pool,
+            None,
+            plan,
+            catalog,
+            initial,
+            limits,
+            crate::pipelines::remote::RemoteStages::none(),
+        )
+        .expect("assembles");
     for m in assembled.runtime.extensions() {
         m.slot().set(ExtensionState::Running);
     }

@@ -31,6 +31,7 @@ use crate::extension::panic;
 use crate::extension::site::split_site_path;
 use crate::http::error_shape;
 use crate::http::hook_chain::Registry;
+use crate::http::pipeline_path;
 use crate::http::request_path::{self, ExtensionPath};
 use crate::observe::request_id;
 use crate::runtime::lifecycle::{Managed, Runtime};
@@ -69,7 +70,8 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
-        .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())));
+        .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())))
+        .merge(pipeline_path::router(app.runtime.clone()));
     for m in app.runtime.extensions() {
         if let Some(routes) = extension_router(app, m, &state) {
             router = router.nest(&format!("/ext/{}", m.name()), routes);

@@ -210,6 +210,7 @@ pub(crate) struct Planned {
     pub(crate) hooks: Vec<crate::extension::hooks::HookSpec>,
     pub(crate) middleware: Vec<crate::extension::hooks::middleware::MiddlewareSpec>,
     pub(crate) entities: Option<crate::extension::Entities>,
+    pub(crate) stages: Vec<crate::extension::stage::StageRegistration>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -253,6 +254,7 @@ impl Plan {
                     hooks: registrar.hooks,
                     middleware: registrar.middleware,
                     entities,
+                    stages: registrar.stages,
                 }
             })
             .collect();

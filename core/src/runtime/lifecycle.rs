@@ -27,6 +27,7 @@ use crate::limits::quota::Limits;
 use crate::observe::audit::{self, AuditEntry};
 use crate::observe::metrics::{ExtensionMetrics, Metrics, Resource};
 use crate::observe::stats::Counters;
+use crate::pipelines::snapshot::Pipelines;
 use crate::plan::catalog::Catalog;
 use crate::runtime::health_book::HealthBook;
 use crate::sites::gates::SiteGates;
@@ -119,6 +120,8 @@ pub(crate) struct Runtime {
     health: HealthBook,
     /// Which extensions each site runs, with what config: the per-(site, extension) gate.
     site_gates: Arc<SiteGates>,
+    /// The pipeline registry's snapshot and the engine that runs it.
+    pipelines: Arc<Pipelines>,
 }
 
 impl Runtime {
@@ -130,6 +133,7 @@ impl Runtime {
         metrics: Metrics,
         bus: Arc<EventBus>,
         catalog: Arc<Catalog>,
+        pipelines: Arc<Pipelines>,
     ) -> Self {
         let site_gates = Arc::new(SiteGates::new(extensions.iter().map(Managed::name)));
         Self {
@@ -144,7 +148,13 @@ impl Runtime {
             replica: replica_name(),
             control: tokio::sync::Mutex::new(()),
             health: HealthBook::default(),
+            pipelines,
         }
+    }
+
+    /// The pipelines this replica serves.
+    pub(crate) fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.pipelines
     }
 
     pub(crate) fn config(&self) -> &Arc<Config> {
