@@ -51,9 +51,22 @@ pub enum RegistryError {
     /// A stored row cannot be read.
     #[error("the registry holds an unreadable row: {0}")]
     Corrupt(String),
+    /// Text PostgreSQL cannot store (a NUL character).
+    #[error("a text value contains a NUL character (\\u0000), which PostgreSQL cannot store")]
+    InvalidText,
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for RegistryError {
+    fn from(e: sqlx::Error) -> Self {
+        let code = e.as_database_error().and_then(|d| d.code().map(|c| c.into_owned()));
+        if matches!(code.as_deref(), Some("22021" | "22P05")) {
+            return Self::InvalidText;
+        }
+        Self::Database(e)
+    }
 }
 
 impl RegistryError {
@@ -65,6 +78,7 @@ impl RegistryError {
             | Self::InvalidStage(_)
             | Self::InvalidPipeline { .. }
             | Self::NatsRequired
+            | Self::InvalidText
             | Self::CompiledIn(_) => 422,
             Self::Exists(_) | Self::InUse { .. } => 409,
             Self::Corrupt(_) | Self::Database(_) => 500,
@@ -83,6 +97,7 @@ impl RegistryError {
             Self::Exists(_) => "conflict",
             Self::InUse { .. } => "stage_in_use",
             Self::CompiledIn(_) => "compiled_in",
+            Self::InvalidText => "invalid_text",
             Self::Corrupt(_) | Self::Database(_) => "database_error",
         }
     }

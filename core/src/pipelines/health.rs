@@ -1,4 +1,4 @@
-//! Each stage's health on this replica: a windowed score (the last [`WINDOW`], in time buckets,
+//! Each stage's health on this replica: a windowed score (the last 60 s, in 5 s buckets,
 //! so it recovers as good calls come in) and a circuit breaker (closed → open after K failures in
 //! a row or a failure rate over a minimum of calls → half-open after the cool-down, letting one
 //! probe through → closed on its success, open again on its failure).
@@ -12,8 +12,7 @@ use serde::Serialize;
 
 use super::model::BreakerSettings;
 
-/// The window the score and the failure rate look at.
-pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+/// The window the score and the failure rate look at: [`BUCKETS`] of [`BUCKET`], 60 s.
 const BUCKETS: usize = 12;
 const BUCKET: Duration = Duration::from_secs(5);
 

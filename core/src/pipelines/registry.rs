@@ -43,6 +43,9 @@ impl<'a> Registry<'a> {
 
     /// One stage.
     pub async fn stage(&self, id: &str) -> Result<StageDef, RegistryError> {
+        if !valid_stage_id(id) {
+            return Err(RegistryError::UnknownStage(id.to_owned()));
+        }
         store::stage(self.pool, id).await?.ok_or_else(|| RegistryError::UnknownStage(id.to_owned()))
     }
 
@@ -53,6 +56,9 @@ impl<'a> Registry<'a> {
 
     /// One pipeline.
     pub async fn pipeline(&self, name: &str) -> Result<PipelineDef, RegistryError> {
+        if !valid_pipeline_name(name) {
+            return Err(RegistryError::UnknownPipeline(name.to_owned()));
+        }
         store::pipeline(self.pool, name).await?.ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))
     }
 
@@ -239,6 +245,9 @@ impl<'a> Registry<'a> {
 
     /// Removes pipeline `name`.
     pub async fn remove_pipeline(&self, actor: &str, name: &str) -> Result<(), RegistryError> {
+        if !valid_pipeline_name(name) {
+            return Err(RegistryError::UnknownPipeline(name.to_owned()));
+        }
         let mut tx = self.pool.begin().await?;
         let before =
             store::pipeline(&mut *tx, name).await?.ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))?;
@@ -252,6 +261,9 @@ impl<'a> Registry<'a> {
 }
 
 async fn locked_stage(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: &str) -> Result<StageDef, RegistryError> {
+    if !valid_stage_id(id) {
+        return Err(RegistryError::UnknownStage(id.to_owned()));
+    }
     sqlx::query("select 1 from annex.pipeline_stages where id = $1 for update").bind(id).execute(&mut **tx).await?;
     store::stage(&mut **tx, id).await?.ok_or_else(|| RegistryError::UnknownStage(id.to_owned()))
 }

@@ -157,11 +157,6 @@ impl Pipelines {
         self.current.load_full()
     }
 
-    /// The compiled-in set this replica knows.
-    pub(crate) fn catalog(&self) -> &Catalog {
-        &self.catalog
-    }
-
     /// Whether `[nats] url` is set.
     pub(crate) fn nats(&self) -> bool {
         self.remote.configured()
