@@ -13,6 +13,7 @@ mod health;
 mod hostile_input;
 mod json_values;
 mod metrics;
+mod pipelines_admin;
 mod replicas;
 mod scaffold;
 mod sites;
