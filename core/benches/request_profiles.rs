@@ -14,7 +14,36 @@ use annex_core::__bench::RequestPathFixture;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 
+/// `ANNEX_PROFILE_ONLY=<bare|plain|full|plain_at_site>:<n>`: send `n` requests of that profile
+/// and exit, without criterion — for instruction counts under `valgrind --tool=callgrind`
+/// (repeatable whatever else the machine does): run with two `n` and divide the difference.
+fn profile_only(spec: &str) {
+    let (name, n) = spec.split_once(':').unwrap_or((spec, "10000"));
+    let n: usize = n.parse().expect("ANNEX_PROFILE_ONLY=<profile>:<n>");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (app, request): (axum::Router, fn() -> axum::extract::Request) = match name {
+            "bare" => (RequestPathFixture::bare_axum(), RequestPathFixture::request),
+            "plain" => (RequestPathFixture::plain().router(), RequestPathFixture::request),
+            "full" => (RequestPathFixture::full().router(), RequestPathFixture::request),
+            "plain_at_site" => {
+                (RequestPathFixture::plain().with_site().router(), RequestPathFixture::site_request)
+            }
+            other => panic!("unknown profile {other}"),
+        };
+        for _ in 0..n {
+            let res = app.clone().oneshot(request()).await.expect("infallible");
+            assert_eq!(res.status(), 200);
+        }
+    });
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(spec) = std::env::var("ANNEX_PROFILE_ONLY") {
+        profile_only(&spec);
+        std::process::exit(0);
+    }
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let (plain, full, at_site) = rt.block_on(async {

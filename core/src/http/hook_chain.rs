@@ -1,8 +1,12 @@
 //! The hook chains: sorted once at startup, narrowed per extension, run per request.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::mpsc;
 
 use axum::http::request;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +45,7 @@ fn index(point: HookPoint) -> usize {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     chains: [Vec<Arc<HookEntry>>; POINTS],
+    actions: Arc<ActionQueue>,
 }
 
 impl Registry {
@@ -53,7 +58,7 @@ impl Registry {
         for chain in &mut chains {
             chain.sort_by(|a, b| Placement::order(&a.placement, &b.placement));
         }
-        Self { chains }
+        Self { chains, actions: Arc::default() }
     }
 
     /// Resolves every hook's metric handles.
@@ -72,7 +77,7 @@ impl Registry {
             [HookPoint::PostRequest, HookPoint::PreResponse, HookPoint::PostResponse, HookPoint::Error]
                 .iter()
                 .any(|p| !by_point[index(*p)].is_empty());
-        Chains { by_point, needs_info }
+        Chains { by_point, needs_info, actions: self.actions.clone() }
     }
 
     pub(crate) fn info(&self) -> Vec<HookInfo> {
@@ -86,6 +91,8 @@ pub(crate) struct Chains {
     by_point: [Box<[Arc<HookEntry>]>; POINTS],
     /// Whether any response filter or action may run, so the request must be described.
     pub(crate) needs_info: bool,
+    /// Where this host's actions are queued.
+    actions: Arc<ActionQueue>,
 }
 
 impl Chains {
@@ -159,6 +166,8 @@ pub(crate) async fn run_request_filters(
     target: &Arc<str>,
     mode: FailMode,
 ) -> Result<(), Response> {
+    // One clock read per hook call: each call's end is the next one's start.
+    let mut since = None;
     for e in chain {
         let HookFn::Request(f) = &e.f else { continue };
         if !e.placement.applies(path) {
@@ -166,7 +175,11 @@ pub(crate) async fn run_request_filters(
         }
         let req = head.shared(target);
         let cx = e.placement.cx.clone();
-        match e.placement.measure(e.point.as_str(), async move { f(cx, req).await }).await {
+        let start = *since.get_or_insert_with(Instant::now);
+        let (out, ended) =
+            e.placement.measure_since(e.point.as_str(), start, async move { f(cx, req).await }).await;
+        since = Some(ended);
+        match out {
             Ok(Ok(())) => {}
             Ok(Err(response)) => return Err(response),
             Err(_) if mode == FailMode::Closed => {
@@ -195,50 +208,118 @@ pub(crate) async fn run_response_filters(
     }
     let (parts, body) = response.into_parts();
     let shared = HookResponse::new(parts, info.clone());
+    let mut since = Instant::now();
     for e in chain {
         let HookFn::Response(f) = &e.f else { continue };
         if !e.placement.applies(path) {
             continue;
         }
         let (cx, res) = (e.placement.cx.clone(), shared.clone());
-        if let Ok(Err(replacement)) =
-            e.placement.measure(e.point.as_str(), async move { f(cx, res).await }).await
-        {
+        let (out, ended) =
+            e.placement.measure_since(e.point.as_str(), since, async move { f(cx, res).await }).await;
+        since = ended;
+        if let Ok(Err(replacement)) = out {
             return replacement;
         }
     }
     Response::from_parts(shared.into_parts(), body)
 }
 
-/// Starts the `post_response` actions (and the `error` actions when the request failed) in one
-/// background task; each runs with [`ACTION_TIMEOUT`].
+/// Queues the `post_response` actions (and the `error` actions when the request failed) for
+/// the host's action worker; they run together, bounded by [`ACTION_TIMEOUT`].
 pub(crate) fn spawn_actions(chains: &Chains, path: &str, done: Completed) {
-    let mut run: Vec<Arc<HookEntry>> = Vec::new();
     let failed = done.error.is_some();
     let points: &[HookPoint] =
         if failed { &[HookPoint::Error, HookPoint::PostResponse] } else { &[HookPoint::PostResponse] };
+    let applies = |point: &HookPoint| chains.get(*point).iter().any(|e| e.placement.applies(path));
+    if !points.iter().any(applies) {
+        return;
+    }
+    let mut run: Vec<Arc<HookEntry>> = Vec::new();
     for point in points {
         run.extend(chains.get(*point).iter().filter(|e| e.placement.applies(path)).cloned());
     }
-    if run.is_empty() {
-        return;
-    }
-    tokio::spawn(async move {
-        // The actions start together, so one timer bounds them all; those unfinished at the
-        // deadline are dropped and counted.
-        let finished: Vec<AtomicBool> = run.iter().map(|_| AtomicBool::new(false)).collect();
-        let all = futures::future::join_all(run.iter().zip(&finished).map(|(e, flag)| async {
-            run_action(e, done.clone()).await;
-            flag.store(true, Ordering::Relaxed);
-        }));
-        if tokio::time::timeout(ACTION_TIMEOUT, all).await.is_err() {
-            for (e, _) in run.iter().zip(&finished).filter(|(_, flag)| !flag.load(Ordering::Relaxed)) {
+    chains.actions.submit(ActionJob { run, done });
+}
+
+/// The actions of one finished request.
+struct ActionJob {
+    run: Vec<Arc<HookEntry>>,
+    done: Completed,
+}
+
+/// Jobs waiting for the worker, at most; more are dropped and counted (as action timeouts).
+pub(crate) const ACTION_QUEUE: usize = 8192;
+/// Jobs the worker runs at once, at most; the queue waits while that many are running.
+const ACTIONS_RUNNING: usize = 1024;
+
+/// One long-lived task per host that runs every request's actions, fed by a bounded channel:
+/// no `tokio::spawn` per request. Started on first use, inside the runtime serving requests.
+#[derive(Debug, Default)]
+pub(crate) struct ActionQueue {
+    tx: OnceLock<mpsc::Sender<ActionJob>>,
+    dropped: AtomicU64,
+}
+
+impl ActionQueue {
+    fn submit(&self, job: ActionJob) {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(ACTION_QUEUE);
+            tokio::spawn(action_worker(rx));
+            tx
+        });
+        if let Err(e) = tx.try_send(job) {
+            let job = match e {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => job,
+            };
+            for e in &job.run {
                 e.placement.count_timeout();
-                tracing::warn!(extension = %e.placement.owner, hook = %e.placement.id, point = %e.point,
-                    timeout_ms = ACTION_TIMEOUT.as_millis() as u64, "action timed out and was dropped");
+            }
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped == 1 || dropped.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped,
+                    queue = ACTION_QUEUE,
+                    "the action queue is full: a request's post_response/error actions were dropped"
+                );
             }
         }
-    });
+    }
+}
+
+async fn action_worker(mut rx: mpsc::Receiver<ActionJob>) {
+    let mut running = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            job = rx.recv(), if running.len() < ACTIONS_RUNNING => match job {
+                Some(job) => running.push(run_job(job)),
+                None => break,
+            },
+            Some(()) = running.next(), if !running.is_empty() => {}
+        }
+    }
+    while running.next().await.is_some() {}
+}
+
+async fn run_job(job: ActionJob) {
+    let ActionJob { run, done } = job;
+    // The actions start together, so one timer bounds them all; those unfinished at the
+    // deadline are dropped and counted.
+    let finished: Vec<AtomicBool> = run.iter().map(|_| AtomicBool::new(false)).collect();
+    let all = futures::future::join_all(run.iter().zip(&finished).map(|(e, flag)| {
+        let done = done.clone();
+        async move {
+            run_action(e, done).await;
+            flag.store(true, Ordering::Relaxed);
+        }
+    }));
+    if tokio::time::timeout(ACTION_TIMEOUT, all).await.is_err() {
+        for (e, _) in run.iter().zip(&finished).filter(|(_, flag)| !flag.load(Ordering::Relaxed)) {
+            e.placement.count_timeout();
+            tracing::warn!(extension = %e.placement.owner, hook = %e.placement.id, point = %e.point,
+                timeout_ms = ACTION_TIMEOUT.as_millis() as u64, "action timed out and was dropped");
+        }
+    }
 }
 
 async fn run_action(e: &HookEntry, done: Completed) {

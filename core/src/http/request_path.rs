@@ -257,8 +257,8 @@ fn timeout_message(name: &str, limit: Duration) -> String {
 
 async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
     let ext = &*rs.ext;
-    // Nesting strips `/ext/<name>` from the URI (and the router `/sites/<slug>` before it);
-    // hooks see the full path, prefixes match its `/ext/<name>/…` part.
+    // The site-path router rewrote `/sites/<slug>/ext/<name>/…` to `/ext/<name>/…`; hooks see
+    // the original path, prefixes match its `/ext/<name>/…` part.
     let uri = req.extensions().get::<OriginalUri>().map_or_else(|| req.uri().clone(), |o| o.0.clone());
     let site_path = split_site_path(uri.path());
     // Metered from the first step, so a closed gate's answers are counted too; a site request

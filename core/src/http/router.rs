@@ -72,9 +72,12 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .with_state(state.clone())
         .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())))
         .merge(pipeline_path::router(app.runtime.clone()));
+    // Each extension's routes at their full paths, `/ext/<name>/…`, not a nested router: axum's
+    // nesting strips the prefix from every request's URI (a new URI per request) behind one more
+    // router; a handler sees the full path (`OriginalUri` as well), and hooks always did.
     for m in app.runtime.extensions() {
         if let Some(routes) = extension_router(app, m, &state) {
-            router = router.nest(&format!("/ext/{}", m.name()), routes);
+            router = router.merge(routes);
         }
     }
     // Routing happens before a router's layers run, so the site paths are rewritten by a router
@@ -116,19 +119,26 @@ fn extension_router(app: &App<'_>, m: &Managed, state: &HostState) -> Option<Rou
         app.admin_token.clone(),
         app.runtime.site_gates(),
     ));
-    let mut by_path: BTreeMap<&str, MethodRouter> = BTreeMap::new();
+    let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
     for spec in m.routes() {
         let handler = request_path::wrap(&path, &spec.path, &spec.access, spec.handler.clone());
-        let merged = match by_path.remove(spec.path.as_str()) {
+        let full = full_path(m.name(), &spec.path);
+        let merged = match by_path.remove(&full) {
             Some(existing) => existing.merge(handler),
             None => handler,
         };
-        by_path.insert(&spec.path, merged);
+        by_path.insert(full, merged);
     }
-    // A nested router answers its own 405s; they are counted like the host's.
+    // Its 405s are counted like the host's.
     let host = state.clone();
-    let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(path, h));
+    let router = by_path.into_iter().fold(Router::new(), |r, (path, h)| r.route(&path, h));
     Some(router.method_not_allowed_fallback(move |req: Request| method_not_allowed(State(host), req)))
+}
+
+/// Where extension `name`'s route `path` is served: `/ext/<name><path>`, and `/ext/<name>` for
+/// `/` (as axum's nesting had it).
+fn full_path(name: &str, path: &str) -> String {
+    if path == "/" { format!("/ext/{name}") } else { format!("/ext/{name}{path}") }
 }
 
 /// Prometheus text format. Unauthenticated, as scrapers expect; it names extensions and routes

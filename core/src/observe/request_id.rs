@@ -39,7 +39,8 @@ impl RequestId {
             let (word, shift) = if i < 16 { (prefix, 60 - 4 * i) } else { (n, 60 - 4 * (i - 16)) };
             *digit = b"0123456789abcdef"[((word >> shift) & 0xf) as usize];
         }
-        Self(hex.iter().map(|&b| char::from(b)).collect::<String>().into())
+        // Hex digits are ASCII: one allocation, straight from the buffer.
+        Self(std::str::from_utf8(&hex).unwrap_or_default().into())
     }
 
     /// The id as text.
@@ -70,20 +71,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::generate))
+        // The id of the request this task serves (set by `assign`), without a per-request
+        // extension insert; outside annex's router, whatever a caller put in the extensions.
+        Ok(RequestId::current()
+            .or_else(|| parts.extensions.get::<RequestId>().cloned())
+            .unwrap_or_else(RequestId::generate))
     }
 }
 
 /// Host middleware, outermost: assigns the id and echoes it on the response.
-pub(crate) async fn assign(mut req: Request, next: Next) -> Response {
+pub(crate) async fn assign(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
-    req.extensions_mut().insert(id.clone());
-    let mut res = CURRENT.scope(id.clone(), next.run(req)).await;
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+    let header = HeaderValue::from_str(id.as_str());
+    let mut res = CURRENT.scope(id, next.run(req)).await;
+    if let Ok(v) = header {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     res

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tracing::Instrument;
-
 use super::{Hook, HookInfo, Scope};
 use crate::extension::context::Context;
 use crate::extension::gate::Slot;
@@ -102,9 +100,24 @@ impl Placement {
     /// Runs one call inside the owner's span, catching a panic (counted for the owner) and
     /// measuring it.
     pub(crate) async fn measure<F: Future>(&self, what: &str, fut: F) -> Result<F::Output, String> {
-        let started = Instant::now();
-        let out = panic::catch(fut).instrument(self.cx.span().clone()).await;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.measure_since(what, Instant::now(), fut).await.0
+    }
+
+    /// [`Placement::measure`] with the clock read the caller already made (the end of the
+    /// previous hook of a chain, or the chain's start): one clock read per hook call. Returns the
+    /// time the call ended, the next call's start. The owner's span is entered on each poll only
+    /// when it is enabled (a subscriber wants its level), and never cloned.
+    pub(crate) async fn measure_since<F: Future>(
+        &self,
+        what: &str,
+        since: Instant,
+        fut: F,
+    ) -> (Result<F::Output, String>, Instant) {
+        let span = self.cx.span();
+        let caught = panic::catch(fut);
+        let out = if span.is_disabled() { caught.await } else { in_span(span, caught).await };
+        let ended = Instant::now();
+        let nanos = u64::try_from(ended.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX);
         self.figures.calls.fetch_add(1, Ordering::Relaxed);
         self.figures.nanos.fetch_add(nanos, Ordering::Relaxed);
         if let Some(prom) = self.prom.get() {
@@ -115,7 +128,7 @@ impl Placement {
             Counters::bump(&self.cx.counters().hook_panics);
             tracing::error!(extension = %self.owner, hook = %self.id, point = what, panic = %message, "hook panicked");
         }
-        out
+        (out, ended)
     }
 
     pub(crate) fn info(&self, point: &str) -> HookInfo {
@@ -136,6 +149,16 @@ impl Placement {
     pub(crate) fn count_timeout(&self) {
         self.figures.timeouts.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Polls `fut` with `span` entered, borrowing the span (no clone, no `Instrumented` wrapper).
+async fn in_span<F: Future>(span: &tracing::Span, fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 #[cfg(test)]

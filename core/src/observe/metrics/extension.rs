@@ -115,8 +115,9 @@ impl RouteHandles {
 
 /// Everything the request path and the health monitor touch for one extension.
 pub(crate) struct ExtensionMetrics {
-    /// Route template → the handles of each method declared on it.
-    routes: HashMap<Box<str>, Vec<(Method, RouteHandles)>>,
+    /// Route template → the handles of each method declared on it (foldhash: the keys are the
+    /// extension's own route templates, never attacker-chosen).
+    routes: HashMap<Box<str>, Vec<(Method, RouteHandles)>, foldhash::fast::RandomState>,
     errors: [IntCounter; ErrorType::ALL.len()],
     resources: [Gauge; Resource::ALL.len()],
     health: Gauge,
@@ -131,7 +132,8 @@ impl std::fmt::Debug for ExtensionMetrics {
 
 impl ExtensionMetrics {
     pub(super) fn new(name: &str, routes: &[(Method, String)], families: &Families) -> Self {
-        let mut by_route: HashMap<Box<str>, Vec<(Method, RouteHandles)>> = HashMap::new();
+        let mut by_route: HashMap<Box<str>, Vec<(Method, RouteHandles)>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (method, route) in routes {
             let handles = RouteHandles {
                 duration: families.duration.with_label_values(&[name, method.as_str(), route]),
