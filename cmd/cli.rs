@@ -7,7 +7,8 @@ use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
-    audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, pipelines_cmd, serve, sites_cmd, stages_cmd,
+    audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, pipelines_cmd, serve, sites_cmd,
+    stages_cmd,
 };
 
 /// annex: a host runtime for compiled-in extensions.

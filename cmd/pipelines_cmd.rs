@@ -86,8 +86,10 @@ fn one(p: &PipelineDef, json: bool, verb: &str) -> anyhow::Result<()> {
 }
 
 fn summary(p: &PipelineDef) -> String {
-    let validators: Vec<String> = p.stages.validators.iter().map(|v| format!("{}@{}", v.stage, v.order)).collect();
-    let providers: Vec<String> = p.stages.providers.iter().map(|c| format!("{}#{}", c.stage, c.priority)).collect();
+    let validators: Vec<String> =
+        p.stages.validators.iter().map(|v| format!("{}@{}", v.stage, v.order)).collect();
+    let providers: Vec<String> =
+        p.stages.providers.iter().map(|c| format!("{}#{}", c.stage, c.priority)).collect();
     format!(
         "pre [{}] → validators [{}] → providers [{}] → post [{}], deadline {} ms",
         p.stages.pre.join(", "),
@@ -131,13 +133,20 @@ async fn dispatch(admin: &Admin, command: PipelinesCommand) -> anyhow::Result<()
 
 async fn run_remote(base: &str, name: &str, payload: Value, json: bool) -> anyhow::Result<()> {
     let url = format!("{}/pipelines/{name}", base.trim_end_matches('/'));
-    let res = reqwest::Client::new().post(&url).json(&payload).send().await.with_context(|| format!("POST {url}"))?;
+    let res = reqwest::Client::new()
+        .post(&url)
+        .json(&payload)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
     let status = res.status();
     let header = |h: &str| res.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (degraded, timing) = (header("annex-degraded"), header("server-timing"));
     let body: Value = res.json().await.unwrap_or(Value::Null);
     if json {
-        print_json(&json!({ "status": status.as_u16(), "degraded": degraded, "server_timing": timing, "body": body }))?;
+        print_json(
+            &json!({ "status": status.as_u16(), "degraded": degraded, "server_timing": timing, "body": body }),
+        )?;
     } else {
         println!("{}", serde_json::to_string_pretty(&body)?);
         if let Some(d) = degraded {

@@ -125,7 +125,10 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
                     ]
                 })
                 .collect();
-            print!("{}", table(&["ID", "KIND", "TRANSPORT", "ENABLED", "TIMEOUT_MS", "EXTENSION/SUBJECT"], rows));
+            print!(
+                "{}",
+                table(&["ID", "KIND", "TRANSPORT", "ENABLED", "TIMEOUT_MS", "EXTENSION/SUBJECT"], rows)
+            );
             Ok(())
         }
         StagesCommand::Show { id, json } => {
@@ -141,11 +144,16 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
             one(&registry.add_stage(CLI, new).await?, json, "added")
         }
         StagesCommand::Set { id, change_json, json } => {
-            let change: StageChange = serde_json::from_value(read_json(&change_json)?).context("not a stage change")?;
+            let change: StageChange =
+                serde_json::from_value(read_json(&change_json)?).context("not a stage change")?;
             one(&registry.change_stage(CLI, &id, change).await?, json, "changed")
         }
-        StagesCommand::Enable { id, json } => one(&registry.set_enabled(CLI, &id, true).await?, json, "enabled"),
-        StagesCommand::Disable { id, json } => one(&registry.set_enabled(CLI, &id, false).await?, json, "disabled"),
+        StagesCommand::Enable { id, json } => {
+            one(&registry.set_enabled(CLI, &id, true).await?, json, "enabled")
+        }
+        StagesCommand::Disable { id, json } => {
+            one(&registry.set_enabled(CLI, &id, false).await?, json, "disabled")
+        }
         StagesCommand::Remove { id, json } => {
             registry.remove_stage(CLI, &id).await?;
             if json {

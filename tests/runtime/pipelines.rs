@@ -96,15 +96,18 @@ impl Extension for Lab {
             }
         });
         let s = self.0.clone();
-        r.stage(spec("slow", StageKind::Validator).timeout_ms(5000), move |_cx: Context, _req: StageRequest| {
-            let s = s.clone();
-            async move {
-                let _sentinel = Sentinel(s.clone());
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                s.slow_finished.store(true, Ordering::SeqCst);
-                StageResult::continue_()
-            }
-        });
+        r.stage(
+            spec("slow", StageKind::Validator).timeout_ms(5000),
+            move |_cx: Context, _req: StageRequest| {
+                let s = s.clone();
+                async move {
+                    let _sentinel = Sentinel(s.clone());
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    s.slow_finished.store(true, Ordering::SeqCst);
+                    StageResult::continue_()
+                }
+            },
+        );
         let s = self.0.clone();
         r.stage(spec("answer", StageKind::Provider), move |_cx: Context, req: StageRequest| {
             let s = s.clone();
@@ -155,9 +158,10 @@ impl Extension for Lab {
                 StageResult::error("broken", false, "never works")
             }
         });
-        r.stage(spec("panics", StageKind::Pre).on_error(OnError::Open), |_cx: Context, _req: StageRequest| async {
-            panic!("the pre stage panicked")
-        });
+        r.stage(
+            spec("panics", StageKind::Pre).on_error(OnError::Open),
+            |_cx: Context, _req: StageRequest| async { panic!("the pre stage panicked") },
+        );
         r.stage(spec("malformed", StageKind::Validator), |_cx: Context, _req: StageRequest| async {
             StageResult::modified(json!("validators may not modify"))
         });
@@ -230,7 +234,14 @@ impl Lab1 {
     }
 
     async fn run(&self, name: &str, payload: Value) -> (u16, reqwest::header::HeaderMap, Value) {
-        let res = self.host.client().post(self.host.url(&format!("/pipelines/{name}"))).json(&payload).send().await.unwrap();
+        let res = self
+            .host
+            .client()
+            .post(self.host.url(&format!("/pipelines/{name}")))
+            .json(&payload)
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         (status, headers, res.json().await.unwrap_or(Value::Null))
@@ -270,7 +281,12 @@ async fn a_fresh_host_holds_every_compiled_in_stage_and_keeps_an_operators_edits
     assert_eq!((tag.kind, tag.timeout_ms, &tag.config), (StageKind::Pre, 400, &json!({"label": "pre"})));
     l.change("lab.tag", json!({"timeout_ms": 250})).await;
     // A second host on the same database seeds again: the edit stays.
-    let again = TestHost::builder().extension(Lab::default()).database_url(l.host.database_url()).start().await.unwrap();
+    let again = TestHost::builder()
+        .extension(Lab::default())
+        .database_url(l.host.database_url())
+        .start()
+        .await
+        .unwrap();
     assert_eq!(l.admin.registry().stage("lab.tag").await.unwrap().timeout_ms, 250);
     again.shutdown().await;
     l.host.shutdown().await;
@@ -306,7 +322,10 @@ async fn stages_run_pre_validators_provider_post_each_seeing_what_the_one_before
 
     // A deny is 422 naming the stage; unknown pipelines 404; a body that is not JSON 400.
     let (status, _, body) = l.run("chat", json!({"deny": true})).await;
-    assert_eq!((status, body["error"]["code"].as_str(), body["error"]["stage"].as_str()), (422, Some("denied"), Some("lab.check")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["stage"].as_str()),
+        (422, Some("denied"), Some("lab.check"))
+    );
     assert_eq!(body["error"]["reason"], "the payload asks to be denied");
     assert!(body["error"]["request_id"].is_string());
     assert_eq!(l.run("nope", json!(1)).await.0, 404);
@@ -318,7 +337,10 @@ async fn stages_run_pre_validators_provider_post_each_seeing_what_the_one_before
     let metrics = l.host.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"pipeline_requests_total{outcome="ok",pipeline="chat"} 2"#), "{metrics}");
     assert!(metrics.contains(r#"pipeline_requests_total{outcome="denied",pipeline="chat"} 1"#));
-    assert!(metrics.contains(r#"pipeline_stage_calls_total{kind="validator",outcome="deny",stage="lab.check"} 1"#));
+    assert!(
+        metrics
+            .contains(r#"pipeline_stage_calls_total{kind="validator",outcome="deny",stage="lab.check"} 1"#)
+    );
     assert!(metrics.contains("pipeline_stage_duration_seconds_bucket{kind=\"pre\",stage=\"lab.tag\""));
     assert!(metrics.contains(r#"pipeline_stage_health_score{stage="lab.answer"} 1"#));
     l.host.shutdown().await;
@@ -337,7 +359,8 @@ async fn the_first_deny_of_a_concurrent_group_cancels_the_others() {
     let (status, _, body) = l.run("guarded", json!({"deny": true})).await;
     assert_eq!(status, 422, "{body}");
     assert!(started.elapsed() < Duration::from_millis(1500), "the deny did not wait for the slow validator");
-    let dropped = until(Duration::from_secs(2), || async { l.shared.slow_dropped.load(Ordering::SeqCst) }).await;
+    let dropped =
+        until(Duration::from_secs(2), || async { l.shared.slow_dropped.load(Ordering::SeqCst) }).await;
     assert!(dropped, "the slow validator was dropped");
     assert!(!l.shared.slow_finished.load(Ordering::SeqCst), "and never finished");
     l.host.shutdown().await;
@@ -346,9 +369,14 @@ async fn the_first_deny_of_a_concurrent_group_cancels_the_others() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retryable_error_is_retried_and_a_fatal_one_is_not() {
     let l = lab().await;
-    l.change("lab.retry_then_ok", json!({"retry": {"max_attempts": 3, "backoff_ms": 5, "max_backoff_ms": 20}})).await;
+    l.change(
+        "lab.retry_then_ok",
+        json!({"retry": {"max_attempts": 3, "backoff_ms": 5, "max_backoff_ms": 20}}),
+    )
+    .await;
     l.change("lab.fatal", json!({"retry": {"max_attempts": 3, "backoff_ms": 5, "max_backoff_ms": 20}})).await;
-    l.pipeline("retrying", json!({"pre": ["lab.retry_then_ok"], "providers": [{"stage": "lab.answer"}]})).await;
+    l.pipeline("retrying", json!({"pre": ["lab.retry_then_ok"], "providers": [{"stage": "lab.answer"}]}))
+        .await;
     l.pipeline("fatal", json!({"pre": ["lab.fatal"], "providers": [{"stage": "lab.answer"}]})).await;
     let (status, _, body) = l.run("retrying", json!("x")).await;
     assert_eq!(status, 200, "{body}");
@@ -364,7 +392,8 @@ async fn a_retryable_error_is_retried_and_a_fatal_one_is_not() {
 async fn timeouts_never_add_up_past_the_deadline() {
     let l = lab().await;
     for kind in ["pre", "validator", "post"] {
-        l.change(&format!("lab.hang_{kind}"), json!({"on_error": "open", "retry": {"max_attempts": 1}})).await;
+        l.change(&format!("lab.hang_{kind}"), json!({"on_error": "open", "retry": {"max_attempts": 1}}))
+            .await;
     }
     let stages = json!({"pre": ["lab.hang_pre"], "validators": [{"stage": "lab.hang_validator"}],
                         "providers": [{"stage": "lab.hang_provider"}], "post": ["lab.hang_post"], "deadline_ms": 500});
@@ -379,7 +408,11 @@ async fn timeouts_never_add_up_past_the_deadline() {
 
     // Fail-closed, the first hang fails the run at its own timeout.
     l.change("lab.hang_pre", json!({"on_error": "closed"})).await;
-    l.pipeline("hangs", json!({"pre": ["lab.hang_pre"], "providers": [{"stage": "lab.answer"}], "deadline_ms": 500})).await;
+    l.pipeline(
+        "hangs",
+        json!({"pre": ["lab.hang_pre"], "providers": [{"stage": "lab.answer"}], "deadline_ms": 500}),
+    )
+    .await;
     let started = Instant::now();
     let (status, _, body) = l.run("hangs", json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("stage_unavailable")), "{body}");
@@ -401,24 +434,37 @@ async fn a_fail_open_stage_that_panics_or_answers_malformed_is_skipped_and_named
     assert_eq!(headers["annex-degraded"], "lab.panics, lab.malformed");
     assert_eq!(body["from"], "answer");
     let metrics = l.host.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains(r#"pipeline_requests_total{outcome="degraded",pipeline="soft"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"pipeline_stage_calls_total{kind="pre",outcome="error",stage="lab.panics"} 1"#));
+    assert!(
+        metrics.contains(r#"pipeline_requests_total{outcome="degraded",pipeline="soft"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"pipeline_stage_calls_total{kind="pre",outcome="error",stage="lab.panics"} 1"#)
+    );
     l.host.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_provider_opens_its_breaker_and_recovers_without_an_operator() {
     let l = lab().await;
-    let breaker = json!({"consecutive_failures": 3, "failure_rate": 1.0, "min_calls": 100, "cooldown_ms": 200});
+    let breaker =
+        json!({"consecutive_failures": 3, "failure_rate": 1.0, "min_calls": 100, "cooldown_ms": 200});
     l.change("lab.flaky", json!({"breaker": breaker})).await;
-    l.pipeline("fallback", json!({"providers": [{"stage": "lab.flaky", "priority": 0}, {"stage": "lab.answer", "priority": 1}]}))
-        .await;
+    l.pipeline(
+        "fallback",
+        json!({"providers": [{"stage": "lab.flaky", "priority": 0}, {"stage": "lab.answer", "priority": 1}]}),
+    )
+    .await;
     l.shared.broken.store(true, Ordering::SeqCst);
     for _ in 0..6 {
         let (status, _, body) = l.run("fallback", json!("x")).await;
         assert_eq!((status, body["from"].as_str()), (200, Some("answer")), "the next candidate answers");
     }
-    assert_eq!(l.shared.flaky_calls.load(Ordering::SeqCst), 3, "after three failures the breaker is open: not called");
+    assert_eq!(
+        l.shared.flaky_calls.load(Ordering::SeqCst),
+        3,
+        "after three failures the breaker is open: not called"
+    );
     let health = |h: &TestHost| {
         let url = h.url("/api/v1/stages/lab.flaky/health");
         let req = h.client().get(url).bearer_auth(admin_token(h));
@@ -432,7 +478,9 @@ async fn a_failing_provider_opens_its_breaker_and_recovers_without_an_operator()
 
     // It recovers: after the cool-down a probe goes through, succeeds and closes the breaker.
     l.shared.broken.store(false, Ordering::SeqCst);
-    let recovered = until(Duration::from_secs(3), || async { l.run("fallback", json!("x")).await.2["from"] == "flaky" }).await;
+    let recovered =
+        until(Duration::from_secs(3), || async { l.run("fallback", json!("x")).await.2["from"] == "flaky" })
+            .await;
     assert!(recovered, "traffic returns to the first candidate");
     for _ in 0..20 {
         assert_eq!(l.run("fallback", json!("x")).await.2["from"], "flaky");
@@ -451,20 +499,31 @@ async fn a_registry_that_breaks_a_schema_is_refused_and_the_last_good_snapshot_s
     l.pipeline("chat", json!({"pre": ["lab.tag"], "providers": [{"stage": "lab.answer"}]})).await;
     assert_eq!(l.run("chat", json!({})).await.2["answer"]["trail"], json!(["pre"]));
     let db = crate::common::superuser(l.host.database_url()).await;
-    sqlx::query("update annex.pipeline_stages set config = '{\"label\": 5}' where id = 'lab.tag'").execute(&db).await.unwrap();
+    sqlx::query("update annex.pipeline_stages set config = '{\"label\": 5}' where id = 'lab.tag'")
+        .execute(&db)
+        .await
+        .unwrap();
     sqlx::query("select pg_notify('annex_pipelines', '')").execute(&db).await.unwrap();
-    let refused = until(Duration::from_secs(5), || async { !l.api_status().await["last_error"].is_null() }).await;
+    let refused =
+        until(Duration::from_secs(5), || async { !l.api_status().await["last_error"].is_null() }).await;
     assert!(refused, "the refusal is visible in the admin API");
     let status = l.api_status().await;
     assert!(status["last_error"]["problems"][0].as_str().unwrap().contains("/label"), "{status}");
     let (code, _, body) = l.run("chat", json!({})).await;
-    assert_eq!((code, &body["answer"]["trail"]), (200, &json!(["pre"])), "the last good snapshot still serves");
+    assert_eq!(
+        (code, &body["answer"]["trail"]),
+        (200, &json!(["pre"])),
+        "the last good snapshot still serves"
+    );
     let metrics = l.host.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains(r#"pipeline_registry_reloads_total{result="refused"} 1"#), "{metrics}");
 
     // Repaired through the registry: accepted, served, the error cleared.
     l.change("lab.tag", json!({"config": {"label": "fixed"}})).await;
-    let served = until(Duration::from_secs(5), || async { l.run("chat", json!({})).await.2["answer"]["trail"] == json!(["fixed"]) }).await;
+    let served = until(Duration::from_secs(5), || async {
+        l.run("chat", json!({})).await.2["answer"]["trail"] == json!(["fixed"])
+    })
+    .await;
     assert!(served);
     assert!(l.api_status().await["last_error"].is_null());
     l.host.shutdown().await;

@@ -15,8 +15,8 @@ pub use crate::observe::audit::{BreakReason, BrokenLink, ChainVerdict};
 pub use crate::pipelines::error::RegistryError;
 pub use crate::pipelines::health::{BreakerState, HealthFigures};
 pub use crate::pipelines::model::{
-    BreakerSettings, NewStage, PipelineDef, PipelineInput, PipelineStages, ProviderRef, RetryPolicy, StageChange,
-    StageDef, Transport, ValidatorRef,
+    BreakerSettings, NewStage, PipelineDef, PipelineInput, PipelineStages, ProviderRef, RetryPolicy,
+    StageChange, StageDef, Transport, ValidatorRef,
 };
 pub use crate::pipelines::registry::Registry;
 pub use crate::pipelines::snapshot::{RegistryStatus, ReloadError};

@@ -2,8 +2,8 @@
 //! config given in annex.toml), assemble the runtime and the request-path chains, start every
 //! enabled extension, start the background tasks.
 
-use std::sync::atomic::AtomicBool;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use sqlx::PgPool;
@@ -106,10 +106,18 @@ impl HostBuilder {
         let isolator =
             Isolator::prepare(&database.pool, &database.options, &config).await.map_err(DbError::from)?;
         let initial = initial_states(&database.pool, &config, &plan).await.map_err(DbError::from)?;
-        let remote = RemoteStages::connect(&config.nats).await.map_err(|e| HostError::Internal(e.to_string()))?;
+        let remote =
+            RemoteStages::connect(&config.nats).await.map_err(|e| HostError::Internal(e.to_string()))?;
         registry::seed(&database.pool, &catalog).await.map_err(|e| HostError::Internal(e.to_string()))?;
-        let assembled =
-            assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial, limits, remote)?;
+        let assembled = assemble(
+            config,
+            database.pool.clone(),
+            Some(isolator),
+            plan,
+            catalog,
+            initial.into_iter().zip(limits).collect(),
+            remote,
+        )?;
         // The gates are full before the first request can arrive; the site sync follows changes.
         assembled.runtime.site_gates().reload_all(&database.pool).await?;
         assembled.runtime.start_all().await;
@@ -191,8 +199,7 @@ pub(super) fn assemble(
     isolator: Option<Isolator>,
     plan: Plan,
     catalog: Arc<Catalog>,
-    initial: Vec<Initial>,
-    prepared: Vec<Prepared>,
+    initial: Vec<(Initial, Prepared)>,
     remote: RemoteStages,
 ) -> Result<Assembled, HostError> {
     let mut compiled = HashMap::new();
@@ -201,7 +208,7 @@ pub(super) fn assemble(
     let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
     let mut extensions = Vec::with_capacity(plan.extensions.len());
     let mut metrics = Metrics::empty();
-    for ((p, initial), prepared) in plan.extensions.into_iter().zip(initial).zip(prepared) {
+    for (p, (initial, prepared)) in plan.extensions.into_iter().zip(initial) {
         let name = p.metadata.name.clone();
         // Each route twice: under /ext/<name> and under every site, by its template.
         let routes: Vec<_> = p
@@ -247,7 +254,7 @@ pub(super) fn assemble(
         extensions.push(Managed::new(p.metadata, p.extension, cx, slot, p.routes, needs, handles));
     }
     let pipelines = Arc::new(Pipelines::new(compiled, catalog.clone(), remote, metrics.pipelines().clone()));
-    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, metrics, bus, catalog, pipelines));
+    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, metrics, bus, pipelines));
     let hooks = Registry::new(hook_specs);
     hooks.attach_metrics(runtime.metrics());
     let middleware = MiddlewareSet::new(middleware_specs);

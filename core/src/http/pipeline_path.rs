@@ -32,7 +32,13 @@ async fn run(State(runtime): State<Arc<Runtime>>, Path(name): Path<String>, body
     let payload: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return error(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not JSON: {e}"), &request_id, None);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not JSON: {e}"),
+                &request_id,
+                None,
+            );
         }
     };
     let report = runtime.pipelines().run(&name, payload, &request_id).await;
@@ -69,14 +75,20 @@ fn respond(name: &str, report: RunReport, request_id: &str) -> Response {
         Err(RunError::NoProvider { tried }) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_provider",
-            format!("no provider answered (tried: {})", if tried.is_empty() { "none".into() } else { tried.join(", ") }),
+            format!(
+                "no provider answered (tried: {})",
+                if tried.is_empty() { "none".into() } else { tried.join(", ") }
+            ),
             request_id,
             None,
         ),
         Err(RunError::DeadlineExceeded { stage }) => error(
             StatusCode::GATEWAY_TIMEOUT,
             "deadline_exceeded",
-            format!("the pipeline's deadline passed{}", stage.map(|s| format!(" at stage `{s}`")).unwrap_or_default()),
+            format!(
+                "the pipeline's deadline passed{}",
+                stage.map(|s| format!(" at stage `{s}`")).unwrap_or_default()
+            ),
             request_id,
             None,
         ),

@@ -86,7 +86,13 @@ struct AttemptError {
 
 impl AttemptError {
     fn new(reason: impl Into<String>, retryable: bool) -> Self {
-        Self { reason: reason.into(), retryable, timeout: false, outcome: CallOutcome::Error, no_responders: false }
+        Self {
+            reason: reason.into(),
+            retryable,
+            timeout: false,
+            outcome: CallOutcome::Error,
+            no_responders: false,
+        }
     }
 }
 
@@ -98,7 +104,8 @@ impl Pipelines {
             return RunReport { result: Err(RunError::NotFound), degraded: Vec::new(), timings: Vec::new() };
         };
         let started = Instant::now();
-        let cx = RunCx { pipeline: &plan.name, request_id, deadline: started + plan.deadline, input: &payload };
+        let cx =
+            RunCx { pipeline: &plan.name, request_id, deadline: started + plan.deadline, input: &payload };
         let mut report = RunReport { result: Ok(Value::Null), degraded: Vec::new(), timings: Vec::new() };
         report.result = self.run_plan(plan, &cx, payload.clone(), &mut report).await;
         let outcome = match &report.result {
@@ -112,7 +119,13 @@ impl Pipelines {
         report
     }
 
-    async fn run_plan(&self, plan: &Plan, cx: &RunCx<'_>, input: Value, report: &mut RunReport) -> Result<Value, RunError> {
+    async fn run_plan(
+        &self,
+        plan: &Plan,
+        cx: &RunCx<'_>,
+        input: Value,
+        report: &mut RunReport,
+    ) -> Result<Value, RunError> {
         let mut payload = input;
         for stage in &plan.pre {
             if let Some(p) = self.sequential(stage, cx, &payload, report).await? {
@@ -204,7 +217,10 @@ impl Pipelines {
             }
             if !stage.health.admit(&def.breaker) {
                 stage.metrics.call(CallOutcome::CircuitOpen, None);
-                return Called::Failed(Failure { reason: "its circuit breaker is open".into(), deadline: false });
+                return Called::Failed(Failure {
+                    reason: "its circuit breaker is open".into(),
+                    deadline: false,
+                });
             }
             let limit = own.min(remaining);
             let context = if def.kind == StageKind::Post { json!({ "input": cx.input }) } else { json!({}) };
@@ -224,7 +240,8 @@ impl Pipelines {
             let took = started.elapsed();
             match result {
                 Ok(r) => {
-                    let outcome = if r.outcome == Outcome::Deny { CallOutcome::Deny } else { CallOutcome::Ok };
+                    let outcome =
+                        if r.outcome == Outcome::Deny { CallOutcome::Deny } else { CallOutcome::Ok };
                     stage.metrics.call(outcome, Some(took));
                     let (score, breaker) = stage.health.record(true, &def.breaker);
                     stage.metrics.health(score, breaker == super::health::BreakerState::Open);
@@ -255,7 +272,12 @@ impl Pipelines {
     }
 
     /// One attempt, within `limit`: a well-formed non-error result, or why not.
-    async fn attempt(&self, stage: &Stage, request: StageRequest, limit: Duration) -> Result<StageResult, AttemptError> {
+    async fn attempt(
+        &self,
+        stage: &Stage,
+        request: StageRequest,
+        limit: Duration,
+    ) -> Result<StageResult, AttemptError> {
         let kind = stage.def.kind;
         let result = match &stage.handler {
             Handler::Compiled(c) => {
@@ -267,7 +289,9 @@ impl Pipelines {
                 }
                 // A panic while building the future counts like one while running it.
                 let fut = std::panic::catch_unwind(AssertUnwindSafe(|| (c.f)(c.cx.clone(), request)))
-                    .map_err(|p| AttemptError::new(format!("panicked: {}", panic::panic_message(&*p)), false))?;
+                    .map_err(|p| {
+                        AttemptError::new(format!("panicked: {}", panic::panic_message(&*p)), false)
+                    })?;
                 match tokio::time::timeout(limit, panic::catch(fut).instrument(c.cx.span().clone())).await {
                     Err(_) => return Err(timed_out(limit)),
                     Ok(Err(message)) => return Err(AttemptError::new(format!("panicked: {message}"), false)),
@@ -278,7 +302,10 @@ impl Pipelines {
                 match tokio::time::timeout(limit, self.remote.call(subject, &request, limit)).await {
                     Err(_) | Ok(Err(RemoteError::Timeout(_))) => return Err(timed_out(limit)),
                     Ok(Err(e @ RemoteError::NoResponders(_))) => {
-                        return Err(AttemptError { no_responders: true, ..AttemptError::new(e.to_string(), false) });
+                        return Err(AttemptError {
+                            no_responders: true,
+                            ..AttemptError::new(e.to_string(), false)
+                        });
                     }
                     Ok(Err(e)) => return Err(AttemptError::new(e.to_string(), e.retryable())),
                     Ok(Ok(r)) => r,
@@ -289,7 +316,9 @@ impl Pipelines {
             return Err(AttemptError::new(format!("malformed result: {problem}"), false));
         }
         match (&result.outcome, &result.error) {
-            (Outcome::Error, Some(f)) => Err(AttemptError::new(format!("{}: {}", f.code, f.message), f.retryable)),
+            (Outcome::Error, Some(f)) => {
+                Err(AttemptError::new(format!("{}: {}", f.code, f.message), f.retryable))
+            }
             _ => Ok(result),
         }
     }

@@ -227,7 +227,8 @@ mod tests {
     #[test]
     fn a_failed_probe_opens_it_again_and_a_rate_trips_it() {
         let h = StageHealth::default();
-        let s = BreakerSettings { consecutive_failures: 100, failure_rate: 0.5, min_calls: 4, cooldown_ms: 20 };
+        let s =
+            BreakerSettings { consecutive_failures: 100, failure_rate: 0.5, min_calls: 4, cooldown_ms: 20 };
         for ok in [true, false, true] {
             h.record(ok, &s);
         }

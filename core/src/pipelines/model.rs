@@ -308,10 +308,9 @@ pub(crate) fn default_subject(kind: StageKind, id: &str, metadata: &Value) -> St
 pub(crate) fn valid_subject(subject: &str) -> bool {
     !subject.is_empty()
         && subject.len() <= 255
-        && subject.split('.').all(|t| {
-            !t.is_empty()
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
+        && subject
+            .split('.')
+            .all(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
 }
 
 #[cfg(test)]

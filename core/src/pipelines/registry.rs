@@ -10,8 +10,8 @@ use sqlx::PgPool;
 
 use super::error::RegistryError;
 use super::model::{
-    BreakerSettings, NewStage, PipelineDef, PipelineInput, PipelineStages, RetryPolicy, StageChange, StageDef,
-    Transport, default_subject, valid_pipeline_name, valid_stage_id, valid_subject,
+    BreakerSettings, NewStage, PipelineDef, PipelineInput, PipelineStages, RetryPolicy, StageChange,
+    StageDef, Transport, default_subject, valid_pipeline_name, valid_stage_id, valid_subject,
 };
 use super::store;
 use crate::config::schema::{SchemaViolation, check_config, schema_problem};
@@ -106,8 +106,11 @@ impl<'a> Registry<'a> {
         if !store::insert_stage(&mut *tx, &stage).await? {
             return Err(RegistryError::Exists(format!("stage `{}` exists; change it with PUT", stage.id)));
         }
-        let stored = store::stage(&mut *tx, &stage.id).await?.ok_or_else(|| RegistryError::UnknownStage(stage.id.clone()))?;
-        let entry = AuditEntry::new(actor, "stage.added", &stage.id).details(json!({ "before": null, "after": stored }));
+        let stored = store::stage(&mut *tx, &stage.id)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownStage(stage.id.clone()))?;
+        let entry = AuditEntry::new(actor, "stage.added", &stage.id)
+            .details(json!({ "before": null, "after": stored }));
         audit::record(&mut *tx, &entry).await?;
         store::notify(&mut *tx).await?;
         tx.commit().await?;
@@ -115,7 +118,12 @@ impl<'a> Registry<'a> {
     }
 
     /// Changes the fields `change` gives.
-    pub async fn change_stage(&self, actor: &str, id: &str, change: StageChange) -> Result<StageDef, RegistryError> {
+    pub async fn change_stage(
+        &self,
+        actor: &str,
+        id: &str,
+        change: StageChange,
+    ) -> Result<StageDef, RegistryError> {
         let mut tx = self.pool.begin().await?;
         let before = locked_stage(&mut tx, id).await?;
         let mut after = before.clone();
@@ -126,7 +134,9 @@ impl<'a> Registry<'a> {
                 )));
             }
             if let Some(other) = subject_owner(&mut *tx, &subject).await?.filter(|o| o != id) {
-                return Err(RegistryError::Exists(format!("subject `{subject}` is already stage `{other}`'s")));
+                return Err(RegistryError::Exists(format!(
+                    "subject `{subject}` is already stage `{other}`'s"
+                )));
             }
             after.subject = Some(subject);
         }
@@ -179,8 +189,11 @@ impl<'a> Registry<'a> {
         after: StageDef,
     ) -> Result<StageDef, RegistryError> {
         store::update_stage(&mut *tx, &after).await?;
-        let stored = store::stage(&mut *tx, &after.id).await?.ok_or_else(|| RegistryError::UnknownStage(after.id.clone()))?;
-        let entry = AuditEntry::new(actor, action, &after.id).details(json!({ "before": before, "after": stored }));
+        let stored = store::stage(&mut *tx, &after.id)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownStage(after.id.clone()))?;
+        let entry =
+            AuditEntry::new(actor, action, &after.id).details(json!({ "before": before, "after": stored }));
         audit::record(&mut *tx, &entry).await?;
         store::notify(&mut *tx).await?;
         tx.commit().await?;
@@ -204,7 +217,8 @@ impl<'a> Registry<'a> {
             return Err(RegistryError::InUse { stage: id.to_owned(), pipelines: users });
         }
         store::delete_stage(&mut *tx, id).await?;
-        let entry = AuditEntry::new(actor, "stage.removed", id).details(json!({ "before": before, "after": null }));
+        let entry =
+            AuditEntry::new(actor, "stage.removed", id).details(json!({ "before": before, "after": null }));
         audit::record(&mut *tx, &entry).await?;
         store::notify(&mut *tx).await?;
         tx.commit().await?;
@@ -212,7 +226,12 @@ impl<'a> Registry<'a> {
     }
 
     /// Creates or replaces pipeline `name`.
-    pub async fn put_pipeline(&self, actor: &str, name: &str, input: PipelineInput) -> Result<PipelineDef, RegistryError> {
+    pub async fn put_pipeline(
+        &self,
+        actor: &str,
+        name: &str,
+        input: PipelineInput,
+    ) -> Result<PipelineDef, RegistryError> {
         let stages = input.stages();
         let mut tx = self.pool.begin().await?;
         // Locks every stage row, so none is disabled or removed under this check.
@@ -234,7 +253,9 @@ impl<'a> Registry<'a> {
         }
         let before = store::pipeline(&mut *tx, name).await?;
         store::upsert_pipeline(&mut *tx, name, &stages, input.deadline_ms).await?;
-        let after = store::pipeline(&mut *tx, name).await?.ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))?;
+        let after = store::pipeline(&mut *tx, name)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))?;
         let action = if before.is_some() { "pipeline.changed" } else { "pipeline.created" };
         let entry = AuditEntry::new(actor, action, name).details(json!({ "before": before, "after": after }));
         audit::record(&mut *tx, &entry).await?;
@@ -249,10 +270,12 @@ impl<'a> Registry<'a> {
             return Err(RegistryError::UnknownPipeline(name.to_owned()));
         }
         let mut tx = self.pool.begin().await?;
-        let before =
-            store::pipeline(&mut *tx, name).await?.ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))?;
+        let before = store::pipeline(&mut *tx, name)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownPipeline(name.to_owned()))?;
         store::delete_pipeline(&mut *tx, name).await?;
-        let entry = AuditEntry::new(actor, "pipeline.removed", name).details(json!({ "before": before, "after": null }));
+        let entry = AuditEntry::new(actor, "pipeline.removed", name)
+            .details(json!({ "before": before, "after": null }));
         audit::record(&mut *tx, &entry).await?;
         store::notify(&mut *tx).await?;
         tx.commit().await?;
@@ -260,15 +283,24 @@ impl<'a> Registry<'a> {
     }
 }
 
-async fn locked_stage(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: &str) -> Result<StageDef, RegistryError> {
+async fn locked_stage(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: &str,
+) -> Result<StageDef, RegistryError> {
     if !valid_stage_id(id) {
         return Err(RegistryError::UnknownStage(id.to_owned()));
     }
-    sqlx::query("select 1 from annex.pipeline_stages where id = $1 for update").bind(id).execute(&mut **tx).await?;
+    sqlx::query("select 1 from annex.pipeline_stages where id = $1 for update")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     store::stage(&mut **tx, id).await?.ok_or_else(|| RegistryError::UnknownStage(id.to_owned()))
 }
 
-async fn subject_owner(db: impl sqlx::PgExecutor<'_>, subject: &str) -> Result<Option<String>, RegistryError> {
+async fn subject_owner(
+    db: impl sqlx::PgExecutor<'_>,
+    subject: &str,
+) -> Result<Option<String>, RegistryError> {
     Ok(sqlx::query_scalar("select id from annex.pipeline_stages where subject = $1")
         .bind(subject)
         .fetch_optional(db)
@@ -306,8 +338,8 @@ pub(crate) async fn seed(pool: &PgPool, catalog: &Catalog) -> Result<Vec<String>
                 continue;
             }
             if store::insert_stage(pool, &row).await? {
-                let entry =
-                    AuditEntry::new("host", "stage.registered", &row.id).details(json!({ "before": null, "after": row }));
+                let entry = AuditEntry::new("host", "stage.registered", &row.id)
+                    .details(json!({ "before": null, "after": row }));
                 audit::record_or_log(pool, entry).await;
                 added.push(row.id);
             }
@@ -370,7 +402,10 @@ pub(crate) fn check_stage(stage: &StageDef, catalog: &Catalog) -> Result<(), Reg
                 ));
             };
             if spec.kind != stage.kind {
-                return invalid(format!("stage `{id}` is registered as a {} stage, not {}", spec.kind, stage.kind));
+                return invalid(format!(
+                    "stage `{id}` is registered as a {} stage, not {}",
+                    spec.kind, stage.kind
+                ));
             }
         }
         Transport::Remote => {
@@ -383,7 +418,9 @@ pub(crate) fn check_stage(stage: &StageDef, catalog: &Catalog) -> Result<(), Reg
             if let Some(schema) = stage.metadata.get("config_schema")
                 && let Some(problem) = schema_problem(schema)
             {
-                return invalid(format!("stage `{id}`: metadata.config_schema is not a valid JSON Schema: {problem}"));
+                return invalid(format!(
+                    "stage `{id}`: metadata.config_schema is not a valid JSON Schema: {problem}"
+                ));
             }
         }
     }
@@ -428,4 +465,3 @@ pub(crate) fn check_pipeline(
     }
     problems
 }
-

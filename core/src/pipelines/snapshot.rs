@@ -157,6 +157,11 @@ impl Pipelines {
         self.current.load_full()
     }
 
+    /// The compiled-in set its stages were resolved against.
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
     /// Whether `[nats] url` is set.
     pub(crate) fn nats(&self) -> bool {
         self.remote.configured()
@@ -176,7 +181,9 @@ impl Pipelines {
     /// registry does not validate or cannot be read. Returns whether it swapped.
     pub(crate) async fn reload(&self, pool: &PgPool) -> bool {
         let _one_at_a_time = self.reloading.lock().await;
-        let read = async { Ok::<_, super::error::RegistryError>((store::stages(pool).await?, store::pipelines(pool).await?)) };
+        let read = async {
+            Ok::<_, super::error::RegistryError>((store::stages(pool).await?, store::pipelines(pool).await?))
+        };
         let (stages, pipelines) = match read.await {
             Ok(rows) => rows,
             Err(e) => {
@@ -215,7 +222,11 @@ impl Pipelines {
     }
 
     /// Builds a snapshot from registry rows; every problem found when it does not validate.
-    pub(crate) fn build(&self, stages: Vec<StageDef>, pipelines: Vec<PipelineDef>) -> Result<Snapshot, Vec<String>> {
+    pub(crate) fn build(
+        &self,
+        stages: Vec<StageDef>,
+        pipelines: Vec<PipelineDef>,
+    ) -> Result<Snapshot, Vec<String>> {
         let mut problems = Vec::new();
         let registry: BTreeMap<String, StageDef> = stages.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut built: HashMap<String, Arc<Stage>> = HashMap::with_capacity(registry.len());
@@ -223,7 +234,8 @@ impl Pipelines {
             if let Err(e) = check_stage(def, &self.catalog) {
                 let detail = match &e {
                     super::error::RegistryError::InvalidConfig { errors, .. } => {
-                        let list: Vec<String> = errors.iter().map(|v| format!("{}: {}", v.pointer, v.message)).collect();
+                        let list: Vec<String> =
+                            errors.iter().map(|v| format!("{}: {}", v.pointer, v.message)).collect();
                         format!("{e}: {}", list.join("; "))
                     }
                     _ => e.to_string(),
@@ -235,7 +247,8 @@ impl Pipelines {
                 Transport::Compiled => match self.compiled.get(&def.id) {
                     Some(c) => Handler::Compiled(c.clone()),
                     None => {
-                        problems.push(format!("stage `{}`: its extension is not running in this binary", def.id));
+                        problems
+                            .push(format!("stage `{}`: its extension is not running in this binary", def.id));
                         continue;
                     }
                 },
@@ -245,7 +258,8 @@ impl Pipelines {
             let metrics = self.families.stage(&def.id, def.kind.as_str());
             let figures = health.figures();
             metrics.health(figures.score, figures.breaker == super::health::BreakerState::Open);
-            let stage = Stage { timing_name: timing_name(&def.id), def: def.clone(), handler, health, metrics };
+            let stage =
+                Stage { timing_name: timing_name(&def.id), def: def.clone(), handler, health, metrics };
             built.insert(def.id.clone(), Arc::new(stage));
         }
         let mut plans = HashMap::with_capacity(pipelines.len());
@@ -299,5 +313,7 @@ impl Pipelines {
 
 /// `id` as a `Server-Timing` metric name: characters outside `[A-Za-z0-9_.-]` become `_`.
 pub(crate) fn timing_name(id: &str) -> String {
-    id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }).collect()
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' })
+        .collect()
 }

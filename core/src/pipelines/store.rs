@@ -18,7 +18,8 @@ const STAGE_COLUMNS: &str = "id, kind, transport, extension, subject, timeout_ms
 
 fn stage_of(row: &sqlx::postgres::PgRow) -> Result<StageDef, RegistryError> {
     let id: String = row.try_get("id")?;
-    let bad = |what: &str, e: &dyn std::fmt::Display| RegistryError::Corrupt(format!("stage `{id}`: {what}: {e}"));
+    let bad =
+        |what: &str, e: &dyn std::fmt::Display| RegistryError::Corrupt(format!("stage `{id}`: {what}: {e}"));
     let kind: String = row.try_get("kind")?;
     let transport: String = row.try_get("transport")?;
     let on_error: String = row.try_get("on_error")?;
@@ -27,12 +28,14 @@ fn stage_of(row: &sqlx::postgres::PgRow) -> Result<StageDef, RegistryError> {
     let timeout: i32 = row.try_get("timeout_ms")?;
     Ok(StageDef {
         kind: kind.parse::<StageKind>().map_err(|e| bad("kind", &e))?,
-        transport: serde_json::from_value::<Transport>(Value::String(transport)).map_err(|e| bad("transport", &e))?,
+        transport: serde_json::from_value::<Transport>(Value::String(transport))
+            .map_err(|e| bad("transport", &e))?,
         extension: row.try_get("extension")?,
         subject: row.try_get("subject")?,
         timeout_ms: u64::try_from(timeout).map_err(|e| bad("timeout_ms", &e))?,
         retry: serde_json::from_value::<RetryPolicy>(retry).map_err(|e| bad("retry", &e))?,
-        on_error: serde_json::from_value::<OnError>(Value::String(on_error)).map_err(|e| bad("on_error", &e))?,
+        on_error: serde_json::from_value::<OnError>(Value::String(on_error))
+            .map_err(|e| bad("on_error", &e))?,
         enabled: row.try_get("enabled")?,
         config: row.try_get("config")?,
         metadata: row.try_get("metadata")?,
@@ -77,11 +80,15 @@ pub(crate) async fn pipelines(db: impl PgExecutor<'_>) -> Result<Vec<PipelineDef
 }
 
 /// One pipeline.
-pub(crate) async fn pipeline(db: impl PgExecutor<'_>, name: &str) -> Result<Option<PipelineDef>, RegistryError> {
-    let row = sqlx::query("select name, stages, deadline_ms, updated_at from annex.pipelines where name = $1")
-        .bind(name)
-        .fetch_optional(db)
-        .await?;
+pub(crate) async fn pipeline(
+    db: impl PgExecutor<'_>,
+    name: &str,
+) -> Result<Option<PipelineDef>, RegistryError> {
+    let row =
+        sqlx::query("select name, stages, deadline_ms, updated_at from annex.pipelines where name = $1")
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
     row.as_ref().map(pipeline_of).transpose()
 }
 

@@ -101,7 +101,8 @@ impl Catalog {
             .iter()
             .zip(registered)
             .map(|(e, (metadata, registrar, _))| {
-                let mut d = declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware);
+                let mut d =
+                    declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware);
                 d.stages = registrar.stages.iter().map(|s| s.spec.clone()).collect();
                 d
             })

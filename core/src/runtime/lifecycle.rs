@@ -132,9 +132,10 @@ impl Runtime {
         extensions: Vec<Managed>,
         metrics: Metrics,
         bus: Arc<EventBus>,
-        catalog: Arc<Catalog>,
         pipelines: Arc<Pipelines>,
     ) -> Self {
+        // The catalog the pipelines resolved their compiled-in stages against.
+        let catalog = pipelines.catalog().clone();
         let site_gates = Arc::new(SiteGates::new(extensions.iter().map(Managed::name)));
         Self {
             site_gates,

@@ -52,7 +52,8 @@ fn responses(success: (&str, Value), path: bool, change: bool, request: bool, ex
 }
 
 fn op(id: &str, summary: &str, params: Vec<Value>, request: Option<Value>, responses: Value) -> Value {
-    let mut o = json!({ "operationId": id, "summary": summary, "parameters": params, "responses": responses });
+    let mut o =
+        json!({ "operationId": id, "summary": summary, "parameters": params, "responses": responses });
     if let Some(b) = request {
         o["requestBody"] = b;
     }

@@ -9,14 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::ApiState;
-use super::stages::{after_change, answer, authorize, changed, registry};
+use super::stages::{after_change, answer, changed, forbidden, registry};
 use crate::access::{Action, Actor};
 use crate::extension::json::Json;
 use crate::pipelines::model::PipelineInput;
 
 /// Every pipeline, and the registry status of this replica.
 pub(super) async fn list(State(state): State<ApiState>, Extension(actor): Extension<Actor>) -> Response {
-    if let Err(r) = authorize(&actor, Action::Read) {
+    if let Some(r) = forbidden(&actor, Action::Read) {
         return r;
     }
     let status = state.controller.runtime().map(|rt| rt.pipelines().status());
@@ -29,7 +29,7 @@ pub(super) async fn show(
     Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Read) {
+    if let Some(r) = forbidden(&actor, Action::Read) {
         return r;
     }
     answer(registry(&state).pipeline(&name).await)
@@ -42,10 +42,11 @@ pub(super) async fn put(
     Path(name): Path<String>,
     Json(input): Json<PipelineInput>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
-    changed(&state, StatusCode::OK, registry(&state).put_pipeline(&actor.audit_name(), &name, input).await).await
+    changed(&state, StatusCode::OK, registry(&state).put_pipeline(&actor.audit_name(), &name, input).await)
+        .await
 }
 
 /// Removes a pipeline: 204.
@@ -54,7 +55,7 @@ pub(super) async fn remove(
     Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
     match registry(&state).remove_pipeline(&actor.audit_name(), &name).await {

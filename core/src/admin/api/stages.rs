@@ -51,9 +51,9 @@ pub(super) fn registry(state: &ApiState) -> Registry<'_> {
     Registry::new(state.controller.pool(), state.controller.catalog(), nats)
 }
 
-/// 403 unless `actor` may do `action` host-wide.
-pub(super) fn authorize(actor: &Actor, action: Action) -> Result<(), Response> {
-    actor.authorize(action, None).map_err(access_error)
+/// The 403 when `actor` may not do `action` host-wide.
+pub(super) fn forbidden(actor: &Actor, action: Action) -> Option<Response> {
+    actor.authorize(action, None).err().map(access_error)
 }
 
 /// After a committed change: this replica reloads at once (the others on NOTIFY).
@@ -72,7 +72,11 @@ pub(super) fn answer<T: Serialize>(result: Result<T, RegistryError>) -> Response
 }
 
 /// A change's answer, after [`after_change`].
-pub(super) async fn changed<T: Serialize>(state: &ApiState, status: StatusCode, result: Result<T, RegistryError>) -> Response {
+pub(super) async fn changed<T: Serialize>(
+    state: &ApiState,
+    status: StatusCode,
+    result: Result<T, RegistryError>,
+) -> Response {
     match result {
         Ok(v) => {
             after_change(state).await;
@@ -84,7 +88,7 @@ pub(super) async fn changed<T: Serialize>(state: &ApiState, status: StatusCode, 
 
 /// Every stage.
 pub(super) async fn list(State(state): State<ApiState>, Extension(actor): Extension<Actor>) -> Response {
-    if let Err(r) = authorize(&actor, Action::Read) {
+    if let Some(r) = forbidden(&actor, Action::Read) {
         return r;
     }
     answer(registry(&state).stages().await.map(|stages| json!({ "stages": stages })))
@@ -96,7 +100,7 @@ pub(super) async fn create(
     Extension(actor): Extension<Actor>,
     Json(new): Json<NewStage>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
     changed(&state, StatusCode::CREATED, registry(&state).add_stage(&actor.audit_name(), new).await).await
@@ -108,7 +112,7 @@ pub(super) async fn show(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Read) {
+    if let Some(r) = forbidden(&actor, Action::Read) {
         return r;
     }
     answer(registry(&state).stage(&id).await)
@@ -121,10 +125,11 @@ pub(super) async fn update(
     Path(id): Path<String>,
     Json(change): Json<StageChange>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
-    changed(&state, StatusCode::OK, registry(&state).change_stage(&actor.audit_name(), &id, change).await).await
+    changed(&state, StatusCode::OK, registry(&state).change_stage(&actor.audit_name(), &id, change).await)
+        .await
 }
 
 /// Removes a remote stage: 204.
@@ -133,7 +138,7 @@ pub(super) async fn remove(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
     match registry(&state).remove_stage(&actor.audit_name(), &id).await {
@@ -146,10 +151,11 @@ pub(super) async fn remove(
 }
 
 async fn switch(state: ApiState, actor: Actor, id: String, enabled: bool) -> Response {
-    if let Err(r) = authorize(&actor, Action::Administer) {
+    if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
-    changed(&state, StatusCode::OK, registry(&state).set_enabled(&actor.audit_name(), &id, enabled).await).await
+    changed(&state, StatusCode::OK, registry(&state).set_enabled(&actor.audit_name(), &id, enabled).await)
+        .await
 }
 
 /// Enables a stage.
@@ -177,14 +183,15 @@ pub(super) async fn health(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&actor, Action::Read) {
+    if let Some(r) = forbidden(&actor, Action::Read) {
         return r;
     }
     let stored = match registry(&state).stored_health(&id).await {
         Ok(rows) => rows,
         Err(e) => return e.into_response(),
     };
-    let live = state.controller.runtime().map(|rt| rt.pipelines().health_of(&id).unwrap_or_else(fresh_figures));
+    let live =
+        state.controller.runtime().map(|rt| rt.pipelines().health_of(&id).unwrap_or_else(fresh_figures));
     axum::Json(json!({ "stage": id, "live": live, "replicas": stored })).into_response()
 }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 use prometheus::{Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts};
 
 /// Stage and pipeline duration buckets, in seconds: 100 µs to 10 s.
-const BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: &[f64] =
+    &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// How a stage call ended, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,13 @@ pub(crate) enum CallOutcome {
 }
 
 impl CallOutcome {
-    const ALL: [CallOutcome; 5] =
-        [CallOutcome::Ok, CallOutcome::Deny, CallOutcome::Error, CallOutcome::Timeout, CallOutcome::CircuitOpen];
+    const ALL: [CallOutcome; 5] = [
+        CallOutcome::Ok,
+        CallOutcome::Deny,
+        CallOutcome::Error,
+        CallOutcome::Timeout,
+        CallOutcome::CircuitOpen,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -97,7 +103,8 @@ impl PipelineFamilies {
                 &["pipeline", "outcome"],
             )),
             duration: definition(HistogramVec::new(
-                HistogramOpts::new("pipeline_duration_seconds", "Time to run a pipeline").buckets(BUCKETS.to_vec()),
+                HistogramOpts::new("pipeline_duration_seconds", "Time to run a pipeline")
+                    .buckets(BUCKETS.to_vec()),
                 &["pipeline"],
             )),
             calls: definition(IntCounterVec::new(
