@@ -195,15 +195,7 @@ impl Pipelines {
         };
         match self.build(stages, pipelines) {
             Ok(snapshot) => {
-                let (s, p) = (snapshot.stages.len(), snapshot.pipelines.len());
-                self.current.store(Arc::new(snapshot));
-                self.families.reload("ok");
-                let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-                status.loaded_at = Some(Utc::now());
-                status.stages = s;
-                status.pipelines = p;
-                status.reloads += 1;
-                status.last_error = None;
+                self.swap(snapshot);
                 true
             }
             Err(problems) => {
@@ -213,6 +205,19 @@ impl Pipelines {
                 false
             }
         }
+    }
+
+    /// Serves `snapshot` from now on (runs in flight finish on the one they loaded).
+    pub(crate) fn swap(&self, snapshot: Snapshot) {
+        let (s, p) = (snapshot.stages.len(), snapshot.pipelines.len());
+        self.current.store(Arc::new(snapshot));
+        self.families.reload("ok");
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.loaded_at = Some(Utc::now());
+        status.stages = s;
+        status.pipelines = p;
+        status.reloads += 1;
+        status.last_error = None;
     }
 
     fn refused(&self, problems: Vec<String>) {
