@@ -564,7 +564,7 @@ impl PipelineFixture {
         }
         let families = Metrics::empty().pipelines().clone();
         let remote = crate::pipelines::remote::RemoteStages::none();
-        let pipelines = Pipelines::new(compiled, catalog, remote, families);
+        let engine = Pipelines::new(compiled, catalog, remote, families);
         let shape = PipelineStages {
             pre: vec!["bench.pre".into()],
             validators: vec![ValidatorRef { stage: "bench.validator".into(), order: 0 }],
@@ -576,7 +576,7 @@ impl PipelineFixture {
             .chain(["bench".to_owned()])
             .map(|name| PipelineDef { name, stages: shape.clone(), deadline_ms: 5000, updated_at: None })
             .collect();
-        let fixture = Self { pipelines, stages, defs, provider: provider.expect("a provider"), cx };
+        let fixture = Self { pipelines: engine, stages, defs, provider: provider.expect("a provider"), cx };
         fixture.reload();
         fixture
     }

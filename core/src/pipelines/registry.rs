@@ -200,11 +200,14 @@ impl<'a> Registry<'a> {
         Ok(stored)
     }
 
-    /// Removes a remote stage no pipeline uses.
+    /// Removes a stage no pipeline uses: a remote one, or a compiled-in one whose extension is not
+    /// in this binary any more.
     pub async fn remove_stage(&self, actor: &str, id: &str) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
         let before = locked_stage(&mut tx, id).await?;
-        if before.transport == Transport::Compiled {
+        // A compiled-in stage would come back at the next start; one of an extension no longer in
+        // this binary may go.
+        if before.transport == Transport::Compiled && compiled_spec(&before, self.catalog).is_some() {
             return Err(RegistryError::CompiledIn(id.to_owned()));
         }
         let users: Vec<String> = store::pipelines(&mut *tx)

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 
 use super::health::{HealthFigures, StageHealth};
 use super::model::{PipelineDef, StageDef, Transport};
-use super::registry::{check_pipeline, check_stage};
+use super::registry::{check_pipeline, check_stage, compiled_spec};
 use super::remote::RemoteStages;
 use super::store;
 use crate::extension::context::Context;
@@ -236,6 +236,12 @@ impl Pipelines {
         let registry: BTreeMap<String, StageDef> = stages.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut built: HashMap<String, Arc<Stage>> = HashMap::with_capacity(registry.len());
         for def in registry.values() {
+            // Another binary's compiled-in stage (or one of an extension since removed): not
+            // callable here, and an error only if a pipeline names it (check_pipeline says so).
+            if def.transport == Transport::Compiled && compiled_spec(def, &self.catalog).is_none() {
+                tracing::debug!(stage = %def.id, "pipelines: a compiled-in stage of an extension not in this binary");
+                continue;
+            }
             if let Err(e) = check_stage(def, &self.catalog) {
                 let detail = match &e {
                     super::error::RegistryError::InvalidConfig { errors, .. } => {
