@@ -591,7 +591,7 @@ impl PipelineFixture {
 
     /// Finds pipeline `name`: a load of the snapshot and a hash lookup.
     pub fn lookup(&self, name: &str) -> bool {
-        self.pipelines.snapshot().pipeline(name).is_some()
+        self.pipelines.find(name).is_some()
     }
 
     /// Runs pipeline `bench` on `payload`; true when it answered.

@@ -99,15 +99,14 @@ impl AttemptError {
 impl Pipelines {
     /// Runs pipeline `name` on `payload`.
     pub(crate) async fn run(&self, name: &str, payload: Value, request_id: &str) -> RunReport {
-        let snapshot = self.snapshot();
-        let Some(plan) = snapshot.pipeline(name) else {
+        let Some(plan) = self.find(name) else {
             return RunReport { result: Err(RunError::NotFound), degraded: Vec::new(), timings: Vec::new() };
         };
         let started = Instant::now();
         let cx =
             RunCx { pipeline: &plan.name, request_id, deadline: started + plan.deadline, input: &payload };
         let mut report = RunReport { result: Ok(Value::Null), degraded: Vec::new(), timings: Vec::new() };
-        report.result = self.run_plan(plan, &cx, payload.clone(), &mut report).await;
+        report.result = self.run_plan(&plan, &cx, payload.clone(), &mut report).await;
         let outcome = match &report.result {
             Ok(_) if report.degraded.is_empty() => RunOutcome::Ok,
             Ok(_) => RunOutcome::Degraded,

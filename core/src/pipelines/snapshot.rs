@@ -72,18 +72,14 @@ pub(crate) struct Plan {
     pub(crate) metrics: PipelineHandles,
 }
 
+/// Keys are registry names (operators', not clients'): a fast hasher is enough.
+type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// An immutable view of the registry.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    pub(crate) stages: HashMap<String, Arc<Stage>>,
-    pub(crate) pipelines: HashMap<String, Arc<Plan>>,
-}
-
-impl Snapshot {
-    /// The plan of pipeline `name`: a hash lookup.
-    pub(crate) fn pipeline(&self, name: &str) -> Option<&Arc<Plan>> {
-        self.pipelines.get(name)
-    }
+    pub(crate) stages: FastMap<Arc<Stage>>,
+    pub(crate) pipelines: FastMap<Arc<Plan>>,
 }
 
 /// The last reload's result, for the admin API.
@@ -155,6 +151,13 @@ impl Pipelines {
     /// The serving snapshot.
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// The plan of pipeline `name` in the serving snapshot: a load of the `ArcSwap` (no lock,
+    /// no reference count on the snapshot) and a hash lookup. The plan lives as long as the run
+    /// holding it, whatever swaps meanwhile.
+    pub(crate) fn find(&self, name: &str) -> Option<Arc<Plan>> {
+        self.current.load().pipelines.get(name).cloned()
     }
 
     /// The compiled-in set its stages were resolved against.
@@ -234,7 +237,7 @@ impl Pipelines {
     ) -> Result<Snapshot, Vec<String>> {
         let mut problems = Vec::new();
         let registry: BTreeMap<String, StageDef> = stages.into_iter().map(|s| (s.id.clone(), s)).collect();
-        let mut built: HashMap<String, Arc<Stage>> = HashMap::with_capacity(registry.len());
+        let mut built: FastMap<Arc<Stage>> = FastMap::default();
         for def in registry.values() {
             // Another binary's compiled-in stage (or one of an extension since removed): not
             // callable here, and an error only if a pipeline names it (check_pipeline says so).
@@ -273,7 +276,7 @@ impl Pipelines {
                 Stage { timing_name: timing_name(&def.id), def: def.clone(), handler, health, metrics };
             built.insert(def.id.clone(), Arc::new(stage));
         }
-        let mut plans = HashMap::with_capacity(pipelines.len());
+        let mut plans = FastMap::default();
         for p in pipelines {
             let found = check_pipeline(&p.stages, &registry, &self.catalog, false);
             if !found.is_empty() {
