@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use axum::routing::Route;
 
 use crate::config::admin_token::AdminToken;
 use crate::extension::context::Context;
@@ -96,7 +96,31 @@ pub(crate) fn wrap(
         site_route: site_route(&ext.name, path).into(),
         access: access.clone(),
     });
-    handler.route_layer(middleware::from_fn_with_state(state, run))
+    handler
+        .route_layer(tower::layer::layer_fn(move |handler: Route| RunRoute { state: state.clone(), handler }))
+}
+
+/// One route's request path around its handler: a service of ours rather than an axum
+/// `from_fn` layer (which clones and boxes the inner service once more per request).
+#[derive(Clone)]
+struct RunRoute {
+    state: Arc<RouteState>,
+    handler: Route,
+}
+
+impl tower::Service<Request> for RunRoute {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (state, handler) = (self.state.clone(), self.handler.clone());
+        Box::pin(async move { Ok(run(state, req, handler).await) })
+    }
 }
 
 /// The template of extension `name`'s route `path` under every site.
@@ -255,7 +279,7 @@ fn timeout_message(name: &str, limit: Duration) -> String {
     format!("extension `{name}` did not answer within {} ms (quotas.timeout_ms)", limit.as_millis())
 }
 
-async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
+async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
     let ext = &*rs.ext;
     // The site-path router rewrote `/sites/<slug>/ext/<name>/…` to `/ext/<name>/…`; hooks see
     // the original path, prefixes match its `/ext/<name>/…` part.
@@ -405,7 +429,7 @@ async fn operator_identity(ext: &ExtensionPath, headers: &axum::http::HeaderMap)
 async fn inner(
     rs: &RouteState,
     req: Request,
-    next: HandlerNext,
+    next: Route,
     at: &Target<'_>,
     method: Option<&Observed>,
     seen: &mut Seen,
