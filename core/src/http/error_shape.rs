@@ -5,9 +5,7 @@
 //! them; JSON error bodies pass untouched, and it costs nothing on a successful response.
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::extension::error::ApiError;
@@ -32,8 +30,9 @@ fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
-pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
+/// Rewrites a plain-text (or bodiless) error response into the JSON shape; anything else
+/// passes untouched.
+pub(crate) async fn json_errors(res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;

@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next as HandlerNext};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use axum::routing::Route;
 
 use crate::config::admin_token::AdminToken;
 use crate::extension::context::Context;
@@ -96,7 +96,39 @@ pub(crate) fn wrap(
         site_route: site_route(&ext.name, path).into(),
         access: access.clone(),
     });
-    handler.route_layer(middleware::from_fn_with_state(state, run))
+    handler
+        .route_layer(tower::layer::layer_fn(move |handler: Route| RunRoute { state: state.clone(), handler }))
+}
+
+/// One route's request path around its handler: a service of ours rather than an axum
+/// `from_fn` layer (which clones and boxes the inner service once more per request).
+#[derive(Clone)]
+struct RunRoute {
+    state: Arc<RouteState>,
+    handler: Route,
+}
+
+impl tower::Service<Request> for RunRoute {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (state, handler) = (self.state.clone(), self.handler.clone());
+        Box::pin(run_route(state, req, handler))
+    }
+}
+
+async fn run_route(
+    rs: Arc<RouteState>,
+    req: Request,
+    handler: Route,
+) -> Result<Response, std::convert::Infallible> {
+    Ok(run(rs, req, handler).await)
 }
 
 /// The template of extension `name`'s route `path` under every site.
@@ -255,7 +287,7 @@ fn timeout_message(name: &str, limit: Duration) -> String {
     format!("extension `{name}` did not answer within {} ms (quotas.timeout_ms)", limit.as_millis())
 }
 
-async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerNext) -> Response {
+async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
     let ext = &*rs.ext;
     // The site-path router rewrote `/sites/<slug>/ext/<name>/…` to `/ext/<name>/…`; hooks see
     // the original path, prefixes match its `/ext/<name>/…` part.
@@ -284,7 +316,6 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         Err(why) => return refused(ext, why, meter),
     };
     let path = site_path.map_or(uri.path(), |(_, path)| path);
-    let started = Instant::now();
     req.extensions_mut().insert(cx.clone());
     let method = ext.chains.needs_info.then(|| Observed {
         method: req.method().clone(),
@@ -343,10 +374,15 @@ async fn run(State(rs): State<Arc<RouteState>>, mut req: Request, next: HandlerN
         None
     };
     let info = seen.info.take().unwrap_or_else(|| info(&rs, &method, &uri, seen.identity.take()));
-    let response = run_response_filters(ext.chains.get(HookPoint::PreResponse), path, response, &info).await;
+    let pre_response = ext.chains.get(HookPoint::PreResponse);
+    let response = if pre_response.is_empty() {
+        response
+    } else {
+        run_response_filters(pre_response, path, response, &info).await
+    };
     // After the last filter that may change it: the status recorded is the one the client gets.
-    meter.finish(response.status(), handler_error);
-    let done = Completed { request: info, status: response.status(), elapsed: started.elapsed(), error };
+    let elapsed = meter.finish(response.status(), handler_error);
+    let done = Completed { request: info, status: response.status(), elapsed, error };
     spawn_actions(&ext.chains, path, done);
     response
 }
@@ -405,7 +441,7 @@ async fn operator_identity(ext: &ExtensionPath, headers: &axum::http::HeaderMap)
 async fn inner(
     rs: &RouteState,
     req: Request,
-    next: HandlerNext,
+    next: Route,
     at: &Target<'_>,
     method: Option<&Observed>,
     seen: &mut Seen,
@@ -437,15 +473,16 @@ async fn inner(
     }
     let mut head = Head::Plain(parts);
     let chains = &ext.chains;
+    // An empty chain is skipped before its future is even built: the plain path builds none.
+    let (authn, authz, pre) = (
+        chains.get(HookPoint::Authentication),
+        chains.get(HookPoint::Authorization),
+        chains.get(HookPoint::PreRequest),
+    );
     let early = async {
-        run_request_filters(
-            chains.get(HookPoint::Authentication),
-            path,
-            &mut head,
-            &ext.name,
-            FailMode::Open,
-        )
-        .await?;
+        if !authn.is_empty() {
+            run_request_filters(authn, path, &mut head, &ext.name, FailMode::Open).await?;
+        }
         if let Some(rate) = rate.as_deref().filter(|r| r.per_client()) {
             let key = match head.identity() {
                 Some(identity) => ClientKey::Identity(identity.shared_id()),
@@ -455,17 +492,14 @@ async fn inner(
             };
             limited(rate, ext, &key, &mut remaining)?;
         }
-        run_request_filters(
-            chains.get(HookPoint::Authorization),
-            path,
-            &mut head,
-            &ext.name,
-            FailMode::Closed,
-        )
-        .await?;
+        if !authz.is_empty() {
+            run_request_filters(authz, path, &mut head, &ext.name, FailMode::Closed).await?;
+        }
         rs.access.check(head.identity().as_ref()).map_err(IntoResponse::into_response)?;
-        run_request_filters(chains.get(HookPoint::PreRequest), path, &mut head, &ext.name, FailMode::Open)
-            .await
+        if !pre.is_empty() {
+            run_request_filters(pre, path, &mut head, &ext.name, FailMode::Open).await?;
+        }
+        Ok(())
     };
     let early = early.await;
     if method.is_some() {
@@ -482,8 +516,12 @@ async fn inner(
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());
-                    let response =
-                        run_response_filters(chains.get(HookPoint::PostRequest), path, response, &info).await;
+                    let post_request = chains.get(HookPoint::PostRequest);
+                    let response = if post_request.is_empty() {
+                        response
+                    } else {
+                        run_response_filters(post_request, path, response, &info).await
+                    };
                     seen.info = Some(info);
                     response
                 }
@@ -492,6 +530,8 @@ async fn inner(
         }
     };
     if let (Some(rate), Some(left)) = (rate.as_deref(), remaining) {
+        // Room for these two and the request id at once, not a reallocation per insert.
+        response.headers_mut().reserve(3);
         rate.annotate(response.headers_mut(), left);
     }
     response

@@ -4,10 +4,10 @@
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use std::convert::Infallible;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -79,15 +79,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// Host middleware, outermost: assigns the id and echoes it on the response.
-pub(crate) async fn assign(req: Request, next: Next) -> Response {
+/// Host middleware, outermost: assigns the id (the client's, if sane, else a fresh one), runs
+/// `serve` with it as the task's current id, and echoes it on the response.
+pub(crate) async fn assign<F: Future<Output = Response>>(
+    req: Request,
+    serve: impl FnOnce(Request) -> F,
+) -> Response {
     let id = req
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
     let header = HeaderValue::from_str(id.as_str());
-    let mut res = CURRENT.scope(id, next.run(req)).await;
+    let mut res = CURRENT.scope(id, serve(req)).await;
     if let Ok(v) = header {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }

@@ -96,7 +96,7 @@ impl MiddlewareSet {
 pub struct Next {
     chain: Arc<[Arc<MiddlewareEntry>]>,
     pos: usize,
-    handler: axum::middleware::Next,
+    handler: axum::routing::Route,
     target: Context,
 }
 
@@ -113,7 +113,7 @@ pub(crate) struct HandlerPanicked(pub(crate) Arc<str>);
 impl Next {
     pub(crate) fn new(
         chain: Arc<[Arc<MiddlewareEntry>]>,
-        handler: axum::middleware::Next,
+        handler: axum::routing::Route,
         target: Context,
     ) -> Self {
         Self { chain, pos: 0, handler, target }
@@ -143,9 +143,11 @@ impl Next {
 }
 
 /// The handler, with its panic caught: the client gets a 500 JSON error with the request id.
-async fn call_handler(handler: axum::middleware::Next, target: &Context, req: Request) -> Response {
-    match panic::catch(handler.run(req)).await {
-        Ok(res) => res,
+async fn call_handler(mut handler: axum::routing::Route, target: &Context, req: Request) -> Response {
+    // A `Route` is always ready (`poll_ready` is not needed) and never fails.
+    match panic::catch(tower::Service::call(&mut handler, req)).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(never)) => match never {},
         Err(message) => {
             Counters::bump(&target.counters().handler_panics);
             let id = RequestId::current().map(|r| r.to_string()).unwrap_or_default();

@@ -199,17 +199,20 @@ pub(crate) struct RequestMeter<'a> {
 }
 
 impl RequestMeter<'_> {
-    /// Records the answer's status and the elapsed time; `handler_error` (a 5xx the handler
-    /// itself answered) also counts an `extension_errors_total{type="handler"}`.
-    pub(crate) fn finish(mut self, status: StatusCode, handler_error: bool) {
+    /// Records the answer's status and the elapsed time, which it returns (the request's one
+    /// timer); `handler_error` (a 5xx the handler itself answered) also counts an
+    /// `extension_errors_total{type="handler"}`.
+    pub(crate) fn finish(mut self, status: StatusCode, handler_error: bool) -> std::time::Duration {
         self.finished = true;
         self.owner.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let elapsed = self.started.elapsed();
         if let Some(h) = self.handles {
-            h.record(status, self.started.elapsed().as_secs_f64());
+            h.record(status, elapsed.as_secs_f64());
         }
         if handler_error {
             self.owner.error(ErrorType::Handler);
         }
+        elapsed
     }
 }
 
