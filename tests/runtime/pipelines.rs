@@ -210,7 +210,7 @@ impl Lab1 {
         let want = self.admin.registry().pipeline(name).await.unwrap().updated_at;
         let reloaded = until(Duration::from_secs(5), || async {
             let status: Value = self.api_status().await;
-            status["loaded_at"].as_str().is_some_and(|at| Some(at.parse().unwrap()) >= want)
+            status["newest_change"].as_str().is_some_and(|at| Some(at.parse().unwrap()) >= want)
         })
         .await;
         assert!(reloaded, "the host reloaded after the pipeline was written");

@@ -80,6 +80,8 @@ type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 pub(crate) struct Snapshot {
     pub(crate) stages: FastMap<Arc<Stage>>,
     pub(crate) pipelines: FastMap<Arc<Plan>>,
+    /// The newest `updated_at` of the rows it was built from.
+    pub(crate) newest: Option<DateTime<Utc>>,
 }
 
 /// The last reload's result, for the admin API.
@@ -91,6 +93,9 @@ pub struct RegistryStatus {
     pub stages: usize,
     /// Pipelines in it.
     pub pipelines: usize,
+    /// The newest change (a row's `updated_at`) it holds: a change made at or before it is
+    /// served here.
+    pub newest_change: Option<DateTime<Utc>>,
     /// Reloads that succeeded.
     pub reloads: u64,
     /// Reloads refused (validation) or failed (the database).
@@ -184,10 +189,7 @@ impl Pipelines {
     /// registry does not validate or cannot be read. Returns whether it swapped.
     pub(crate) async fn reload(&self, pool: &PgPool) -> bool {
         let _one_at_a_time = self.reloading.lock().await;
-        let read = async {
-            Ok::<_, super::error::RegistryError>((store::stages(pool).await?, store::pipelines(pool).await?))
-        };
-        let (stages, pipelines) = match read.await {
+        let (stages, pipelines) = match store::registry(pool).await {
             Ok(rows) => rows,
             Err(e) => {
                 self.families.reload("failed");
@@ -212,13 +214,14 @@ impl Pipelines {
 
     /// Serves `snapshot` from now on (runs in flight finish on the one they loaded).
     pub(crate) fn swap(&self, snapshot: Snapshot) {
-        let (s, p) = (snapshot.stages.len(), snapshot.pipelines.len());
+        let (s, p, newest) = (snapshot.stages.len(), snapshot.pipelines.len(), snapshot.newest);
         self.current.store(Arc::new(snapshot));
         self.families.reload("ok");
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         status.loaded_at = Some(Utc::now());
         status.stages = s;
         status.pipelines = p;
+        status.newest_change = newest;
         status.reloads += 1;
         status.last_error = None;
     }
@@ -236,6 +239,11 @@ impl Pipelines {
         pipelines: Vec<PipelineDef>,
     ) -> Result<Snapshot, Vec<String>> {
         let mut problems = Vec::new();
+        let newest = stages
+            .iter()
+            .filter_map(|s| s.updated_at)
+            .chain(pipelines.iter().filter_map(|p| p.updated_at))
+            .max();
         let registry: BTreeMap<String, StageDef> = stages.into_iter().map(|s| (s.id.clone(), s)).collect();
         let mut built: FastMap<Arc<Stage>> = FastMap::default();
         for def in registry.values() {
@@ -305,7 +313,11 @@ impl Pipelines {
             };
             plans.insert(p.name, Arc::new(plan));
         }
-        if problems.is_empty() { Ok(Snapshot { stages: built, pipelines: plans }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Snapshot { stages: built, pipelines: plans, newest })
+        } else {
+            Err(problems)
+        }
     }
 
     fn health_entry(&self, id: &str) -> Arc<StageHealth> {

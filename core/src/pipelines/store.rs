@@ -71,6 +71,16 @@ pub(crate) async fn stage(db: impl PgExecutor<'_>, id: &str) -> Result<Option<St
     sqlx::query(&sql).bind(id).fetch_optional(db).await?.as_ref().map(stage_of).transpose()
 }
 
+/// Every stage and every pipeline, read in one repeatable-read transaction: a consistent view.
+pub(crate) async fn registry(pool: &PgPool) -> Result<(Vec<StageDef>, Vec<PipelineDef>), RegistryError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+    let stages = stages(&mut *tx).await?;
+    let pipelines = pipelines(&mut *tx).await?;
+    tx.commit().await?;
+    Ok((stages, pipelines))
+}
+
 /// Every pipeline, by name.
 pub(crate) async fn pipelines(db: impl PgExecutor<'_>) -> Result<Vec<PipelineDef>, RegistryError> {
     let rows = sqlx::query("select name, stages, deadline_ms, updated_at from annex.pipelines order by name")

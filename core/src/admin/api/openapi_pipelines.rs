@@ -160,7 +160,7 @@ pub(super) fn schemas() -> Value {
             "properties": { "name": { "type": "string" }, "pre": stage_list, "validators": validators, "providers": providers,
                             "post": stage_list, "deadline_ms": ms, "updated_at": time } },
         "RegistryStatus": { "type": "object", "required": ["stages", "pipelines", "reloads", "refused"],
-            "properties": { "loaded_at": time, "stages": ms, "pipelines": ms, "reloads": ms, "refused": ms,
+            "properties": { "loaded_at": time, "stages": ms, "pipelines": ms, "newest_change": time, "reloads": ms, "refused": ms,
                 "last_error": { "type": "object", "nullable": true, "required": ["at", "problems"],
                     "properties": { "at": { "type": "string", "format": "date-time" },
                                     "problems": { "type": "array", "items": { "type": "string" } } } } } },
