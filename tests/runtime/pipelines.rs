@@ -499,6 +499,25 @@ async fn a_registry_that_breaks_a_schema_is_refused_and_the_last_good_snapshot_s
     l.pipeline("chat", json!({"pre": ["lab.tag"], "providers": [{"stage": "lab.answer"}]})).await;
     assert_eq!(l.run("chat", json!({})).await.2["answer"]["trail"], json!(["pre"]));
     let db = crate::common::superuser(l.host.database_url()).await;
+    // Another binary's compiled-in stage, named by no pipeline: not callable here, not an error.
+    sqlx::query(
+        "insert into annex.pipeline_stages (id, kind, transport, extension, timeout_ms, retry, on_error, breaker)
+         values ('ghost.x', 'pre', 'compiled', 'ghost', 100, '{}', 'closed', '{}')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query("select pg_notify('annex_pipelines', '')").execute(&db).await.unwrap();
+    let reloads = l.api_status().await["reloads"].as_u64().unwrap();
+    assert!(
+        until(Duration::from_secs(5), || async { l.api_status().await["reloads"].as_u64() > Some(reloads) })
+            .await
+    );
+    assert!(
+        l.api_status().await["last_error"].is_null(),
+        "a stage of an extension not in this binary is ignored"
+    );
+
     sqlx::query("update annex.pipeline_stages set config = '{\"label\": 5}' where id = 'lab.tag'")
         .execute(&db)
         .await
