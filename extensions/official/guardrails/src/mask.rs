@@ -138,12 +138,7 @@ pub fn mask_pii(config: &Value, payload: &Value) -> StageResult {
         Ok(c) => c,
         Err(e) => return e.into(),
     };
-    let mut out = payload.clone();
-    if text::map_texts(&mut out, &config.fields, &mut |s| Some(mask_text(&config, s))) {
-        StageResult::modified(out)
-    } else {
-        StageResult::continue_()
-    }
+    text::rewrite(payload, &config.fields, |s| mask_text(&config, s))
 }
 
 #[cfg(test)]

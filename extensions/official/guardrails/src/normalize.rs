@@ -91,12 +91,7 @@ pub fn normalize_text(config: &Value, payload: &Value) -> StageResult {
         Ok(c) => c,
         Err(e) => return e.into(),
     };
-    let mut out = payload.clone();
-    if text::map_texts(&mut out, &config.fields, &mut |s| Some(normalize(&config, s))) {
-        StageResult::modified(out)
-    } else {
-        StageResult::continue_()
-    }
+    text::rewrite(payload, &config.fields, |s| normalize(&config, s))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! values at the configured JSON pointers, where a `*` segment stands for every element of an
 //! array (or member of an object): `/messages/*/content`.
 
+use annex_core::stage::StageResult;
 use serde_json::Value;
 
 /// The pointers text stages read by default: `{"text": …}` and chat-style messages.
@@ -37,11 +38,7 @@ pub(crate) fn texts<'a>(payload: &'a Value, fields: &[String]) -> Vec<(String, &
 }
 
 /// Replaces every text of `payload` for which `f` returns a new one; whether any changed.
-pub(crate) fn map_texts(
-    payload: &mut Value,
-    fields: &[String],
-    f: &mut dyn FnMut(&str) -> Option<String>,
-) -> bool {
+pub(crate) fn map_texts(payload: &mut Value, fields: &[String], f: &mut dyn FnMut(&str) -> String) -> bool {
     if let Value::String(s) = payload {
         return replace(s, f);
     }
@@ -53,14 +50,24 @@ pub(crate) fn map_texts(
     changed
 }
 
-fn replace(s: &mut String, f: &mut dyn FnMut(&str) -> Option<String>) -> bool {
-    match f(s) {
-        Some(new) if new != *s => {
-            *s = new;
-            true
-        }
-        _ => false,
+/// A text stage's answer: `modified` with every text rewritten by `f`, or `continue` when
+/// none changes.
+pub(crate) fn rewrite(payload: &Value, fields: &[String], f: impl Fn(&str) -> String) -> StageResult {
+    let mut out = payload.clone();
+    if map_texts(&mut out, fields, &mut |s| f(s)) {
+        StageResult::modified(out)
+    } else {
+        StageResult::continue_()
     }
+}
+
+fn replace(s: &mut String, f: &mut dyn FnMut(&str) -> String) -> bool {
+    let new = f(s);
+    let changed = new != *s;
+    if changed {
+        *s = new;
+    }
+    changed
 }
 
 /// `/a/b~1c` → `["a", "b/c"]`; `""` → `[]`.
@@ -104,7 +111,7 @@ fn collect<'a>(value: &'a Value, rest: &[String], at: String, out: &mut Vec<(Str
     }
 }
 
-fn walk_mut(value: &mut Value, rest: &[String], f: &mut dyn FnMut(&str) -> Option<String>) -> bool {
+fn walk_mut(value: &mut Value, rest: &[String], f: &mut dyn FnMut(&str) -> String) -> bool {
     let Some((head, tail)) = rest.split_first() else {
         return match value {
             Value::String(s) => replace(s, f),
@@ -161,9 +168,9 @@ mod tests {
     fn replaces_only_what_changes() {
         let fields = default_fields();
         let mut chat = json!({"text": "A", "messages": [{"content": "b"}], "other": "C"});
-        let changed = map_texts(&mut chat, &fields, &mut |s| Some(s.to_lowercase()));
+        let changed = map_texts(&mut chat, &fields, &mut |s| s.to_lowercase());
         assert!(changed);
         assert_eq!(chat, json!({"text": "a", "messages": [{"content": "b"}], "other": "C"}));
-        assert!(!map_texts(&mut chat, &fields, &mut |s| Some(s.to_lowercase())));
+        assert!(!map_texts(&mut chat, &fields, &mut |s| s.to_lowercase()));
     }
 }
