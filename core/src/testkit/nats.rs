@@ -235,13 +235,16 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-/// A detached shell that waits for this process (or the server) to end, then kills the server
-/// and removes its directory. Test processes never run destructors for statics.
+/// A detached shell that waits for this process to end, then kills the server and removes its
+/// directory (test processes never run destructors for statics). It gives up when the server
+/// ends first ([`NatsServer::stop`]): a restart brings a watchdog of its own.
 fn spawn_watchdog(server_pid: u32, dir: &Path) {
     let script = r#"
         while [ -d "/proc/$1" ] && [ -d "/proc/$2" ]; do sleep 0.2; done
-        kill -KILL "$2" 2>/dev/null
-        [ -d "/proc/$1" ] || rm -rf "$3"
+        if [ ! -d "/proc/$1" ]; then
+            kill -KILL "$2" 2>/dev/null
+            rm -rf "$3"
+        fi
     "#;
     let spawned = Command::new("sh")
         .arg("-c")

@@ -13,6 +13,18 @@
 //! [`openai_compatible`], [`anthropic`]; [`call`] dispatches the ones without I/O by name), so a
 //! remote stage can serve exactly the same logic (examples/remote_stage.rs does, over NATS).
 //!
+//! ```
+//! use annex_core::stage::Outcome;
+//! use serde_json::{Value, json};
+//!
+//! let res = annex_ext_guardrails::pii_guard(&Value::Null, &json!("card 4111 1111 1111 1111"));
+//! assert_eq!(res.outcome, Outcome::Deny);
+//! assert_eq!(res.deny.unwrap().code, "pii_detected");
+//!
+//! let res = annex_ext_guardrails::mask_pii(&Value::Null, &json!("mail jane@example.com"));
+//! assert_eq!(res.payload, Some(json!("mail j***@example.com")));
+//! ```
+//!
 //! The extension needs no permission to run; the two LLM providers need `http:outbound` when
 //! called (without it they fail with `permission_denied`, not retryable).
 #![warn(missing_docs)]
