@@ -102,7 +102,12 @@ pub fn pii_guard(config: &Value, payload: &Value) -> StageResult {
             }
             findings.push(Finding {
                 code: m.category.code().to_owned(),
-                message: format!("{} (characters {}..{})", m.category.noun(), m.range.start, m.range.end),
+                message: format!(
+                    "{} (bytes {}..{} of the text)",
+                    m.category.noun(),
+                    m.range.start,
+                    m.range.end
+                ),
                 pointer: Some(pointer.clone()),
             });
         }
