@@ -120,8 +120,9 @@ async fn a_restarted_server_keeps_its_url_and_clients_reconnect() {
 
 // ---- The example remote stage as a child process ----
 
-/// The built example program: next to the test binary (`cargo test` builds examples), else
-/// built once with `cargo build --example remote_stage`.
+/// The example program, brought up to date once per test process: `cargo test --test runtime`
+/// does not build examples, and a stale copy would test old code. It is built with this
+/// binary's features, so when `cargo test` has just built it the build is a no-op.
 fn example_binary() -> Result<PathBuf, String> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
@@ -130,19 +131,64 @@ fn example_binary() -> Result<PathBuf, String> {
             // target/debug/deps/runtime-… → target/debug/examples/remote_stage
             let dir = exe.parent().and_then(|d| d.parent()).ok_or("no target directory")?;
             let path = dir.join("examples").join("remote_stage");
-            if !path.is_file() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "--example", "remote_stage", "--manifest-path"])
-                    .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-                    .status()
-                    .map_err(|e| format!("cannot run cargo: {e}"))?;
-                if !status.success() || !path.is_file() {
-                    return Err(format!("cargo build --example remote_stage failed ({status})"));
+            let mut cargo = Command::new(env!("CARGO"));
+            // What cargo sets for a running test is not the shell's: ring's build script reruns
+            // when CARGO_MANIFEST_DIR changes, and half the tree with it.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy().into_owned();
+                let set_by_cargo = ["CARGO_PKG_", "CARGO_BIN_EXE_"].iter().any(|p| key.starts_with(p))
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_BIN_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&key.as_str());
+                if set_by_cargo {
+                    cargo.env_remove(&key);
                 }
+            }
+            let status = cargo
+                .args([
+                    "build",
+                    "--quiet",
+                    "--example",
+                    "remote_stage",
+                    "--no-default-features",
+                    "--features",
+                ])
+                .arg(enabled_features().join(","))
+                .arg("--manifest-path")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !status.success() || !path.is_file() {
+                return Err(format!("cargo build --example remote_stage failed ({status})"));
             }
             Ok(path)
         })
         .clone()
+}
+
+/// The root package's features this test binary was built with.
+fn enabled_features() -> Vec<&'static str> {
+    [
+        ("ext-analytics", cfg!(feature = "ext-analytics")),
+        ("ext-guardrails", cfg!(feature = "ext-guardrails")),
+        ("ext-hello", cfg!(feature = "ext-hello")),
+        ("ext-loadtest", cfg!(feature = "ext-loadtest")),
+        ("ext-notes", cfg!(feature = "ext-notes")),
+        ("ext-quality", cfg!(feature = "ext-quality")),
+        ("ext-webhooks", cfg!(feature = "ext-webhooks")),
+        ("ext-workorders", cfg!(feature = "ext-workorders")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
 }
 
 /// One copy of examples/remote_stage.rs, killed when dropped (and gone with this process: it
