@@ -24,7 +24,7 @@
 # Installs wrk with apt-get when it is missing.
 set -euo pipefail
 
-PROFILE=${PROFILE:-both}         # plain | full | both
+PROFILE=${PROFILE:-both}         # plain | full | both | none (only the scale rows)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}         # seconds per measurement
 WARMUP=${WARMUP:-2}              # seconds of unmeasured load before each measurement
@@ -42,7 +42,8 @@ PATH_=/ext/bench_target/ping
 case $PROFILE in
     plain | full) profiles=("$PROFILE") ;;
     both) profiles=(plain full) ;;
-    *) echo "PROFILE must be plain, full or both (got '$PROFILE')" >&2; exit 2 ;;
+    none) profiles=() ;;  # only the scale rows (SCALE=1)
+    *) echo "PROFILE must be plain, full, both or none (got '$PROFILE')" >&2; exit 2 ;;
 esac
 for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS STARTS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v must be a positive integer (got '${!v}')" >&2; exit 2; }

@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("admin", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "pipelines", "runtime"]),
     ("http", &["config", "observe", "limits", "extension", "access", "sites", "pipelines", "runtime", "admin"]),
     ("host", &["config", "observe", "limits", "extension", "entities", "db", "plan", "access", "sites", "pipelines", "runtime", "admin", "http"]),
-    ("testkit", &["config", "db", "extension", "host"]),
+    ("testkit", &["config", "db", "extension", "pipelines", "host"]),
 ];
 
 /// Files that are the crate root or test-only, outside the layering.

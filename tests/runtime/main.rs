@@ -10,6 +10,7 @@ mod db_isolation;
 mod entities;
 mod events;
 mod extension_migrations;
+mod guardrails;
 mod hello_db;
 mod hooks;
 mod lifecycle;

@@ -69,11 +69,12 @@ pub type ExtensionResult<T = ()> = Result<T, BoxError>;
 /// # Lifecycle
 /// 1. At start, the host validates the whole compiled-in set (names, versions, dependencies,
 ///    routes, hooks) from the declarations, before anything runs.
-/// 2. Then, one extension at a time in dependency order (its dependencies first; ties by
-///    name), for each enabled extension: its schema, role and pool are created, its pending
-///    migrations applied, then [`init`](Extension::init) and [`start`](Extension::start) run
-///    back to back. So `init` runs after its dependencies have started, not before every
-///    extension. If either fails, panics or times out (`server.lifecycle_timeout_ms`), this
+/// 2. Then, in dependency order (its dependencies first; ties by name), for each enabled
+///    extension: its schema, role and pool are created, its pending migrations applied, then
+///    [`init`](Extension::init) and [`start`](Extension::start) run back to back. `init` and
+///    `start` run one extension at a time, each after its dependencies have started; the
+///    database steps of extensions whose dependencies have all started run concurrently (a
+///    start-up wave). If either call fails, panics or times out (`server.lifecycle_timeout_ms`), this
 ///    extension is marked failed and the others go on; its gate opens only when both succeed.
 /// 3. While it runs: its routes, hooks, middleware and event subscriptions are live;
 ///    [`health`](Extension::health) is called every `health.interval_ms`;

@@ -3,6 +3,8 @@
 //! layer.
 
 pub(crate) mod error;
+#[cfg(all(test, feature = "bench"))]
+mod overhead_tests;
 #[cfg(test)]
 mod request_path_tests;
 #[cfg(test)]

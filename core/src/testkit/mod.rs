@@ -18,8 +18,11 @@
 //! `postgres` user), lives in a temporary directory and is removed by a watchdog process when
 //! the test process exits, however it exits. Set `DATABASE_URL` to use an existing server
 //! instead: each test then gets a fresh database there.
+//!
+//! NATS (for remote pipeline stages) is a throwaway `nats-server` the same way: [`nats`].
 
 mod host;
+pub mod nats;
 mod postgres;
 
 pub use host::{TEST_SECRET, TestHost, TestHostBuilder};
