@@ -547,3 +547,93 @@ async fn a_registry_that_breaks_a_schema_is_refused_and_the_last_good_snapshot_s
     assert!(l.api_status().await["last_error"].is_null());
     l.host.shutdown().await;
 }
+
+/// A validator answering `continue` on `subject` until the task is aborted.
+async fn remote_validator(url: &str, subject: &str) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    let nc = async_nats::connect(url).await.expect("responder connects");
+    let mut sub = nc.queue_subscribe(subject.to_owned(), "guard".into()).await.expect("subscribes");
+    nc.flush().await.expect("flush");
+    tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let res = StageResult::continue_();
+            if let Some(reply) = msg.reply {
+                let _ = nc.publish(reply, serde_json::to_vec(&res).expect("json").into()).await;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_validator_whose_responder_is_gone_fails_by_its_mode_and_no_responders_fails_over_at_once() {
+    let url = annex_core::testkit::nats::test_nats_url().await.expect("a test nats-server");
+    let nats = url.clone();
+    let host = TestHost::builder()
+        .extension(Lab::default())
+        .config(move |c| {
+            c.server.admin_token = Some(TOKEN.into());
+            c.nats.url = Some(nats);
+        })
+        .start()
+        .await
+        .expect("host starts");
+    let api = |method: reqwest::Method, path: String, body: Value| {
+        let req = host.client().request(method, host.url(&path)).bearer_auth(TOKEN).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let guard_subject = format!("test.{unique}.guard");
+    let responder = remote_validator(&url, &guard_subject).await;
+    let guard = json!({"id": "remote.guard", "kind": "validator", "subject": guard_subject, "timeout_ms": 300,
+                       "retry": {"max_attempts": 1}});
+    let (s, b) = api(reqwest::Method::POST, "/api/v1/stages".into(), guard).await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["transport"], "remote");
+    // Nobody ever answers on the first provider's subject.
+    let nobody =
+        json!({"id": "remote.nobody", "kind": "provider", "subject": format!("test.{unique}.nobody")});
+    assert_eq!(api(reqwest::Method::POST, "/api/v1/stages".into(), nobody).await.0, 201);
+    let pipeline = json!({"validators": [{"stage": "remote.guard"}],
+                          "providers": [{"stage": "remote.nobody"}, {"stage": "lab.answer", "priority": 1}]});
+    let (s, b) = api(reqwest::Method::PUT, "/api/v1/pipelines/remote".into(), pipeline).await;
+    assert_eq!(s, 200, "{b}");
+
+    let run = || async {
+        let res = host.client().post(host.url("/pipelines/remote")).json(&json!("hi")).send().await.unwrap();
+        let (status, headers) = (res.status().as_u16(), res.headers().clone());
+        (status, headers, res.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let (status, headers, body) = run().await;
+    assert_eq!((status, body["from"].as_str()), (200, Some("answer")), "{body}");
+    let timing = headers["server-timing"].to_str().unwrap().to_owned();
+    let nobody_ms: f64 = timing
+        .split(", ")
+        .find_map(|e| e.strip_prefix("remote.nobody;dur="))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("remote.nobody in {timing}"));
+    assert!(nobody_ms < 50.0, "no responders failed over after {nobody_ms} ms: {timing}");
+    assert!(timing.contains("remote.guard;dur="), "the remote validator was called: {timing}");
+
+    // The responder goes away: fail-closed → 503 naming the stage.
+    responder.abort();
+    let closed = until(Duration::from_secs(5), || async {
+        let (status, _, body) = run().await;
+        status == 503
+            && body["error"]["code"] == "stage_unavailable"
+            && body["error"]["stage"] == "remote.guard"
+    })
+    .await;
+    assert!(closed, "a fail-closed remote validator without responders fails the run");
+    // Fail-open → 200, and the answer says which stage was skipped.
+    let (s, b) =
+        api(reqwest::Method::PUT, "/api/v1/stages/remote.guard".into(), json!({"on_error": "open"})).await;
+    assert_eq!(s, 200, "{b}");
+    let (status, headers, body) = run().await;
+    assert_eq!((status, body["from"].as_str()), (200, Some("answer")), "{body}");
+    assert_eq!(headers["annex-degraded"], "remote.guard");
+    host.shutdown().await;
+}
