@@ -125,7 +125,14 @@ async fn the_registry_admin_api_refuses_bad_input_with_json_errors_and_audits_ev
     assert!(b["error"]["message"].as_str().unwrap().contains("[nats] url"), "{b}");
     // A compiled-in stage cannot be removed.
     let (s, b) = admin(Method::DELETE, "/api/v1/stages/kit.gate", None).await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("compiled_in")));
+    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("compiled_in")));
+    // A struct's fields as an array are not a body.
+    let (s, b) = admin(Method::PUT, "/api/v1/stages/kit.upper", Some(json!([null, null]))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body")),
+        "{b}"
+    );
 
     // Pipelines naming unknown stages, stages in the wrong slot, disabled stages: 422, every problem.
     let bad =

@@ -78,9 +78,8 @@ impl RegistryError {
             | Self::InvalidStage(_)
             | Self::InvalidPipeline { .. }
             | Self::NatsRequired
-            | Self::InvalidText
-            | Self::CompiledIn(_) => 422,
-            Self::Exists(_) | Self::InUse { .. } => 409,
+            | Self::InvalidText => 422,
+            Self::Exists(_) | Self::InUse { .. } | Self::CompiledIn(_) => 409,
             Self::Corrupt(_) | Self::Database(_) => 500,
         }
     }

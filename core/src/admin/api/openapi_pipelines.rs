@@ -42,7 +42,7 @@ fn responses(success: (&str, Value), path: bool, change: bool, request: bool, ex
         r["413"] = error(&format!("the body is larger than {MAX_BODY}"));
         r["415"] = error("the body is not `application/json` (code unsupported_media_type)");
         r["422"] = registry_error(
-            "the body does not fit (invalid_body), or the change breaks a rule: invalid_stage, invalid_config (errors by JSON pointer), invalid_pipeline (problems), nats_required, compiled_in, invalid_text",
+            "the body does not fit (invalid_body), or the change breaks a rule: invalid_stage, invalid_config (errors by JSON pointer), invalid_pipeline (problems), nats_required, invalid_text",
         );
     }
     if let (Some(r), Some(e)) = (r.as_object_mut(), extra.as_object()) {
@@ -83,8 +83,7 @@ pub(super) fn paths() -> Value {
                 responses(("200", stage()), true, true, true, conflict())),
             "delete": op("removeStage", "removes a remote stage no pipeline uses", vec![id_param()], None,
                 responses(("204", no_content()), true, true, false, json!({
-                    "409": registry_error("pipelines use the stage (stage_in_use)"),
-                    "422": registry_error("the stage is compiled in (compiled_in): disable it instead") }))),
+                    "409": registry_error("pipelines use the stage (stage_in_use), or it is compiled in (compiled_in): disable it instead") }))),
         },
         "/api/v1/stages/{id}/enable": {
             "post": op("enableStage", "enables a stage", vec![id_param()], None,

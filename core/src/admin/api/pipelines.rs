@@ -6,10 +6,10 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::ApiState;
-use super::stages::{after_change, answer, changed, forbidden, registry};
+use super::stages::{after_change, answer, changed, forbidden, object_body, registry};
 use crate::access::{Action, Actor};
 use crate::extension::json::Json;
 use crate::pipelines::model::PipelineInput;
@@ -40,11 +40,15 @@ pub(super) async fn put(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
-    Json(input): Json<PipelineInput>,
+    Json(body): Json<Value>,
 ) -> Response {
     if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
+    let input: PipelineInput = match object_body(body) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     changed(&state, StatusCode::OK, registry(&state).put_pipeline(&actor.audit_name(), &name, input).await)
         .await
 }

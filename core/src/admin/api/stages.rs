@@ -11,11 +11,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use super::ApiState;
 use super::auth::access_error;
 use crate::access::{Action, Actor};
+use crate::config::SchemaViolation;
+use crate::extension::error::ApiError;
 use crate::extension::json::Json;
 use crate::observe::request_id::RequestId;
 use crate::pipelines::error::RegistryError;
@@ -54,6 +57,24 @@ pub(super) fn registry(state: &ApiState) -> Registry<'_> {
 /// The 403 when `actor` may not do `action` host-wide.
 pub(super) fn forbidden(actor: &Actor, action: Action) -> Option<Response> {
     actor.authorize(action, None).err().map(access_error)
+}
+
+/// A body that must be a JSON object of `T`'s fields (serde would also read a struct from an
+/// array of its fields in order, which the document does not allow): 422 `invalid_body` if not.
+pub(super) fn object_body<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    let refuse = |message: String| {
+        let errors = vec![SchemaViolation { pointer: String::new(), message: message.clone() }];
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("the request body cannot be accepted: {message}"),
+        )
+        .with_errors(errors)
+    };
+    if !body.is_object() {
+        return Err(refuse("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(body).map_err(|e| refuse(e.to_string()))
 }
 
 /// After a committed change: this replica reloads at once (the others on NOTIFY).
@@ -98,11 +119,15 @@ pub(super) async fn list(State(state): State<ApiState>, Extension(actor): Extens
 pub(super) async fn create(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
-    Json(new): Json<NewStage>,
+    Json(body): Json<Value>,
 ) -> Response {
     if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
+    let new: NewStage = match object_body(body) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     changed(&state, StatusCode::CREATED, registry(&state).add_stage(&actor.audit_name(), new).await).await
 }
 
@@ -123,11 +148,15 @@ pub(super) async fn update(
     State(state): State<ApiState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    Json(change): Json<StageChange>,
+    Json(body): Json<Value>,
 ) -> Response {
     if let Some(r) = forbidden(&actor, Action::Administer) {
         return r;
     }
+    let change: StageChange = match object_body(body) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     changed(&state, StatusCode::OK, registry(&state).change_stage(&actor.audit_name(), &id, change).await)
         .await
 }
