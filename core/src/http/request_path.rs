@@ -96,12 +96,31 @@ pub(crate) fn wrap(
         site_route: site_route(&ext.name, path).into(),
         access: access.clone(),
     });
-    // A service of ours around the handler's `Route`, not an axum `from_fn` layer (which clones
-    // and boxes the inner service once more per request).
-    handler.route_layer(tower::layer::layer_fn(move |handler: Route| {
-        let state = state.clone();
-        tower::service_fn(move |req: Request| run_route(state.clone(), req, handler.clone()))
-    }))
+    handler
+        .route_layer(tower::layer::layer_fn(move |handler: Route| RunRoute { state: state.clone(), handler }))
+}
+
+/// One route's request path around its handler: a service of ours rather than an axum
+/// `from_fn` layer (which clones and boxes the inner service once more per request).
+#[derive(Clone)]
+struct RunRoute {
+    state: Arc<RouteState>,
+    handler: Route,
+}
+
+impl tower::Service<Request> for RunRoute {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (state, handler) = (self.state.clone(), self.handler.clone());
+        Box::pin(run_route(state, req, handler))
+    }
 }
 
 async fn run_route(

@@ -81,21 +81,39 @@ fn build_unchecked(app: &App<'_>) -> Router {
     // of their own, outside the one that routes. It also records the original URI first.
     // The outermost steps, request id then the JSON error shape, in one service of ours rather
     // than two axum layers (each a boxed future and a cloned boxed service per request).
-    Router::new().fallback_service(tower::service_fn(move |req| outermost(router.clone(), req)))
+    Router::new().fallback_service(Outermost { inner: router })
 }
 
 /// Request id → JSON error shape → site paths → the router.
-async fn outermost(mut inner: Router, req: Request) -> Result<Response, std::convert::Infallible> {
-    let res = request_id::assign(req, |req| async move {
-        // A `Router` is always ready and never fails.
-        let res = match tower::Service::call(&mut inner, site_paths(req)).await {
-            Ok(res) => res,
-            Err(never) => match never {},
-        };
-        error_shape::json_errors(res).await
-    })
-    .await;
-    Ok(res)
+#[derive(Clone)]
+struct Outermost {
+    inner: Router,
+}
+
+impl tower::Service<Request> for Outermost {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            let res = request_id::assign(req, |req| async move {
+                // A `Router` is always ready and never fails.
+                let res = match tower::Service::call(&mut inner, site_paths(req)).await {
+                    Ok(res) => res,
+                    Err(never) => match never {},
+                };
+                error_shape::json_errors(res).await
+            })
+            .await;
+            Ok(res)
+        })
+    }
 }
 
 /// `/sites/<slug>/ext/<name>/…?q` → `/ext/<name>/…?q`; any other request is left alone. The
