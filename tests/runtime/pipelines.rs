@@ -637,3 +637,62 @@ async fn a_remote_validator_whose_responder_is_gone_fails_by_its_mode_and_no_res
     assert_eq!(headers["annex-degraded"], "remote.guard");
     host.shutdown().await;
 }
+
+/// The official guardrails stages composed as the issue asks: normalize_text → pii_guard → mock
+/// → mask_pii, over HTTP, from a fresh registry (the stages are there without being added).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_guardrails_pipeline_denies_a_valid_card_passes_a_bad_checksum_and_masks_emails() {
+    let host = TestHost::builder()
+        .extension(annex_ext_guardrails::Guardrails::default())
+        .config(|c| c.server.admin_token = Some(TOKEN.into()))
+        .start()
+        .await
+        .expect("host starts");
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Config::default();
+    c.database.url = Some(host.database_url().to_owned());
+    c.data_dir = dir.path().to_owned();
+    let extensions: Vec<Arc<dyn Extension>> = vec![Arc::new(annex_ext_guardrails::Guardrails::default())];
+    let admin = Admin::connect(&c, &extensions).await.expect("the CLI connects");
+    let registry = admin.registry();
+    // The mock answers `{"echo": payload}`: mask the echoed text.
+    let change: StageChange = serde_json::from_value(json!({"config": {"fields": ["/echo"]}})).unwrap();
+    registry.change_stage("cli", "guardrails.mask_pii", change).await.expect("a valid config");
+    let input: PipelineInput = serde_json::from_value(json!({
+        "pre": ["guardrails.normalize_text"],
+        "validators": [{"stage": "guardrails.pii_guard"}],
+        "providers": [{"stage": "guardrails.mock"}],
+        "post": ["guardrails.mask_pii"],
+        "deadline_ms": 2000
+    }))
+    .unwrap();
+    registry.put_pipeline("cli", "guarded", input).await.expect("the pipeline is accepted");
+    let run = |payload: Value| {
+        let req = host.client().post(host.url("/pipelines/guarded")).json(&payload);
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Sentinel: the host serves the pipeline once its snapshot has it.
+    let served = until(Duration::from_secs(5), || async { run(json!("hello")).await.0 == 200 }).await;
+    assert!(served, "the host never served the new pipeline");
+
+    // Normalised (trimmed, collapsed, lower-cased) and answered; the e-mail is flagged, then masked.
+    let (status, body) = run(json!("  Write to   John.Doe@Example.COM  please ")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"echo": "write to j***@example.com please"}));
+
+    // A card number with a valid Luhn checksum is denied, naming the stage, never the number.
+    let (status, body) = run(json!("my card is 4111 1111 1111 1111")).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "denied");
+    assert_eq!(body["error"]["stage"], "guardrails.pii_guard");
+    assert!(!body.to_string().contains("4111"), "the number is not echoed: {body}");
+
+    // The same digits with a wrong checksum are just digits.
+    let (status, body) = run(json!("order 4111 1111 1111 1112 shipped")).await;
+    assert_eq!((status, &body), (200, &json!({"echo": "order 4111 1111 1111 1112 shipped"})));
+    host.shutdown().await;
+}
