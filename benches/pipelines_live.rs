@@ -25,7 +25,8 @@ fn percentile(xs: &mut [Duration], p: f64) -> Duration {
 }
 
 async fn api(t: &TestHost, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let res = t.client().request(method, t.url(path)).bearer_auth(TOKEN).json(&body).send().await.expect("sent");
+    let res =
+        t.client().request(method, t.url(path)).bearer_auth(TOKEN).json(&body).send().await.expect("sent");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
