@@ -134,7 +134,25 @@ fn main() {
             l.push(run(&client, &local).await);
             r.push(run(&client, &remote).await);
         }
+        // The floor: the same request/reply over the same nats-server, straight from async-nats.
+        let raw_client = async_nats::connect(&nats).await.expect("a raw client");
+        let body = serde_json::to_vec(&json!({"v": 1, "request_id": "raw", "pipeline": "raw", "stage": "bench.pass",
+            "attempt": 1, "deadline": "2999-01-01T00:00:00Z", "payload": {"text": "Hello, World"}}))
+        .expect("json");
+        let mut raw = Vec::new();
+        for i in 0..3500 {
+            let started = Instant::now();
+            raw_client.request(subject.to_owned(), body.clone().into()).await.expect("a reply");
+            if i >= 500 {
+                raw.push(started.elapsed());
+            }
+        }
         let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "the same request/reply straight from async-nats (the floor on this machine): p50 {:.0} µs (p99 {:.0})",
+            us(percentile(&mut raw, 0.5)),
+            us(percentile(&mut raw, 0.99))
+        );
         let (l50, r50) = (percentile(&mut l, 0.5), percentile(&mut r, 0.5));
         let (l99, r99) = (percentile(&mut l, 0.99), percentile(&mut r, 0.99));
         println!(
