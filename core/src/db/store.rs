@@ -5,17 +5,21 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::db::json::{self, Unreadable};
+use crate::db::outbox::{self, NewEvent};
 
 /// The channel every replica listens on. The payload is JSON: `{"extension": …, "kind": …}`.
 pub(crate) const CHANNEL: &str = "annex_control";
 
-/// Sets the operator's switch and, when disabling, why.
+/// Sets the operator's switch and, when disabling, why; `event` (the change's host event) is
+/// appended to the outbox in the same transaction.
 pub(crate) async fn set_enabled(
     pool: &PgPool,
     name: &str,
     enabled: bool,
     reason: Option<&str>,
+    event: Option<NewEvent<'_>>,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
     sqlx::query(
         r#"
         update annex.extensions
@@ -29,8 +33,12 @@ pub(crate) async fn set_enabled(
     .bind(name)
     .bind(enabled)
     .bind(reason)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if let Some(event) = event {
+        outbox::record(&mut tx, event).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -47,13 +55,15 @@ pub(crate) async fn switch_and_config(
     Ok(row.map(|(enabled, text)| (enabled, json::parse(&text))))
 }
 
-/// Stores a new config and its history entry in one transaction; returns the old config.
+/// Stores a new config, its history entry and its outbox event in one transaction; returns the
+/// old config.
 pub(crate) async fn store_config(
     pool: &PgPool,
     name: &str,
     config: &serde_json::Value,
     actor: &str,
     request_id: Option<&str>,
+    event: NewEvent<'_>,
 ) -> Result<serde_json::Value, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let old: String =
@@ -81,6 +91,7 @@ pub(crate) async fn store_config(
     .bind(request_id)
     .execute(&mut *tx)
     .await?;
+    outbox::record(&mut tx, event).await?;
     tx.commit().await?;
     Ok(old)
 }

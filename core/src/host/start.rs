@@ -17,7 +17,8 @@ use crate::db::isolation::Isolator;
 use crate::db::state;
 use crate::extension::Extension;
 use crate::extension::context::{Context, Services};
-use crate::extension::events::{EventBus, Subscription};
+use crate::db::outbox;
+use crate::extension::events::{DurableSubscription, EventBus, Subscription};
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::permissions::Grants;
@@ -106,8 +107,10 @@ impl HostBuilder {
             assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial, limits)?;
         // The gates are full before the first request can arrive; the site sync follows changes.
         assembled.runtime.site_gates().reload_all(&database.pool).await?;
+        // The bus gets every outbox row from here on (start-up's own `extension.migrated` too).
+        let outbox_from = outbox::last_id(&database.pool).await.map_err(DbError::from)?;
         assembled.runtime.start_all().await;
-        let background = Background::start(&assembled.runtime);
+        let background = Background::start(&assembled.runtime, outbox_from);
         let ready = Arc::new(AtomicBool::new(true));
         Ok(Host {
             inner: Arc::new(Parts {
@@ -138,7 +141,7 @@ async fn initial_states(pool: &PgPool, config: &Config, plan: &Plan) -> Result<V
             Some(wanted) if wanted != stored.config => {
                 match check_extension_config(p.extension.config_schema().as_ref(), &wanted) {
                     Ok(()) => {
-                        record_config_change(pool, name, &wanted, "config-file").await?;
+                        record_config_change(pool, name, &wanted, "config-file", "config-file").await?;
                         wanted
                     }
                     Err(errors) => {
@@ -220,6 +223,15 @@ pub(super) fn assemble(
                 pattern,
                 gate: slot.clone(),
                 counters: cx.counters().clone(),
+                deliver: Arc::new(move |event| handler(bound.clone(), event)),
+            });
+        }
+        for (pattern, handler) in p.durable {
+            let bound = cx.clone();
+            bus.subscribe_durable(DurableSubscription {
+                extension: name.clone(),
+                pattern,
+                gate: slot.clone(),
                 deliver: Arc::new(move |event| handler(bound.clone(), event)),
             });
         }
