@@ -3,9 +3,10 @@
 //!
 //! It works on the database alone (the CLI, with or without a server running) or on the
 //! database and this process's [`Runtime`] (a server): the rules are the same either way, and
-//! the runtime only adds "and do it here now". Every change is stored in `annex.extensions`,
-//! audited, published on the event bus (when a runtime is here) and announced to the other
-//! replicas with `NOTIFY annex_control`, which makes them call [`Controller::reconcile`].
+//! the runtime only adds "and do it here now". Every change is stored in `annex.extensions`
+//! together with its event (a row of `annex.event_outbox`, same transaction, which every
+//! replica's outbox relay publishes), audited and announced to the other replicas with
+//! `NOTIFY annex_control`, which makes them call [`Controller::reconcile`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
