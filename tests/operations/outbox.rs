@@ -63,7 +63,8 @@ impl Receiver {
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let delivery = headers.get("x-annex-delivery").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let delivery =
+        headers.get("x-annex-delivery").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     r.got.lock().expect("lock").push(Got { delivery, body });
     StatusCode::OK
@@ -127,7 +128,7 @@ async fn a_config_change_made_by_the_cli_with_no_server_running_is_delivered_by_
     let receiver = Receiver::start().await;
     let url = annex_core::testkit::test_database_url().await.expect("database");
     let first = host(&url).await;
-    subscribe(&first.base_url(), &receiver.url, &["extension.config_changed"]).await;
+    subscribe(first.base_url(), &receiver.url, &["extension.config_changed"]).await;
     first.shutdown().await;
 
     // The CLI's path: the database alone, no server anywhere.
@@ -146,7 +147,9 @@ async fn a_config_change_made_by_the_cli_with_no_server_running_is_delivered_by_
     assert!(receiver.of(&id).is_empty(), "nothing can deliver while no server runs: {:?}", receiver.got());
 
     let second = host(&url).await;
-    receiver.wait_for("the CLI's change", Duration::from_secs(20), |got| got.iter().any(|g| g.body["id"] == id)).await;
+    receiver
+        .wait_for("the CLI's change", Duration::from_secs(20), |got| got.iter().any(|g| g.body["id"] == id))
+        .await;
     let got = receiver.of(&id);
     assert_eq!(got[0].body["event"], "extension.config_changed");
     assert_eq!(got[0].body["data"], json!({ "extension": "base", "replica": "cli" }));
@@ -159,9 +162,9 @@ async fn two_replicas_on_one_database_deliver_one_state_change_once() {
     let url = annex_core::testkit::test_database_url().await.expect("database");
     let a = host(&url).await;
     let b = host(&url).await;
-    subscribe(&a.base_url(), &receiver.url, &["extension.*"]).await;
+    subscribe(a.base_url(), &receiver.url, &["extension.*"]).await;
 
-    let (s, body) = call(&a.base_url(), Method::POST, "/api/v1/extensions/base/disable", json!({})).await;
+    let (s, body) = call(a.base_url(), Method::POST, "/api/v1/extensions/base/disable", json!({})).await;
     assert_eq!(s, 200, "{body}");
     receiver
         .wait_for("the disable", Duration::from_secs(20), |got| {
@@ -170,7 +173,7 @@ async fn two_replicas_on_one_database_deliver_one_state_change_once() {
         .await;
     // The sentinel, made on the other replica: the outbox is consumed in order, so a second
     // delivery of the disable would have been enqueued before it.
-    let (s, body) = call(&b.base_url(), Method::POST, "/api/v1/extensions/base/enable", json!({})).await;
+    let (s, body) = call(b.base_url(), Method::POST, "/api/v1/extensions/base/enable", json!({})).await;
     assert_eq!(s, 200, "{body}");
     receiver
         .wait_for("the sentinel", Duration::from_secs(20), |got| {
@@ -208,10 +211,8 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
     let receiver = Receiver::start().await;
     let url = annex_core::testkit::test_database_url().await.expect("database");
     let config = tempfile::tempdir().expect("tempdir");
-    let toml = format!(
-        "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n\
-         config = {{ allow_private_targets = true, backoff_base_ms = 20, backoff_max_ms = 100, poll_interval_ms = 50, timeout_ms = 1000 }}\n"
-    );
+    let toml = "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n\
+         config = { allow_private_targets = true, backoff_base_ms = 20, backoff_max_ms = 100, poll_interval_ms = 50, timeout_ms = 1000 }\n";
     std::fs::write(config.path().join("annex.toml"), toml).expect("annex.toml");
     let data = tempfile::tempdir().expect("tempdir");
 
@@ -228,7 +229,8 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
             change += 1;
             let settings = json!({ "allow_private_targets": true, "backoff_base_ms": 20, "backoff_max_ms": 100,
                                    "poll_interval_ms": 50 + change, "timeout_ms": 1000 });
-            let (s, body) = call(&server.url, Method::PUT, "/api/v1/extensions/webhooks/config", settings).await;
+            let (s, body) =
+                call(&server.url, Method::PUT, "/api/v1/extensions/webhooks/config", settings).await;
             assert_eq!(s, 200, "{body}");
             answered += 1;
         }
@@ -239,7 +241,11 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
     // The last start: every committed change's event arrives.
     let server = Server::start(serve(&url, config.path()), data.path());
     let committed = outbox_ids(&url, "extension.config_changed").await;
-    assert!(committed.len() >= answered, "every answered change was stored: {} < {answered}", committed.len());
+    assert!(
+        committed.len() >= answered,
+        "every answered change was stored: {} < {answered}",
+        committed.len()
+    );
     receiver
         .wait_for("every committed change", Duration::from_secs(120), |got| {
             let seen: BTreeSet<&str> = got.iter().filter_map(|g| g.body["id"].as_str()).collect();

@@ -113,7 +113,11 @@ pub(crate) async fn lock_cursor(conn: &mut PgConnection, consumer: &str) -> Resu
 }
 
 /// Moves `consumer`'s cursor to `last_id` (inside the transaction that locked it).
-pub(crate) async fn advance_cursor(conn: &mut PgConnection, consumer: &str, last_id: i64) -> Result<(), sqlx::Error> {
+pub(crate) async fn advance_cursor(
+    conn: &mut PgConnection,
+    consumer: &str,
+    last_id: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("update annex.event_cursors set last_id = $2, updated_at = now() where consumer = $1")
         .bind(consumer)
         .bind(last_id)

@@ -74,10 +74,10 @@ impl Extension for Webhooks {
         r.subscribe("*", move |cx: Context, event: Event| {
             let shared = shared.clone();
             async move {
-                if event.outbox_id().is_none() {
-                    if let Err(e) = on_event(&shared, &cx, &event).await {
-                        tracing::error!(error = %e, event = %event.name, "webhooks: event not enqueued");
-                    }
+                if event.outbox_id().is_none()
+                    && let Err(e) = on_event(&shared, &cx, &event).await
+                {
+                    tracing::error!(error = %e, event = %event.name, "webhooks: event not enqueued");
                 }
             }
         });
