@@ -56,9 +56,12 @@ impl Receiver {
         self.got().into_iter().filter(|g| g.body["id"] == event_id).collect()
     }
 
-    async fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&[Got]) -> bool) {
-        let reached = eventually(limit, || async { done(&self.got()) }).await;
-        assert!(reached.is_some(), "timed out waiting for {what}; received: {:?}", self.got());
+    /// Waits until `done` holds for what arrived; when it times out, names what the database holds.
+    async fn wait_in(&self, database_url: &str, what: &str, limit: Duration, done: impl Fn(&[Got]) -> bool) {
+        if eventually(limit, || async { done(&self.got()) }).await.is_none() {
+            let state = dump(database_url).await;
+            panic!("timed out waiting for {what}; received: {:?}\n{state}", self.got());
+        }
     }
 }
 
@@ -111,6 +114,28 @@ async fn subscribe(base_url: &str, url: &str, events: &[&str]) {
     assert_eq!(status, 201, "{sub}");
 }
 
+/// The outbox, the cursors and the webhooks queue, for a failure message.
+async fn dump(database_url: &str) -> String {
+    let pool = sqlx::PgPool::connect(database_url).await.expect("connect");
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("select id, name, origin from annex.event_outbox order by id")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    let cursors: Vec<(String, i64)> = sqlx::query_as("select consumer, last_id from annex.event_cursors")
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+    let queue: Vec<(String, String, String, i32)> = sqlx::query_as(
+        "select id, event_id, status, attempts from ext_webhooks.deliveries order by created_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    pool.close().await;
+    format!("outbox: {rows:?}\ncursors: {cursors:?}\nqueue: {queue:?}")
+}
+
 /// The outbox rows named `name`, as the event ids the webhooks body carries.
 async fn outbox_ids(database_url: &str, name: &str) -> BTreeSet<String> {
     let pool = sqlx::PgPool::connect(database_url).await.expect("connect");
@@ -148,7 +173,9 @@ async fn a_config_change_made_by_the_cli_with_no_server_running_is_delivered_by_
 
     let second = host(&url).await;
     receiver
-        .wait_for("the CLI's change", Duration::from_secs(20), |got| got.iter().any(|g| g.body["id"] == id))
+        .wait_in(&url, "the CLI's change", Duration::from_secs(20), |got| {
+            got.iter().any(|g| g.body["id"] == id)
+        })
         .await;
     let got = receiver.of(&id);
     assert_eq!(got[0].body["event"], "extension.config_changed");
@@ -167,7 +194,7 @@ async fn two_replicas_on_one_database_deliver_one_state_change_once() {
     let (s, body) = call(a.base_url(), Method::POST, "/api/v1/extensions/base/disable", json!({})).await;
     assert_eq!(s, 200, "{body}");
     receiver
-        .wait_for("the disable", Duration::from_secs(20), |got| {
+        .wait_in(&url, "the disable", Duration::from_secs(20), |got| {
             got.iter().any(|g| g.body["event"] == "extension.disabled")
         })
         .await;
@@ -176,7 +203,7 @@ async fn two_replicas_on_one_database_deliver_one_state_change_once() {
     let (s, body) = call(b.base_url(), Method::POST, "/api/v1/extensions/base/enable", json!({})).await;
     assert_eq!(s, 200, "{body}");
     receiver
-        .wait_for("the sentinel", Duration::from_secs(20), |got| {
+        .wait_in(&url, "the sentinel", Duration::from_secs(20), |got| {
             got.iter().any(|g| g.body["event"] == "extension.enabled")
         })
         .await;
@@ -188,6 +215,40 @@ async fn two_replicas_on_one_database_deliver_one_state_change_once() {
     assert_eq!(enabled, 1, "{got:?}");
     b.shutdown().await;
     a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_activation_and_deactivation_are_delivered_as_outbox_events() {
+    let receiver = Receiver::start().await;
+    let url = annex_core::testkit::test_database_url().await.expect("database");
+    let t = host(&url).await;
+    subscribe(t.base_url(), &receiver.url, &["site.*"]).await;
+    let (s, b) =
+        call(t.base_url(), Method::POST, "/api/v1/sites", json!({ "slug": "plant", "name": "Plant" })).await;
+    assert_eq!(s, 201, "{b}");
+    let activate = json!({ "config": { "greeting": "moin" }, "reason": "go-live" });
+    let (s, b) =
+        call(t.base_url(), Method::POST, "/api/v1/sites/plant/extensions/base/activate", activate).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call(
+        t.base_url(),
+        Method::DELETE,
+        "/api/v1/sites/plant/extensions/base",
+        json!({ "reason": "done" }),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    receiver
+        .wait_in(&url, "the activation and the deactivation", Duration::from_secs(20), |got| got.len() >= 2)
+        .await;
+    let got = receiver.got();
+    let names: Vec<&str> = got.iter().filter_map(|g| g.body["event"].as_str()).collect();
+    assert_eq!(names, ["site.extension_activated", "site.extension_deactivated"], "in order: {got:?}");
+    for g in &got {
+        assert_eq!(g.body["data"]["site"], "plant", "{g:?}");
+        assert_eq!(g.body["data"]["extension"], "base", "{g:?}");
+    }
+    t.shutdown().await;
 }
 
 fn serve(url: &str, config_dir: &std::path::Path) -> std::process::Command {
@@ -218,10 +279,14 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
 
     let mut answered = 0usize;
     let mut change = 0u64;
+    let mut before = BTreeSet::new();
     for round in 0..ROUNDS {
         let server = Server::start(serve(&url, config.path()), data.path());
         if round == 0 {
             subscribe(&server.url, &receiver.url, &["extension.config_changed"]).await;
+            // Rows stored before the subscription existed may find nothing to deliver to.
+            before = outbox_ids(&url, "extension.config_changed").await;
+            println!("kill -9: stored before the subscription: {before:?}");
         }
         // Kill after the `k`-th answer of this round (1..=4), `round * 7` ms later.
         let kill_after = round % CHANGES_PER_ROUND + 1;
@@ -240,26 +305,45 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
 
     // The last start: every committed change's event arrives.
     let server = Server::start(serve(&url, config.path()), data.path());
-    let committed = outbox_ids(&url, "extension.config_changed").await;
+    let committed: BTreeSet<String> =
+        outbox_ids(&url, "extension.config_changed").await.difference(&before).cloned().collect();
     assert!(
         committed.len() >= answered,
         "every answered change was stored: {} < {answered}",
         committed.len()
     );
-    receiver
-        .wait_for("every committed change", Duration::from_secs(120), |got| {
-            let seen: BTreeSet<&str> = got.iter().filter_map(|g| g.body["id"].as_str()).collect();
-            committed.iter().all(|id| seen.contains(id.as_str()))
-        })
-        .await;
+    let arrived = eventually(Duration::from_secs(120), || async {
+        let got = receiver.got();
+        let seen: BTreeSet<&str> = got.iter().filter_map(|g| g.body["id"].as_str()).collect();
+        committed.iter().all(|id| seen.contains(id.as_str()))
+    })
+    .await;
+    if arrived.is_none() {
+        let (_, l) = call(&server.url, Method::GET, "/ext/webhooks/deliveries?limit=500", json!({})).await;
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+        let rows: Vec<(i64, String, String, String)> =
+            sqlx::query_as("select id, name, origin, data::text from annex.event_outbox order by id")
+                .fetch_all(&pool)
+                .await
+                .expect("outbox");
+        let cursors: Vec<(String, i64)> = sqlx::query_as("select consumer, last_id from annex.event_cursors")
+            .fetch_all(&pool)
+            .await
+            .expect("cursors");
+        panic!(
+            "not every committed change arrived: {committed:?}\noutbox: {rows:?}\ncursors: {cursors:?}\ndeliveries: {l}\nreceived: {:?}",
+            receiver.got()
+        );
+    }
     // The sentinel: one more change, once everything before it arrived; then every delivery must
     // settle as succeeded (a send cut by a kill is retried when its lease runs out), so a
     // duplicate still on its way is counted too.
     let (s, body) = call(&server.url, Method::PUT, "/api/v1/extensions/webhooks/config", fast()).await;
     assert_eq!(s, 200, "{body}");
-    let all = outbox_ids(&url, "extension.config_changed").await;
+    let all: BTreeSet<String> =
+        outbox_ids(&url, "extension.config_changed").await.difference(&before).cloned().collect();
     receiver
-        .wait_for("the sentinel", Duration::from_secs(60), |got| {
+        .wait_in(&url, "the sentinel", Duration::from_secs(60), |got| {
             let seen: BTreeSet<&str> = got.iter().filter_map(|g| g.body["id"].as_str()).collect();
             all.iter().all(|id| seen.contains(id.as_str()))
         })

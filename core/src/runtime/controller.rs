@@ -283,7 +283,7 @@ impl Controller {
     }
 
     /// Who makes this controller's changes: this replica, or the CLI.
-    fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         self.runtime.as_deref().map_or(CLI_ORIGIN, Runtime::replica)
     }
 
