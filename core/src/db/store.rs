@@ -10,6 +10,15 @@ use crate::db::outbox::{self, NewEvent};
 /// The channel every replica listens on. The payload is JSON: `{"extension": …, "kind": …}`.
 pub(crate) const CHANNEL: &str = "annex_control";
 
+/// Which outbox event a switch change writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SwitchEvent<'a> {
+    /// This event, whatever the switch was.
+    Always(NewEvent<'a>),
+    /// This event only if the switch was the other way.
+    IfFlipped(NewEvent<'a>),
+}
+
 /// Sets the operator's switch and, when disabling, why; `event` (the change's host event) is
 /// appended to the outbox in the same transaction.
 pub(crate) async fn set_enabled(
@@ -17,26 +26,34 @@ pub(crate) async fn set_enabled(
     name: &str,
     enabled: bool,
     reason: Option<&str>,
-    event: Option<NewEvent<'_>>,
+    event: SwitchEvent<'_>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let was: Option<bool> = sqlx::query_scalar(
         r#"
-        update annex.extensions
+        update annex.extensions e
            set enabled = $2,
-               state = case when $2 then state else 'disabled' end,
-               last_error = case when $2 then last_error else $3 end,
+               state = case when $2 then e.state else 'disabled' end,
+               last_error = case when $2 then e.last_error else $3 end,
                updated_at = now()
-         where name = $1
+          from (select name, enabled from annex.extensions where name = $1 for update) old
+         where e.name = old.name
+        returning old.enabled
         "#,
     )
     .bind(name)
     .bind(enabled)
     .bind(reason)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
-    if let Some(event) = event {
-        outbox::record(&mut tx, event).await?;
+    match event {
+        SwitchEvent::Always(event) => {
+            outbox::record(&mut tx, event).await?;
+        }
+        SwitchEvent::IfFlipped(event) if was == Some(!enabled) => {
+            outbox::record(&mut tx, event).await?;
+        }
+        SwitchEvent::IfFlipped(_) => {}
     }
     tx.commit().await?;
     Ok(())

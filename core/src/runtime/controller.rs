@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::config::schema::check_extension_config;
 use crate::db::outbox::{CLI_ORIGIN, NewEvent};
+use crate::db::store::SwitchEvent;
 use crate::db::{state, store};
 use crate::extension::gate::ExtensionState;
 use crate::extension::json::unstorable;
@@ -109,7 +110,11 @@ impl Controller {
         if let Some((_, m)) = local
             && m.state() == ExtensionState::Running
         {
-            store::set_enabled(&self.pool, name, true, None, None).await?;
+            // Running here already (this replica has not yet followed a disable made elsewhere):
+            // flipping the switch back on is still a change, with its event.
+            let data = self.event_data(name);
+            let event = NewEvent { name: "extension.enabled", data: &data, origin: self.origin() };
+            store::set_enabled(&self.pool, name, true, None, SwitchEvent::IfFlipped(event)).await?;
             return Ok(report(Some(ExtensionState::Running)));
         }
         let enabled = self.enabled_set().await?;
@@ -125,7 +130,7 @@ impl Controller {
         }
         let data = self.event_data(name);
         let event = NewEvent { name: "extension.enabled", data: &data, origin: self.origin() };
-        store::set_enabled(&self.pool, name, true, None, Some(event)).await?;
+        store::set_enabled(&self.pool, name, true, None, SwitchEvent::Always(event)).await?;
         let started = match local {
             Some((rt, m)) => {
                 rt.health_book().reset(name, m.cx().counters().panics());
@@ -173,7 +178,7 @@ impl Controller {
             };
             let data = self.event_data(n);
             let event = NewEvent { name: "extension.disabled", data: &data, origin: self.origin() };
-            store::set_enabled(&self.pool, n, false, Some(&why), Some(event)).await?;
+            store::set_enabled(&self.pool, n, false, Some(&why), SwitchEvent::Always(event)).await?;
             if let Some((rt, m)) = self.local(n) {
                 rt.stop_one(m, ExtensionState::Disabled).await;
             }
