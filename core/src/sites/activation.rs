@@ -232,7 +232,7 @@ pub(crate) async fn apply(
             "config_version": config_version, "actor": actor.audit_name(),
         });
         let name = format!("site.extension_{action}");
-        outbox::record(&mut **tx, NewEvent { name: &name, data: &data, origin }).await?;
+        outbox::record(tx, NewEvent { name: &name, data: &data, origin }).await?;
         done.push(Activation {
             site: site.slug.clone(),
             extension: c.name.clone(),
@@ -403,7 +403,7 @@ pub(crate) async fn deactivate_one(
         "site": site.slug, "extension": name, "old_hash": old_hash, "cascade_of": cascade_of,
         "actor": actor.audit_name(),
     });
-    outbox::record(&mut **tx, NewEvent { name: "site.extension_deactivated", data: &data, origin }).await?;
+    outbox::record(tx, NewEvent { name: "site.extension_deactivated", data: &data, origin }).await?;
     Ok(())
 }
 
