@@ -1,5 +1,6 @@
 -- The outbox of host events that record a state change (extension.enabled, .disabled,
--- .config_changed, .migrated). A row is written in the same transaction as the change it
+-- .config_changed, .migrated; site.extension_activated, _reconfigured, _deactivated,
+-- site.signoff_recorded). A row is written in the same transaction as the change it
 -- records, so a change and its event are stored together or not at all. Writers take the
 -- advisory lock `annex.event_outbox` (pg_advisory_xact_lock) before inserting, so ids commit in
 -- id order and a reader that has seen id N never later finds a smaller one committed.

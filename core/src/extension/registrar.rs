@@ -162,8 +162,9 @@ impl Registrar {
     }
 
     /// Subscribes durably to the host's state-change events (the outbox: `extension.enabled`,
-    /// `extension.disabled`, `extension.config_changed`, `extension.migrated`) whose name
-    /// matches `pattern`. Unlike [`Registrar::subscribe`], every such event is delivered, in
+    /// `extension.disabled`, `extension.config_changed`, `extension.migrated`,
+    /// `site.extension_activated`, `site.extension_reconfigured`, `site.extension_deactivated`,
+    /// `site.signoff_recorded`) whose name matches `pattern`. Unlike [`Registrar::subscribe`], every such event is delivered, in
     /// order, including those stored while no server ran or this extension was stopped, and
     /// across replicas each reaches one of them: the host keeps a cursor per subscription,
     /// advanced only when the handler returns `Ok`. `Err` (or a panic) delivers the event
