@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use annex_core::config::{Config, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, serve, sites_cmd};
+use crate::{
+    audit_cmd, entities_cmd, extensions_cmd, logging, operators_cmd, pipelines_cmd, serve, sites_cmd,
+    stages_cmd,
+};
 
 /// annex: a host runtime for compiled-in extensions.
 #[derive(Debug, Parser)]
@@ -56,6 +59,16 @@ enum Command {
         #[command(subcommand)]
         command: operators_cmd::OperatorsCommand,
     },
+    /// The pipeline stage registry: compiled-in and remote stages.
+    Stages {
+        #[command(subcommand)]
+        command: stages_cmd::StagesCommand,
+    },
+    /// Pipelines composed from the registry's stages.
+    Pipelines {
+        #[command(subcommand)]
+        command: pipelines_cmd::PipelinesCommand,
+    },
     /// Check the audit log.
     Audit {
         #[command(subcommand)]
@@ -92,6 +105,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Command::Entities { command } => entities_cmd::run(config, command).await,
             Command::Sites { command } => sites_cmd::run(config, command).await,
             Command::Operators { command } => operators_cmd::run(config, command).await,
+            Command::Stages { command } => stages_cmd::run(config, command).await,
+            Command::Pipelines { command } => pipelines_cmd::run(config, command).await,
             Command::Audit { command } => audit_cmd::run(config, command).await,
         }
     })

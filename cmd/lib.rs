@@ -14,9 +14,11 @@ mod extensions_cmd;
 mod logging;
 mod migrate_cmd;
 mod operators_cmd;
+mod pipelines_cmd;
 mod scaffold;
 mod serve;
 mod sites_cmd;
+mod stages_cmd;
 
 pub use cli::run;
 

@@ -500,3 +500,118 @@ mod profile {
         }
     }
 }
+
+/// `bench`: one no-op stage of each kind, and the pipeline `bench` made of them.
+struct NoopStages;
+
+#[async_trait::async_trait]
+impl crate::Extension for NoopStages {
+    fn metadata(&self) -> crate::Metadata {
+        crate::Metadata::new("bench", "1.0.0")
+    }
+
+    fn register(&self, r: &mut crate::Registrar) {
+        use crate::extension::stage::{StageKind, StageRequest, StageResult, StageSpec};
+        for kind in StageKind::ALL {
+            r.stage(StageSpec::new(kind.as_str(), kind), |_cx: crate::Context, _req: StageRequest| async {
+                StageResult::continue_()
+            });
+        }
+    }
+}
+
+/// A replica's pipelines over the four no-op stages of `bench` (no database): the registry
+/// snapshot, its lookup, its rebuild and swap, and a run.
+pub struct PipelineFixture {
+    pipelines: crate::pipelines::snapshot::Pipelines,
+    stages: Vec<crate::pipelines::model::StageDef>,
+    defs: Vec<crate::pipelines::model::PipelineDef>,
+    provider: crate::extension::stage::StageFn,
+    cx: crate::Context,
+}
+
+impl std::fmt::Debug for PipelineFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineFixture").finish_non_exhaustive()
+    }
+}
+
+impl PipelineFixture {
+    /// The snapshot holds `pipelines` pipelines (`p0`, `p1`, … and `bench`), all of the same
+    /// four stages.
+    pub fn new(pipelines: usize) -> Self {
+        use crate::pipelines::model::{PipelineDef, PipelineStages, ProviderRef, ValidatorRef};
+        use crate::pipelines::registry::compiled_row;
+        use crate::pipelines::snapshot::{CompiledStage, Pipelines};
+
+        let extension: Arc<dyn crate::Extension> = Arc::new(NoopStages);
+        let catalog = Arc::new(crate::plan::catalog::Catalog::new(std::slice::from_ref(&extension)));
+        let mut registrar = crate::Registrar::new("bench");
+        extension.register(&mut registrar);
+        let cx = crate::Context::new_test("bench");
+        let slot = Arc::new(Slot::new());
+        slot.set(ExtensionState::Running);
+        let mut compiled = std::collections::HashMap::new();
+        let mut stages = Vec::new();
+        let mut provider = None;
+        for s in registrar.stages {
+            let row = compiled_row("bench", &s.spec);
+            if s.spec.kind() == crate::extension::stage::StageKind::Provider {
+                provider = Some(s.f.clone());
+            }
+            compiled.insert(row.id.clone(), CompiledStage { f: s.f, cx: cx.clone(), slot: slot.clone() });
+            stages.push(row);
+        }
+        let families = Metrics::empty().pipelines().clone();
+        let remote = crate::pipelines::remote::RemoteStages::none();
+        let engine = Pipelines::new(compiled, catalog, remote, families);
+        let shape = PipelineStages {
+            pre: vec!["bench.pre".into()],
+            validators: vec![ValidatorRef { stage: "bench.validator".into(), order: 0 }],
+            providers: vec![ProviderRef { stage: "bench.provider".into(), priority: 0 }],
+            post: vec!["bench.post".into()],
+        };
+        let defs = (0..pipelines)
+            .map(|i| format!("p{i}"))
+            .chain(["bench".to_owned()])
+            .map(|name| PipelineDef { name, stages: shape.clone(), deadline_ms: 5000, updated_at: None })
+            .collect();
+        let fixture = Self { pipelines: engine, stages, defs, provider: provider.expect("a provider"), cx };
+        fixture.reload();
+        fixture
+    }
+
+    /// Builds a new snapshot from the same rows and swaps it in.
+    pub fn reload(&self) {
+        match self.pipelines.build(self.stages.clone(), self.defs.clone()) {
+            Ok(snapshot) => self.pipelines.swap(snapshot),
+            Err(problems) => panic!("the bench registry does not validate: {problems:?}"),
+        }
+    }
+
+    /// Finds pipeline `name`: a load of the snapshot and a hash lookup.
+    pub fn lookup(&self, name: &str) -> bool {
+        self.pipelines.find(name).is_some()
+    }
+
+    /// Runs pipeline `bench` on `payload`; true when it answered.
+    pub async fn run(&self, payload: serde_json::Value) -> bool {
+        self.pipelines.run("bench", payload, "bench").await.result.is_ok()
+    }
+
+    /// Calls the provider stage's handler directly, as a bare handler would answer.
+    pub async fn bare(&self, payload: serde_json::Value) -> bool {
+        let request = crate::extension::stage::StageRequest {
+            v: 1,
+            request_id: "bench".into(),
+            pipeline: "bench".into(),
+            stage: "bench.provider".into(),
+            attempt: 1,
+            deadline: chrono::Utc::now(),
+            payload,
+            config: serde_json::Value::Null,
+            context: serde_json::Value::Null,
+        };
+        (self.provider)(self.cx.clone(), request).await.outcome == crate::extension::stage::Outcome::Continue
+    }
+}

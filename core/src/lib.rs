@@ -36,8 +36,12 @@
 //!   the author's types (errors its services return, [`extension::Dependency`], …) and
 //!   [`hooks`] the hook types.
 //! - [`host`]: running a host ([`host::Host`]); [`config`]: its configuration; [`admin`]:
-//!   operating it (the controller behind the CLI and the admin API); `testkit` (feature
-//!   `testkit`): testing an extension against a real PostgreSQL.
+//!   operating it (the controller behind the CLI and the admin API, and the pipeline stage
+//!   [`admin::Registry`]); `testkit` (feature `testkit`): testing an extension against a real
+//!   PostgreSQL.
+//! - [`stage`]: processing-pipeline stages (the envelope, [`Registrar::stage`]); the pipelines
+//!   themselves (registry, snapshot, engine, `POST /pipelines/<name>`) are described in
+//!   docs/pipelines.md.
 //!
 //! The lifecycle of an extension is on the [`Extension`] trait; the request path and the
 //! database follow.

@@ -15,6 +15,7 @@ mod hostile_input;
 mod json_values;
 mod metrics;
 mod outbox;
+mod pipelines_admin;
 mod replicas;
 mod scaffold;
 mod sites;

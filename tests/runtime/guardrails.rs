@@ -612,3 +612,106 @@ fn the_envelope_schema_matches_the_types() {
     assert!(!requests.is_valid(&missing));
     assert!(serde_json::from_value::<StageRequest>(missing).is_err());
 }
+
+// ---- The example remote stage in a pipeline ----
+
+/// The same validator in process and served by the example program, in two pipelines of one
+/// host: the same answers; then the program is stopped: fail-closed → 503, fail-open → 200 and
+/// `Annex-Degraded`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_gives_the_same_answers_with_the_example_remote_stage_and_survives_its_loss() {
+    const TOKEN: &str = "guardrails-test-token";
+    let server = NatsServer::start().await.expect("own nats-server");
+    let mut remote = RemoteStage::start(&server.url()).await;
+    let nats = server.url();
+    let host = annex_core::testkit::TestHost::builder()
+        .extension(annex_ext_guardrails::Guardrails::default())
+        .config(move |c| {
+            c.server.admin_token = Some(TOKEN.into());
+            c.nats.url = Some(nats);
+        })
+        .start()
+        .await
+        .expect("host starts");
+    let api = |method: reqwest::Method, path: &str, body: Value| {
+        let req = host.client().request(method, host.url(path)).bearer_auth(TOKEN).json(&body);
+        async move {
+            let res = req.send().await.expect("sent");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let stage = json!({"id": "remote.pii_guard", "kind": "validator", "subject": subject_of("pii_guard"),
+                       "timeout_ms": 1000, "retry": {"max_attempts": 1}});
+    let (s, b) = api(reqwest::Method::POST, "/api/v1/stages", stage).await;
+    assert_eq!(s, 201, "{b}");
+    for (name, validator) in [("in_process", "guardrails.pii_guard"), ("over_nats", "remote.pii_guard")] {
+        let pipeline =
+            json!({"validators": [{"stage": validator}], "providers": [{"stage": "guardrails.mock"}]});
+        let (s, b) = api(reqwest::Method::PUT, &format!("/api/v1/pipelines/{name}"), pipeline).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let run = |name: &'static str, payload: Value| {
+        let req = host.client().post(host.url(&format!("/pipelines/{name}"))).json(&payload);
+        async move {
+            let res = req.send().await.expect("sent");
+            let (status, headers) = (res.status().as_u16(), res.headers().clone());
+            (status, headers, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Sentinel: both pipelines are served and the remote stage answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run("over_nats", json!("hello")).await.0 != 200 || run("in_process", json!("hello")).await.0 != 200
+    {
+        assert!(Instant::now() < deadline, "the pipelines were never served");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    for payload in [
+        json!("write to jane@example.com"),
+        json!("card 4111 1111 1111 1111"),
+        json!("digits 4111 1111 1111 1112"),
+        json!({"text": "ssn 123-45-6789"}),
+        json!({"messages": [{"role": "user", "content": "call (212) 555-0123"}]}),
+    ] {
+        let (s1, _, b1) = run("in_process", payload.clone()).await;
+        let (s2, h2, b2) = run("over_nats", payload.clone()).await;
+        assert_eq!(s1, s2, "{payload}: {b1} vs {b2}");
+        assert!(h2.get("annex-degraded").is_none(), "{payload}");
+        if s1 == 200 {
+            assert_eq!(b1, b2, "{payload}");
+        } else {
+            assert_eq!(s1, 422, "{payload}: {b1}");
+            assert_eq!(b1["error"]["reason"], b2["error"]["reason"], "{payload}");
+            assert_eq!(b2["error"]["stage"], "remote.pii_guard");
+        }
+    }
+
+    // The program stops: the fail-closed validator fails the run, naming the stage.
+    remote.kill();
+    let closed = Instant::now() + Duration::from_secs(5);
+    let (status, body) = loop {
+        let (status, _, body) = run("over_nats", json!("hello")).await;
+        if status == 503 || Instant::now() >= closed {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("stage_unavailable")), "{body}");
+    assert_eq!(body["error"]["stage"], "remote.pii_guard");
+    // Opened by an operator: the run goes on and the answer says which stage it went without.
+    let (s, b) =
+        api(reqwest::Method::PUT, "/api/v1/stages/remote.pii_guard", json!({"on_error": "open"})).await;
+    assert_eq!(s, 200, "{b}");
+    let opened = Instant::now() + Duration::from_secs(5);
+    let (status, headers, body) = loop {
+        let got = run("over_nats", json!("hello")).await;
+        if got.0 == 200 || Instant::now() >= opened {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!((status, &body), (200, &json!({"echo": "hello"})));
+    assert_eq!(headers.get("annex-degraded").map(|v| v.to_str().unwrap()), Some("remote.pii_guard"));
+    host.shutdown().await;
+}

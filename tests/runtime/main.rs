@@ -16,6 +16,7 @@ mod hooks;
 mod lifecycle;
 mod limits;
 mod permissions;
+mod pipelines;
 mod serving;
 mod sites;
 mod startup_validation;

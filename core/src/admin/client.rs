@@ -11,6 +11,7 @@ use crate::db::error::DbError;
 use crate::db::state;
 use crate::extension::Extension;
 use crate::observe::audit::{self, ChainVerdict};
+use crate::pipelines::registry::Registry;
 use crate::plan::catalog::Catalog;
 use crate::runtime::controller::Controller;
 use crate::sites::Sites;
@@ -56,6 +57,12 @@ impl Admin {
     /// runs them as [`crate::access::Actor::Cli`].
     pub fn sites(&self) -> Sites<'_> {
         Sites::new(&self.db.pool, self.controller.catalog(), self.controller.origin())
+    }
+
+    /// The stage registry (`annex stages …`, `annex pipelines …`), the same [`Registry`] the
+    /// admin API calls. A running server picks its changes up through NOTIFY.
+    pub fn registry(&self) -> Registry<'_> {
+        Registry::new(&self.db.pool, self.controller.catalog(), self.controller.config().nats.url.is_some())
     }
 
     /// Adds an operator, as the CLI; returns it and its personal token (shown once).

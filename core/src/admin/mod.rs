@@ -12,6 +12,15 @@ pub use crate::entities::migrations::EntityPlan;
 pub use crate::entities::store::AppliedDeclaration;
 pub use crate::extension::gate::ExtensionState;
 pub use crate::observe::audit::{BreakReason, BrokenLink, ChainVerdict};
+pub use crate::pipelines::error::RegistryError;
+pub use crate::pipelines::health::{BreakerState, HealthFigures};
+pub use crate::pipelines::model::{
+    BreakerSettings, NewStage, PipelineDef, PipelineInput, PipelineStages, ProviderRef, RetryPolicy,
+    StageChange, StageDef, Transport, ValidatorRef,
+};
+pub use crate::pipelines::registry::Registry;
+pub use crate::pipelines::snapshot::{RegistryStatus, ReloadError};
+pub use crate::pipelines::store::StoredHealth;
 pub use crate::plan::catalog::DeclaredHook;
 pub use crate::plan::preflight::{Problem, preflight};
 pub use crate::runtime::control_error::ControlError;

@@ -260,14 +260,15 @@ pub(crate) fn offline_router(
 
     let plan = Plan::new(extensions).expect("a valid set of extensions");
     let catalog = Arc::new(Catalog::of_plan(&plan));
-    let initial = plan.extensions.iter().map(|_| start::Initial::enabled()).collect();
     // A lazy pool never connects unless used; the request path must not use it.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy("postgres://nobody@127.0.0.1:1/none")
         .expect("a well-formed URL");
     let limits = start::prepare_limits(&config, &plan).expect("valid limits");
+    let initial = limits.into_iter().map(|l| (start::Initial::enabled(), l)).collect();
+    let remote = crate::pipelines::remote::RemoteStages::none();
     let assembled =
-        start::assemble(Arc::new(config), pool, None, plan, catalog, initial, limits).expect("assembles");
+        start::assemble(Arc::new(config), pool, None, plan, catalog, initial, remote).expect("assembles");
     for m in assembled.runtime.extensions() {
         m.slot().set(ExtensionState::Running);
     }

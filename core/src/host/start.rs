@@ -2,6 +2,7 @@
 //! config given in annex.toml), assemble the runtime and the request-path chains, start every
 //! enabled extension, start the background tasks.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,9 @@ use crate::http::request_path::site_route;
 use crate::limits::error::LimitsError;
 use crate::limits::quota::{Limits, Prepared};
 use crate::observe::metrics::Metrics;
+use crate::pipelines::registry;
+use crate::pipelines::remote::RemoteStages;
+use crate::pipelines::snapshot::{CompiledStage, Pipelines};
 use crate::plan::catalog::Catalog;
 use crate::plan::{Plan, needs_of};
 use crate::runtime::background::Background;
@@ -103,13 +107,25 @@ impl HostBuilder {
         let isolator =
             Isolator::prepare(&database.pool, &database.options, &config).await.map_err(DbError::from)?;
         let initial = initial_states(&database.pool, &config, &plan).await.map_err(DbError::from)?;
-        let assembled =
-            assemble(config, database.pool.clone(), Some(isolator), plan, catalog, initial, limits)?;
+        let remote =
+            RemoteStages::connect(&config.nats).await.map_err(|e| HostError::Internal(e.to_string()))?;
+        registry::seed(&database.pool, &catalog).await.map_err(|e| HostError::Internal(e.to_string()))?;
+        let assembled = assemble(
+            config,
+            database.pool.clone(),
+            Some(isolator),
+            plan,
+            catalog,
+            initial.into_iter().zip(limits).collect(),
+            remote,
+        )?;
         // The gates are full before the first request can arrive; the site sync follows changes.
         assembled.runtime.site_gates().reload_all(&database.pool).await?;
         // The bus gets every outbox row from here on (start-up's own `extension.migrated` too).
         let outbox_from = outbox::last_id(&database.pool).await.map_err(DbError::from)?;
         assembled.runtime.start_all().await;
+        // After start: a refused registry is logged and shown, and the host serves the rest.
+        assembled.runtime.pipelines().reload(&database.pool).await;
         let background = Background::start(&assembled.runtime, outbox_from);
         let ready = Arc::new(AtomicBool::new(true));
         Ok(Host {
@@ -186,15 +202,16 @@ pub(super) fn assemble(
     isolator: Option<Isolator>,
     plan: Plan,
     catalog: Arc<Catalog>,
-    initial: Vec<Initial>,
-    prepared: Vec<Prepared>,
+    initial: Vec<(Initial, Prepared)>,
+    remote: RemoteStages,
 ) -> Result<Assembled, HostError> {
+    let mut compiled = HashMap::new();
     let bus = Arc::new(EventBus::default());
     let services = Arc::new(Services { bus: bus.clone(), pool: Some(pool.clone()) });
     let (mut hook_specs, mut middleware_specs) = (Vec::new(), Vec::new());
     let mut extensions = Vec::with_capacity(plan.extensions.len());
     let mut metrics = Metrics::empty();
-    for ((p, initial), prepared) in plan.extensions.into_iter().zip(initial).zip(prepared) {
+    for (p, (initial, prepared)) in plan.extensions.into_iter().zip(initial) {
         let name = p.metadata.name.clone();
         // Each route twice: under /ext/<name> and under every site, by its template.
         let routes: Vec<_> = p
@@ -235,6 +252,10 @@ pub(super) fn assemble(
                 deliver: Arc::new(move |event| handler(bound.clone(), event)),
             });
         }
+        for stage in p.stages {
+            let id = format!("{name}.{}", stage.spec.name());
+            compiled.insert(id, CompiledStage { f: stage.f, cx: cx.clone(), slot: slot.clone() });
+        }
         hook_specs.extend(p.hooks.into_iter().map(|h| (cx.clone(), slot.clone(), h)));
         middleware_specs.extend(p.middleware.into_iter().map(|m| (cx.clone(), slot.clone(), m)));
         if !initial.enabled {
@@ -244,7 +265,8 @@ pub(super) fn assemble(
         }
         extensions.push(Managed::new(p.metadata, p.extension, cx, slot, p.routes, needs, handles));
     }
-    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, metrics, bus, catalog));
+    let pipelines = Arc::new(Pipelines::new(compiled, catalog.clone(), remote, metrics.pipelines().clone()));
+    let runtime = Arc::new(Runtime::new(config, pool, isolator, extensions, metrics, bus, pipelines));
     let hooks = Registry::new(hook_specs);
     hooks.attach_metrics(runtime.metrics());
     let middleware = MiddlewareSet::new(middleware_specs);

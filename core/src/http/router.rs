@@ -30,6 +30,7 @@ use crate::extension::panic;
 use crate::extension::site::split_site_path;
 use crate::http::error_shape;
 use crate::http::hook_chain::Registry;
+use crate::http::pipeline_path;
 use crate::http::request_path::{self, ExtensionPath};
 use crate::observe::request_id;
 use crate::runtime::lifecycle::{Managed, Runtime};
@@ -68,7 +69,8 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
-        .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())));
+        .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())))
+        .merge(pipeline_path::router(app.runtime.clone()));
     // Each extension's routes at their full paths, `/ext/<name>/…`, not a nested router: axum's
     // nesting strips the prefix from every request's URI (a new URI per request) behind one more
     // router; a handler sees the full path (`OriginalUri` as well), and hooks always did.

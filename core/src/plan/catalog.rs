@@ -44,6 +44,8 @@ pub(crate) struct Declared {
     pub(crate) written_migrations: Migrations,
     /// Its entity declaration, if it has one that parses.
     pub(crate) entities: Option<annex_entities::Declaration>,
+    /// The pipeline stages it registered (their specs; the handlers live with the runtime).
+    pub(crate) stages: Vec<crate::extension::stage::StageSpec>,
     /// What its entities need granted on other extensions' tables.
     pub(crate) foreign_grants: Vec<crate::db::isolation::ForeignGrant>,
 }
@@ -99,7 +101,10 @@ impl Catalog {
             .iter()
             .zip(registered)
             .map(|(e, (metadata, registrar, _))| {
-                declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware)
+                let mut d =
+                    declare(&**e, metadata, &registrar.routes, &registrar.hooks, &registrar.middleware);
+                d.stages = registrar.stages.iter().map(|s| s.spec.clone()).collect();
+                d
             })
             .collect();
         Self::sorted(entries)
@@ -111,7 +116,11 @@ impl Catalog {
         let entries = plan
             .extensions
             .iter()
-            .map(|p| declare(&*p.extension, p.metadata.clone(), &p.routes, &p.hooks, &p.middleware))
+            .map(|p| {
+                let mut d = declare(&*p.extension, p.metadata.clone(), &p.routes, &p.hooks, &p.middleware);
+                d.stages = p.stages.iter().map(|s| s.spec.clone()).collect();
+                d
+            })
             .collect();
         Self::sorted(entries)
     }
@@ -162,5 +171,6 @@ fn declare(
         written_migrations: written,
         entities,
         metadata,
+        stages: Vec::new(),
     }
 }

@@ -166,6 +166,16 @@ pub enum PlanError {
         /// Each problem: `<JSON pointer>: <message>`, or the parse error.
         problems: Vec<String>,
     },
+    /// A pipeline stage with an invalid or repeated name, or an invalid config schema.
+    #[error("extension `{extension}` registers stage `{stage}`, which is invalid: {reason}")]
+    InvalidStage {
+        /// The extension.
+        extension: String,
+        /// The stage's name.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
     /// A route the router cannot serve.
     #[error("extension `{extension}` declares route {method} {path}, which is invalid: {reason}")]
     InvalidRoute {
@@ -211,6 +221,7 @@ pub(crate) struct Planned {
     pub(crate) hooks: Vec<crate::extension::hooks::HookSpec>,
     pub(crate) middleware: Vec<crate::extension::hooks::middleware::MiddlewareSpec>,
     pub(crate) entities: Option<crate::extension::Entities>,
+    pub(crate) stages: Vec<crate::extension::stage::StageRegistration>,
 }
 
 /// The validated set, in start order (dependencies first; ties by name).
@@ -255,6 +266,7 @@ impl Plan {
                     hooks: registrar.hooks,
                     middleware: registrar.middleware,
                     entities,
+                    stages: registrar.stages,
                 }
             })
             .collect();
@@ -297,6 +309,7 @@ impl Plan {
         entity_check::check(planned.iter().map(|p| (&p.metadata, p.entities.as_ref())), &mut errors);
         for p in &planned {
             check_routes(&p.metadata.name, &p.routes, &mut errors);
+            check_stages(p, &mut errors);
             let hooks = p.hooks.iter().map(|h| (h.point.as_str(), &h.hook));
             let middleware = p.middleware.iter().map(|m| ("middleware", &m.hook));
             hook_check::check(&p.metadata.name, hooks.chain(middleware), &mut errors);
@@ -313,6 +326,35 @@ impl Plan {
             }
         }
         Err(PlanErrors(errors))
+    }
+}
+
+/// Each stage's name is `^[a-z][a-z0-9_]{0,63}$` and unique in its extension (its registry id is
+/// `<extension>.<name>`), and its config schema compiles.
+fn check_stages(p: &Planned, errors: &mut Vec<PlanError>) {
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &p.stages {
+        let name = s.spec.name();
+        let invalid = |reason: String| PlanError::InvalidStage {
+            extension: p.metadata.name.clone(),
+            stage: name.to_owned(),
+            reason,
+        };
+        let well_formed = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'));
+        if !well_formed {
+            errors.push(invalid(
+                "use 1 to 64 characters, a lowercase letter then lowercase letters, digits or `_`".into(),
+            ));
+        } else if !seen.insert(name) {
+            errors.push(invalid(
+                "the name is registered twice; stage names must be unique per extension".into(),
+            ));
+        }
+        if let Some(problem) = s.spec.config_schema.as_ref().and_then(crate::config::schema::schema_problem) {
+            errors.push(invalid(format!("its config schema is not a valid JSON Schema: {problem}")));
+        }
     }
 }
 
@@ -472,6 +514,37 @@ impl fmt::Debug for Planned {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_need_valid_unique_names_and_schemas() {
+        use crate::extension::stage::{StageKind, StageRequest, StageResult, StageSpec};
+        struct Staged;
+        #[async_trait::async_trait]
+        impl Extension for Staged {
+            fn metadata(&self) -> Metadata {
+                Metadata::new("staged", "1.0.0")
+            }
+            fn register(&self, r: &mut Registrar) {
+                let noop = |_cx: crate::Context, _req: StageRequest| async { StageResult::continue_() };
+                r.stage(StageSpec::new("ok", StageKind::Pre), noop);
+                r.stage(StageSpec::new("ok", StageKind::Post), noop);
+                r.stage(StageSpec::new("Bad", StageKind::Pre), noop);
+                r.stage(
+                    StageSpec::new("schema", StageKind::Pre).config_schema(serde_json::json!({"type": 5})),
+                    noop,
+                );
+            }
+        }
+        let errors = Plan::new(vec![Arc::new(Staged)]).err().expect("refused").0;
+        let stages: Vec<String> = errors
+            .iter()
+            .filter_map(|e| match e {
+                PlanError::InvalidStage { stage, .. } => Some(stage.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stages, ["ok", "Bad", "schema"], "{errors:?}");
+    }
 
     #[test]
     fn names_follow_the_documented_pattern() {

@@ -1,5 +1,5 @@
 //! The tasks that run beside the extensions: the health monitor, the replica sync, the site
-//! sync and the pruning of idle per-client rate-limit keys. Each holds the runtime weakly, so it
+//! sync, the mirroring of stage health and the pruning of idle per-client rate-limit keys. Each holds the runtime weakly, so it
 //! ends when the runtime is dropped, or when [`Background::stop`] aborts it at shutdown.
 
 use std::sync::{Arc, Mutex, Weak};
@@ -25,6 +25,7 @@ impl Background {
             tokio::spawn(health_monitor::run(weak.clone())).abort_handle(),
             tokio::spawn(replica_sync::run(weak.clone())).abort_handle(),
             tokio::spawn(outbox_relay::run(weak.clone(), outbox_from)).abort_handle(),
+            tokio::spawn(mirror_stage_health(weak.clone())).abort_handle(),
             tokio::spawn(prune_rate_limits(weak)).abort_handle(),
         ];
         Self { tasks: Mutex::new(tasks) }
@@ -48,5 +49,19 @@ async fn prune_rate_limits(runtime: Weak<Runtime>) {
         for m in rt.extensions() {
             m.cx().limits().prune();
         }
+    }
+}
+
+/// How often this replica writes its stage figures to `annex.stage_health`.
+const MIRROR_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Mirrors every stage's health figures to the database every [`MIRROR_EVERY`].
+async fn mirror_stage_health(runtime: Weak<Runtime>) {
+    let mut tick = tokio::time::interval(MIRROR_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(rt) = runtime.upgrade() else { return };
+        rt.pipelines().mirror_health(rt.pool(), rt.replica()).await;
     }
 }

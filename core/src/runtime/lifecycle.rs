@@ -28,6 +28,7 @@ use crate::limits::quota::Limits;
 use crate::observe::audit::{self, AuditEntry};
 use crate::observe::metrics::{ExtensionMetrics, Metrics, Resource};
 use crate::observe::stats::Counters;
+use crate::pipelines::snapshot::Pipelines;
 use crate::plan::catalog::Catalog;
 use crate::runtime::health_book::HealthBook;
 use crate::sites::gates::SiteGates;
@@ -120,6 +121,8 @@ pub(crate) struct Runtime {
     health: HealthBook,
     /// Which extensions each site runs, with what config: the per-(site, extension) gate.
     site_gates: Arc<SiteGates>,
+    /// The pipeline registry's snapshot and the engine that runs it.
+    pipelines: Arc<Pipelines>,
 }
 
 impl Runtime {
@@ -130,8 +133,10 @@ impl Runtime {
         extensions: Vec<Managed>,
         metrics: Metrics,
         bus: Arc<EventBus>,
-        catalog: Arc<Catalog>,
+        pipelines: Arc<Pipelines>,
     ) -> Self {
+        // The catalog the pipelines resolved their compiled-in stages against.
+        let catalog = pipelines.catalog().clone();
         let site_gates = Arc::new(SiteGates::new(extensions.iter().map(Managed::name)));
         Self {
             site_gates,
@@ -145,7 +150,13 @@ impl Runtime {
             replica: replica_name(),
             control: tokio::sync::Mutex::new(()),
             health: HealthBook::default(),
+            pipelines,
         }
+    }
+
+    /// The pipelines this replica serves.
+    pub(crate) fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.pipelines
     }
 
     pub(crate) fn config(&self) -> &Arc<Config> {

@@ -2,7 +2,9 @@
 //! - `annex_control`: every enable, disable or config change made by another replica or by the
 //!   CLI; this replica re-reads the extension's row and converges to it;
 //! - `annex_sites`: every site activation, deactivation, config change or suspension, with the
-//!   site's id (an empty payload means every site); this replica re-reads that site's gates.
+//!   site's id (an empty payload means every site); this replica re-reads that site's gates;
+//! - `annex_pipelines`: every change to the stage registry; this replica rebuilds its pipeline
+//!   snapshot (a registry that does not validate is refused and the last snapshot kept).
 //!
 //! On (re)connection, and every [`RESYNC_EVERY`] as a safety net, it re-reads everything, so a
 //! change made while the listener was disconnected is not lost.
@@ -14,6 +16,7 @@ use sqlx::postgres::{PgListener, PgNotification};
 use uuid::Uuid;
 
 use crate::db::store::CHANNEL as CONTROL;
+use crate::pipelines::store::CHANNEL as PIPELINES;
 use crate::runtime::controller::Controller;
 use crate::runtime::lifecycle::Runtime;
 use crate::sites::gates::CHANNEL as SITES;
@@ -35,7 +38,7 @@ pub(crate) async fn run(host: Weak<Runtime>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen_all([CONTROL, SITES]).await {
+        if let Err(e) = listener.listen_all([CONTROL, SITES, PIPELINES]).await {
             tracing::warn!(error = %e, "replica sync: cannot LISTEN; retrying");
             tokio::time::sleep(RETRY_AFTER).await;
             continue;
@@ -76,6 +79,10 @@ pub(crate) async fn run(host: Weak<Runtime>) {
 /// Applies one notification; false when the host is gone.
 async fn follow(host: &Weak<Runtime>, note: &PgNotification) -> bool {
     let Some(h) = host.upgrade() else { return false };
+    if note.channel() == PIPELINES {
+        h.pipelines().reload(h.pool()).await;
+        return true;
+    }
     if note.channel() == SITES {
         let payload = note.payload().trim();
         let site = match payload.parse::<Uuid>() {
@@ -121,5 +128,6 @@ async fn resync_all(host: &Weak<Runtime>) -> bool {
         controller.reconcile(m.name(), None).await;
     }
     reload_sites(&h, None).await;
+    h.pipelines().reload(h.pool()).await;
     true
 }

@@ -27,3 +27,25 @@ mod postgres;
 
 pub use host::{TEST_SECRET, TestHost, TestHostBuilder};
 pub use postgres::test_database_url;
+
+/// Starts `script` (sh) detached in a process group of its own, with this test process's pid as
+/// `$1` and `args` as `$2`…: a watchdog that outlives the test process to clean up after it.
+/// `what` names the server for the warning when it cannot start.
+fn spawn_watchdog(name: &str, script: &str, args: &[&std::ffi::OsStr], what: &str) {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let spawned = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(name)
+        .arg(std::process::id().to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the watchdog of the test {what}; the server will outlive the tests");
+    }
+}

@@ -17,7 +17,6 @@
 //! the test process exits, however it exits.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -246,19 +245,6 @@ fn spawn_watchdog(server_pid: u32, dir: &Path) {
             rm -rf "$3"
         fi
     "#;
-    let spawned = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("annex-nats-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(server_pid.to_string())
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "could not start the test nats-server watchdog; the server will outlive the tests");
-    }
+    let pid = server_pid.to_string();
+    super::spawn_watchdog("annex-nats-watchdog", script, &[pid.as_ref(), dir.as_os_str()], "nats-server");
 }

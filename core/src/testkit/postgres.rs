@@ -1,8 +1,6 @@
 //! One throwaway PostgreSQL per test process; one database per test.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
@@ -92,19 +90,6 @@ fn spawn_watchdog(server: &PrivatePostgres, root: &std::path::Path) {
         fi
         rm -rf "$3"
     "#;
-    let spawned = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("annex-test-watchdog")
-        .arg(std::process::id().to_string())
-        .arg(server.cluster_dir())
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "could not start the test PostgreSQL watchdog; the server will outlive the tests");
-    }
+    let args = [server.cluster_dir().as_os_str(), root.as_os_str()];
+    super::spawn_watchdog("annex-test-watchdog", script, &args, "PostgreSQL");
 }

@@ -13,6 +13,8 @@
 //! | `GET`/`POST /api/v1/sites`, `GET /api/v1/sites/{site}`, `…/suspend`, `…/resume`, `…/features`, `…/capabilities/{capability}`, `…/status` | `sites.rs` |
 //! | `…/extensions/{name}/validate`, `…/extensions/validate-combination`, `…/activate`, `DELETE …/extensions/{name}`, `…/signoffs`, `…/audit-trail` | `site_extensions.rs` |
 //! | `…/compliance-report`, `…/snapshots`, `…/snapshots/{id}`, `…/snapshots/{id}/restore` | `site_reports.rs` |
+//! | `GET`/`POST /api/v1/stages`, `GET`/`PUT`/`DELETE /api/v1/stages/{id}`, `…/enable`, `…/disable`, `…/health` | `stages.rs` |
+//! | `GET /api/v1/pipelines`, `GET`/`PUT`/`DELETE /api/v1/pipelines/{name}` | `pipelines.rs` |
 //!
 //! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`: the admin
 //! token or an operator's personal token (see `auth.rs`; host-wide routes need role `admin`;
@@ -30,10 +32,13 @@ mod metrics;
 mod openapi;
 mod openapi_entities;
 mod openapi_parts;
+mod openapi_pipelines;
 mod openapi_sites;
+mod pipelines;
 mod site_extensions;
 mod site_reports;
 mod sites;
+mod stages;
 mod switch;
 
 use std::sync::Arc;
@@ -125,6 +130,19 @@ fn routes() -> Routes {
         .add(Method::POST, "/api/v1/sites/{site}/snapshots", post(site_reports::take))
         .add(Method::GET, "/api/v1/sites/{site}/snapshots/{id}", get(site_reports::get))
         .add(Method::POST, "/api/v1/sites/{site}/snapshots/{id}/restore", post(site_reports::restore))
+        // The registry authorises per handler too: reading needs any caller, changing Administer.
+        .add(Method::GET, "/api/v1/stages", get(stages::list))
+        .add(Method::POST, "/api/v1/stages", post(stages::create))
+        .add(Method::GET, "/api/v1/stages/{id}", get(stages::show))
+        .add(Method::PUT, "/api/v1/stages/{id}", put(stages::update))
+        .add(Method::DELETE, "/api/v1/stages/{id}", delete(stages::remove))
+        .add(Method::POST, "/api/v1/stages/{id}/enable", post(stages::enable))
+        .add(Method::POST, "/api/v1/stages/{id}/disable", post(stages::disable))
+        .add(Method::GET, "/api/v1/stages/{id}/health", get(stages::health))
+        .add(Method::GET, "/api/v1/pipelines", get(pipelines::list))
+        .add(Method::GET, "/api/v1/pipelines/{name}", get(pipelines::show))
+        .add(Method::PUT, "/api/v1/pipelines/{name}", put(pipelines::put))
+        .add(Method::DELETE, "/api/v1/pipelines/{name}", delete(pipelines::remove))
 }
 
 /// The admin API's routes, token check included, ready to merge into the app.

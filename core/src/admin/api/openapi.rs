@@ -201,6 +201,9 @@ pub(super) fn spec(catalog: &Catalog) -> Value {
     // The site routes are described in openapi_sites.rs.
     merge(&mut doc["paths"], super::openapi_sites::paths());
     merge(&mut doc["components"]["schemas"], super::openapi_sites::schemas());
+    // The stage registry (openapi_pipelines.rs).
+    merge(&mut doc["paths"], super::openapi_pipelines::paths());
+    merge(&mut doc["components"]["schemas"], super::openapi_pipelines::schemas());
     // Every declared entity's REST API (openapi_entities.rs).
     let (paths, schemas) = super::openapi_entities::parts(catalog);
     merge(&mut doc["paths"], paths);

@@ -12,6 +12,7 @@
 
 mod busy;
 mod extension;
+mod pipeline;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 
 pub(crate) use busy::measured;
 pub(crate) use extension::{ErrorType, ExtensionMetrics, RequestMeter, Resource};
+pub(crate) use pipeline::{CallOutcome, PipelineFamilies, PipelineHandles, RunOutcome, StageHandles};
 
 /// Request duration buckets, in seconds: 1 ms to 10 s.
 const DURATION_BUCKETS: &[f64] =
@@ -45,6 +47,7 @@ pub(crate) struct Families {
     pub(crate) resources: GaugeVec,
     pub(crate) hooks: IntCounterVec,
     pub(crate) hook_duration: HistogramVec,
+    pub(crate) pipelines: PipelineFamilies,
 }
 
 /// The host's metrics: its private registry and every extension's pre-resolved handles.
@@ -140,6 +143,11 @@ impl Metrics {
             _ => "OTHER",
         };
         self.families.requests.with_label_values(&[extension, method, "unmatched", status.as_str()]).inc();
+    }
+
+    /// The pipeline families (stages and pipelines resolve their handles from them).
+    pub(crate) fn pipelines(&self) -> &PipelineFamilies {
+        &self.families.pipelines
     }
 
     /// `extensions_active_total`.
@@ -238,6 +246,7 @@ impl Families {
                 &["extension", "hook"],
             )
             .expect("static metric definition"),
+            pipelines: PipelineFamilies::new(),
         };
         let build_info = IntGaugeVec::new(
             Opts::new("annex_build_info", "The running annex version; always 1"),
@@ -245,7 +254,7 @@ impl Families {
         )
         .expect("static metric definition");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(families.requests.clone()),
             Box::new(families.duration.clone()),
             Box::new(families.errors.clone()),
@@ -257,6 +266,7 @@ impl Families {
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];
+        collectors.extend(families.pipelines.collectors());
         for c in collectors {
             // Names are static and distinct, and the registry is fresh: this cannot fail.
             if let Err(e) = registry.register(c) {
