@@ -2,7 +2,8 @@
 //! the admin API, live config across replicas, the CLI, the scaffold, and the real `annex`
 //! binary (zero-config serve, graceful shutdown, a shared private PostgreSQL), and site-scoped
 //! requests across two `annex serve` processes; the sites admin API (validation, sign-offs,
-//! activation, reports, snapshots) in sites_admin.rs.
+//! activation, reports, snapshots) in sites_admin.rs; durable host events through the outbox, with
+//! `annex serve` killed by SIGKILL, in outbox.rs.
 
 mod admin_api;
 mod audit_chain;
@@ -13,6 +14,7 @@ mod health;
 mod hostile_input;
 mod json_values;
 mod metrics;
+mod outbox;
 mod pipelines_admin;
 mod replicas;
 mod scaffold;

@@ -171,6 +171,12 @@ impl Server {
         Server { child, url }
     }
 
+    /// SIGKILL (no shutdown of any kind), then wait.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait.
     pub(crate) fn stop(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

@@ -56,7 +56,7 @@ impl Admin {
     /// The site operations (`annex sites …`), the same [`Sites`] the admin API calls; the CLI
     /// runs them as [`crate::access::Actor::Cli`].
     pub fn sites(&self) -> Sites<'_> {
-        Sites::new(&self.db.pool, self.controller.catalog())
+        Sites::new(&self.db.pool, self.controller.catalog(), self.controller.origin())
     }
 
     /// The stage registry (`annex stages …`, `annex pipelines …`), the same [`Registry`] the

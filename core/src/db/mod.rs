@@ -7,6 +7,7 @@ pub(crate) mod host_migrations;
 pub(crate) mod isolation;
 pub(crate) mod json;
 pub(crate) mod migrate;
+pub(crate) mod outbox;
 pub(crate) mod private_postgres;
 pub(crate) mod state;
 pub(crate) mod store;

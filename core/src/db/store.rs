@@ -5,32 +5,57 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::db::json::{self, Unreadable};
+use crate::db::outbox::{self, NewEvent};
 
 /// The channel every replica listens on. The payload is JSON: `{"extension": …, "kind": …}`.
 pub(crate) const CHANNEL: &str = "annex_control";
 
-/// Sets the operator's switch and, when disabling, why.
+/// Which outbox event a switch change writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SwitchEvent<'a> {
+    /// This event, whatever the switch was.
+    Always(NewEvent<'a>),
+    /// This event only if the switch was the other way.
+    IfFlipped(NewEvent<'a>),
+}
+
+/// Sets the operator's switch and, when disabling, why; `event` (the change's host event) is
+/// appended to the outbox in the same transaction.
 pub(crate) async fn set_enabled(
     pool: &PgPool,
     name: &str,
     enabled: bool,
     reason: Option<&str>,
+    event: SwitchEvent<'_>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    let was: Option<bool> = sqlx::query_scalar(
         r#"
-        update annex.extensions
+        update annex.extensions e
            set enabled = $2,
-               state = case when $2 then state else 'disabled' end,
-               last_error = case when $2 then last_error else $3 end,
+               state = case when $2 then e.state else 'disabled' end,
+               last_error = case when $2 then e.last_error else $3 end,
                updated_at = now()
-         where name = $1
+          from (select name, enabled from annex.extensions where name = $1 for update) old
+         where e.name = old.name
+        returning old.enabled
         "#,
     )
     .bind(name)
     .bind(enabled)
     .bind(reason)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    match event {
+        SwitchEvent::Always(event) => {
+            outbox::record(&mut tx, event).await?;
+        }
+        SwitchEvent::IfFlipped(event) if was == Some(!enabled) => {
+            outbox::record(&mut tx, event).await?;
+        }
+        SwitchEvent::IfFlipped(_) => {}
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -47,13 +72,15 @@ pub(crate) async fn switch_and_config(
     Ok(row.map(|(enabled, text)| (enabled, json::parse(&text))))
 }
 
-/// Stores a new config and its history entry in one transaction; returns the old config.
+/// Stores a new config, its history entry and its outbox event in one transaction; returns the
+/// old config.
 pub(crate) async fn store_config(
     pool: &PgPool,
     name: &str,
     config: &serde_json::Value,
     actor: &str,
     request_id: Option<&str>,
+    event: NewEvent<'_>,
 ) -> Result<serde_json::Value, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let old: String =
@@ -81,6 +108,7 @@ pub(crate) async fn store_config(
     .bind(request_id)
     .execute(&mut *tx)
     .await?;
+    outbox::record(&mut tx, event).await?;
     tx.commit().await?;
     Ok(old)
 }

@@ -36,7 +36,22 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
+/// The prefix of the id of an event that comes from the outbox: `outbox-<row id>`.
+const OUTBOX_ID_PREFIX: &str = "outbox-";
+
 impl Event {
+    /// The outbox row this event was read from, for the host's state-change events
+    /// (`extension.enabled`, …); `None` for an event published straight on the bus.
+    pub fn outbox_id(&self) -> Option<i64> {
+        self.id.strip_prefix(OUTBOX_ID_PREFIX)?.parse().ok()
+    }
+
+    /// The event of outbox row `id`: the same id, time and data on every replica and every
+    /// redelivery.
+    pub(crate) fn from_outbox(id: i64, name: String, occurred_at: String, data: serde_json::Value) -> Self {
+        Self { id: format!("{OUTBOX_ID_PREFIX}{id}"), name, source: "host".to_owned(), occurred_at, data }
+    }
+
     pub(crate) fn new(name: String, source: &str, data: serde_json::Value) -> Self {
         Self {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -50,6 +65,25 @@ impl Event {
 
 /// Delivers one event to a subscriber (the runtime binds the subscriber's context in).
 pub(crate) type Deliver = Arc<dyn Fn(Event) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Delivers one outbox event to a durable subscriber and says whether it was handled.
+pub(crate) type DeliverDurable = Arc<dyn Fn(Event) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// One durable subscription (`Registrar::subscribe_durable`): the host's outbox relay delivers
+/// to it from a cursor of its own.
+pub(crate) struct DurableSubscription {
+    pub(crate) extension: String,
+    pub(crate) pattern: String,
+    pub(crate) gate: Arc<Slot>,
+    pub(crate) deliver: DeliverDurable,
+}
+
+impl DurableSubscription {
+    /// The name of its cursor in `annex.event_cursors`.
+    pub(crate) fn consumer(&self) -> String {
+        format!("{}/{}", self.extension, self.pattern)
+    }
+}
 
 /// One subscription, as the runtime wires it: whose it is, its pattern, the subscriber's gate and
 /// counters, and the bound handler.
@@ -91,6 +125,7 @@ struct Subscriber {
 #[derive(Default)]
 pub(crate) struct EventBus {
     subscribers: RwLock<Vec<Subscriber>>,
+    durable: RwLock<Vec<Arc<DurableSubscription>>>,
 }
 
 impl std::fmt::Debug for EventBus {
@@ -143,9 +178,20 @@ impl EventBus {
         }
     }
 
+    /// Adds a durable subscription (delivered by the outbox relay, not by [`EventBus::publish`]).
+    pub(crate) fn subscribe_durable(&self, subscription: DurableSubscription) {
+        self.durable.write().unwrap_or_else(|p| p.into_inner()).push(Arc::new(subscription));
+    }
+
+    /// The durable subscriptions.
+    pub(crate) fn durable(&self) -> Vec<Arc<DurableSubscription>> {
+        self.durable.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Drops every subscription; their tasks finish once their queues are drained.
     pub(crate) fn close(&self) {
         self.subscribers.write().unwrap_or_else(|p| p.into_inner()).clear();
+        self.durable.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Events dropped so far for each subscriber, by extension name and pattern.

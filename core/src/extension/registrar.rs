@@ -22,6 +22,10 @@ use crate::extension::stage::{StageRegistration, StageRequest, StageResult, Stag
 /// A subscriber's handler, as registered.
 pub(crate) type EventHandler = Arc<dyn Fn(Context, Event) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// A durable subscriber's handler, as registered: `Err` leaves the event unacknowledged.
+pub(crate) type DurableHandler =
+    Arc<dyn Fn(Context, Event) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
 /// One route an extension declared, relative to its `/ext/<name>` prefix.
 #[derive(Debug)]
 pub(crate) struct RouteSpec {
@@ -90,6 +94,7 @@ pub struct Registrar {
     extension: String,
     pub(crate) routes: Vec<RouteSpec>,
     pub(crate) subscriptions: Vec<(String, EventHandler)>,
+    pub(crate) durable: Vec<(String, DurableHandler)>,
     pub(crate) hooks: Vec<HookSpec>,
     pub(crate) middleware: Vec<MiddlewareSpec>,
     pub(crate) stages: Vec<StageRegistration>,
@@ -114,6 +119,7 @@ impl Registrar {
             extension: extension.to_owned(),
             routes: Vec::new(),
             subscriptions: Vec::new(),
+            durable: Vec::new(),
             hooks: Vec::new(),
             middleware: Vec::new(),
             stages: Vec::new(),
@@ -152,6 +158,25 @@ impl Registrar {
     {
         let handler: EventHandler = Arc::new(move |cx, ev| Box::pin(handler(cx, ev)));
         self.subscriptions.push((pattern.to_owned(), handler));
+        self
+    }
+
+    /// Subscribes durably to the host's state-change events (the outbox: `extension.enabled`,
+    /// `extension.disabled`, `extension.config_changed`, `extension.migrated`,
+    /// `site.extension_activated`, `site.extension_reconfigured`, `site.extension_deactivated`,
+    /// `site.signoff_recorded`) whose name matches `pattern`. Unlike [`Registrar::subscribe`], every such event is delivered, in
+    /// order, including those stored while no server ran or this extension was stopped, and
+    /// across replicas each reaches one of them: the host keeps a cursor per subscription,
+    /// advanced only when the handler returns `Ok`. `Err` (or a panic) delivers the event
+    /// again later. Delivery is at least once: make the handler idempotent (the event's `id`
+    /// is stable across redeliveries). Needs permission `events:subscribe`.
+    pub fn subscribe_durable<F, Fut>(&mut self, pattern: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let handler: DurableHandler = Arc::new(move |cx, ev| Box::pin(handler(cx, ev)));
+        self.durable.push((pattern.to_owned(), handler));
         self
     }
 

@@ -15,10 +15,11 @@ use crate::config::schema::check_extension_config;
 use crate::db::database::Database;
 use crate::db::error::DbError;
 use crate::db::isolation::Isolator;
+use crate::db::outbox;
 use crate::db::state;
 use crate::extension::Extension;
 use crate::extension::context::{Context, Services};
-use crate::extension::events::{EventBus, Subscription};
+use crate::extension::events::{DurableSubscription, EventBus, Subscription};
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::middleware::MiddlewareSet;
 use crate::extension::permissions::Grants;
@@ -120,10 +121,12 @@ impl HostBuilder {
         )?;
         // The gates are full before the first request can arrive; the site sync follows changes.
         assembled.runtime.site_gates().reload_all(&database.pool).await?;
+        // The bus gets every outbox row from here on (start-up's own `extension.migrated` too).
+        let outbox_from = outbox::last_id(&database.pool).await.map_err(DbError::from)?;
         assembled.runtime.start_all().await;
         // After start: a refused registry is logged and shown, and the host serves the rest.
         assembled.runtime.pipelines().reload(&database.pool).await;
-        let background = Background::start(&assembled.runtime);
+        let background = Background::start(&assembled.runtime, outbox_from);
         let ready = Arc::new(AtomicBool::new(true));
         Ok(Host {
             inner: Arc::new(Parts {
@@ -154,7 +157,7 @@ async fn initial_states(pool: &PgPool, config: &Config, plan: &Plan) -> Result<V
             Some(wanted) if wanted != stored.config => {
                 match check_extension_config(p.extension.config_schema().as_ref(), &wanted) {
                     Ok(()) => {
-                        record_config_change(pool, name, &wanted, "config-file").await?;
+                        record_config_change(pool, name, &wanted, "config-file", "config-file").await?;
                         wanted
                     }
                     Err(errors) => {
@@ -237,6 +240,15 @@ pub(super) fn assemble(
                 pattern,
                 gate: slot.clone(),
                 counters: cx.counters().clone(),
+                deliver: Arc::new(move |event| handler(bound.clone(), event)),
+            });
+        }
+        for (pattern, handler) in p.durable {
+            let bound = cx.clone();
+            bus.subscribe_durable(DurableSubscription {
+                extension: name.clone(),
+                pattern,
+                gate: slot.clone(),
                 deliver: Arc::new(move |event| handler(bound.clone(), event)),
             });
         }

@@ -17,7 +17,8 @@ pub(crate) fn needs_of(planned: &Planned) -> Vec<Need> {
     for declared in &planned.metadata.permissions {
         add(declared, "declared in its metadata".into());
     }
-    if let Some((pattern, _)) = planned.subscriptions.first() {
+    let patterns = planned.subscriptions.iter().map(|(p, _)| p).chain(planned.durable.iter().map(|(p, _)| p));
+    if let Some(pattern) = patterns.into_iter().next() {
         add(EVENTS_SUBSCRIBE, format!("it subscribes to `{pattern}`"));
     }
     for spec in &planned.hooks {

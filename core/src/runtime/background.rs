@@ -8,7 +8,7 @@ use tokio::task::AbortHandle;
 
 use crate::limits::rate_limit::PRUNE_INTERVAL;
 use crate::runtime::lifecycle::Runtime;
-use crate::runtime::{health_monitor, replica_sync};
+use crate::runtime::{health_monitor, outbox_relay, replica_sync};
 
 /// The running background tasks.
 #[derive(Debug, Default)]
@@ -17,12 +17,14 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts the health monitor, the replica sync, the site sync and the rate-limit pruner.
-    pub(crate) fn start(runtime: &Arc<Runtime>) -> Self {
+    /// Starts the health monitor, the replica sync, the site sync, the outbox relay (which
+    /// publishes the outbox rows after `outbox_from` on the bus) and the rate-limit pruner.
+    pub(crate) fn start(runtime: &Arc<Runtime>, outbox_from: i64) -> Self {
         let weak: Weak<Runtime> = Arc::downgrade(runtime);
         let tasks = vec![
             tokio::spawn(health_monitor::run(weak.clone())).abort_handle(),
             tokio::spawn(replica_sync::run(weak.clone())).abort_handle(),
+            tokio::spawn(outbox_relay::run(weak.clone(), outbox_from)).abort_handle(),
             tokio::spawn(mirror_stage_health(weak.clone())).abort_handle(),
             tokio::spawn(prune_rate_limits(weak)).abort_handle(),
         ];

@@ -3,9 +3,10 @@
 //!
 //! It works on the database alone (the CLI, with or without a server running) or on the
 //! database and this process's [`Runtime`] (a server): the rules are the same either way, and
-//! the runtime only adds "and do it here now". Every change is stored in `annex.extensions`,
-//! audited, published on the event bus (when a runtime is here) and announced to the other
-//! replicas with `NOTIFY annex_control`, which makes them call [`Controller::reconcile`].
+//! the runtime only adds "and do it here now". Every change is stored in `annex.extensions`
+//! together with its event (a row of `annex.event_outbox`, same transaction, which every
+//! replica's outbox relay publishes), audited and announced to the other replicas with
+//! `NOTIFY annex_control`, which makes them call [`Controller::reconcile`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,6 +16,8 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::config::schema::check_extension_config;
+use crate::db::outbox::{CLI_ORIGIN, NewEvent};
+use crate::db::store::SwitchEvent;
 use crate::db::{state, store};
 use crate::extension::gate::ExtensionState;
 use crate::extension::json::unstorable;
@@ -107,7 +110,11 @@ impl Controller {
         if let Some((_, m)) = local
             && m.state() == ExtensionState::Running
         {
-            store::set_enabled(&self.pool, name, true, None).await?;
+            // Running here already (this replica has not yet followed a disable made elsewhere):
+            // flipping the switch back on is still a change, with its event.
+            let data = self.event_data(name);
+            let event = NewEvent { name: "extension.enabled", data: &data, origin: self.origin() };
+            store::set_enabled(&self.pool, name, true, None, SwitchEvent::IfFlipped(event)).await?;
             return Ok(report(Some(ExtensionState::Running)));
         }
         let enabled = self.enabled_set().await?;
@@ -121,7 +128,9 @@ impl Controller {
         if !missing.is_empty() {
             return Err(ControlError::DependenciesDisabled { name: name.to_owned(), missing });
         }
-        store::set_enabled(&self.pool, name, true, None).await?;
+        let data = self.event_data(name);
+        let event = NewEvent { name: "extension.enabled", data: &data, origin: self.origin() };
+        store::set_enabled(&self.pool, name, true, None, SwitchEvent::Always(event)).await?;
         let started = match local {
             Some((rt, m)) => {
                 rt.health_book().reset(name, m.cx().counters().panics());
@@ -167,7 +176,9 @@ impl Controller {
             } else {
                 format!("its dependency `{name}` was disabled")
             };
-            store::set_enabled(&self.pool, n, false, Some(&why)).await?;
+            let data = self.event_data(n);
+            let event = NewEvent { name: "extension.disabled", data: &data, origin: self.origin() };
+            store::set_enabled(&self.pool, n, false, Some(&why), SwitchEvent::Always(event)).await?;
             if let Some((rt, m)) = self.local(n) {
                 rt.stop_one(m, ExtensionState::Disabled).await;
             }
@@ -205,7 +216,7 @@ impl Controller {
                 .await
                 .map_err(|reason| ControlError::ConfigRejected { name: name.to_owned(), reason })?;
         }
-        record_config_change(&self.pool, name, &config, actor).await?;
+        record_config_change(&self.pool, name, &config, actor, self.origin()).await?;
         self.announce(name, "config").await;
         Ok(ConfigView { extension: name.to_owned(), config, schema: declared.config_schema.clone() })
     }
@@ -237,10 +248,8 @@ impl Controller {
         let replica = rt.replica();
         if *m.cx().config() != config {
             match rt.apply_config(m, &config).await {
-                Ok(()) => {
-                    tracing::info!(extension = %name, "config changed on another replica; applied");
-                    rt.publish("extension.config_changed", json!({ "extension": name, "replica": replica }));
-                }
+                // The event is the outbox row the changing replica wrote; every relay publishes it.
+                Ok(()) => tracing::info!(extension = %name, "config changed on another replica; applied"),
                 Err(reason) => {
                     tracing::error!(extension = %name, %reason, "config changed on another replica but this one rejected it; keeping the old config");
                     let entry = AuditEntry::new("host", "extension.config_apply_failed", name)
@@ -253,20 +262,14 @@ impl Controller {
         match (enabled, &state) {
             (false, ExtensionState::Running | ExtensionState::Failed(_) | ExtensionState::Starting) => {
                 rt.stop_one(m, ExtensionState::Disabled).await;
-                rt.publish("extension.disabled", json!({ "extension": name, "replica": replica }));
             }
             (true, ExtensionState::Disabled) | (true, ExtensionState::Failed(_))
                 if retry_failed || state == ExtensionState::Disabled =>
             {
                 rt.health_book().reset(name, m.cx().counters().panics());
-                match rt.start_one(m).await {
-                    Ok(()) => {
-                        rt.publish("extension.enabled", json!({ "extension": name, "replica": replica }))
-                    }
-                    Err(reason) => {
-                        tracing::error!(extension = %name, %reason, "enabled on another replica but failed to start here");
-                        rt.fail(m, &reason).await;
-                    }
+                if let Err(reason) = rt.start_one(m).await {
+                    tracing::error!(extension = %name, %reason, "enabled on another replica but failed to start here");
+                    rt.fail(m, &reason).await;
                 }
             }
             _ => {}
@@ -284,23 +287,27 @@ impl Controller {
         audit::record_or_log(&self.pool, entry).await;
     }
 
-    /// Publishes `extension.<kind>` here (when a runtime is) and tells every replica.
+    /// Who makes this controller's changes: this replica, or the CLI.
+    pub(crate) fn origin(&self) -> &str {
+        self.runtime.as_deref().map_or(CLI_ORIGIN, Runtime::replica)
+    }
+
+    /// The data of `name`'s `extension.*` event.
+    fn event_data(&self, name: &str) -> Value {
+        json!({ "extension": name, "replica": self.origin() })
+    }
+
+    /// Tells every replica that `name` changed. The change's event is not published here: it
+    /// is the outbox row stored with the change, which every replica's relay publishes.
     async fn announce(&self, name: &str, kind: &str) {
-        if let Some(rt) = &self.runtime {
-            let event = if kind == "config" {
-                "extension.config_changed".to_owned()
-            } else {
-                format!("extension.{kind}")
-            };
-            rt.publish(&event, json!({ "extension": name, "replica": rt.replica() }));
-        }
         if let Err(e) = store::notify(&self.pool, name, kind).await {
             tracing::error!(extension = %name, error = %e, "could not notify the other replicas; they pick the change up when they resync");
         }
     }
 }
 
-/// Stores a new config with its history entry, and audits the change (`old` and `new`). The one
+/// Stores a new config with its history entry and its `extension.config_changed` outbox event
+/// (made by `origin`, a replica or the CLI), and audits the change (`old` and `new`). The one
 /// implementation of "the config changed", for the controller and for a host that starts with
 /// a new config in annex.toml.
 pub(crate) async fn record_config_change(
@@ -308,9 +315,12 @@ pub(crate) async fn record_config_change(
     name: &str,
     config: &Value,
     actor: &str,
+    origin: &str,
 ) -> Result<(), sqlx::Error> {
     let request_id = RequestId::current().map(|r| r.to_string());
-    let old = store::store_config(pool, name, config, actor, request_id.as_deref()).await?;
+    let data = json!({ "extension": name, "replica": origin });
+    let event = NewEvent { name: "extension.config_changed", data: &data, origin };
+    let old = store::store_config(pool, name, config, actor, request_id.as_deref(), event).await?;
     let entry = AuditEntry::new(actor, "extension.config_changed", name)
         .details(json!({ "old": old, "new": config }));
     audit::record_or_log(pool, entry).await;

@@ -9,5 +9,6 @@ pub(crate) mod health_book;
 pub(crate) mod health_monitor;
 pub(crate) mod inspect;
 pub(crate) mod lifecycle;
+pub(crate) mod outbox_relay;
 pub(crate) mod replica_sync;
 pub(crate) mod views;

@@ -16,6 +16,7 @@ use super::store::{self, Site, notify};
 use super::validate::{self, Candidate, Checks};
 use crate::access::Actor;
 use crate::config::schema::SchemaViolation;
+use crate::db::outbox::{self, NewEvent};
 use crate::observe::audit::{self, AuditEntry};
 use crate::plan::catalog::Catalog;
 
@@ -177,6 +178,7 @@ fn refusal(site: &Site, candidates: &[Candidate], report: Report) -> SiteError {
 pub(crate) async fn apply(
     tx: &mut Transaction<'_, Postgres>,
     catalog: &Catalog,
+    origin: &str,
     actor: &Actor,
     site: &Site,
     candidates: &[Candidate],
@@ -225,6 +227,12 @@ pub(crate) async fn apply(
             AuditEntry::new(actor.audit_name(), format!("site.extension_{action}"), target(site, &c.name))
                 .details(details);
         audit::record(&mut **tx, &entry).await?;
+        let data = json!({
+            "site": site.slug, "extension": c.name, "config_hash": c.hash, "old_hash": old_hash,
+            "config_version": config_version, "actor": actor.audit_name(),
+        });
+        let name = format!("site.extension_{action}");
+        outbox::record(tx, NewEvent { name: &name, data: &data, origin }).await?;
         done.push(Activation {
             site: site.slug.clone(),
             extension: c.name.clone(),
@@ -248,6 +256,7 @@ pub(crate) async fn apply(
 pub(crate) async fn activate(
     pool: &PgPool,
     catalog: &Catalog,
+    origin: &str,
     actor: &Actor,
     site: &Site,
     candidate: Candidate,
@@ -258,7 +267,7 @@ pub(crate) async fn activate(
     let site = store::lock(&mut tx, site.id).await?;
     site.ensure_active()?;
     let candidates = [candidate];
-    match apply(&mut tx, catalog, actor, &site, &candidates, reason).await {
+    match apply(&mut tx, catalog, origin, actor, &site, &candidates, reason).await {
         Ok(mut done) => {
             tx.commit().await?;
             done.pop().ok_or_else(|| SiteError::InvalidInput("nothing to activate".into()))
@@ -326,9 +335,11 @@ fn dependents(catalog: &Catalog, active: &[&SiteExtension], target: &str) -> Vec
 
 /// Deactivates `extension` at `site`; with `cascade`, the active extensions that need it too
 /// (dependents first), all in one transaction. Without it, 409 naming them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn deactivate(
     pool: &PgPool,
     catalog: &Catalog,
+    origin: &str,
     actor: &Actor,
     site: &Site,
     extension: &str,
@@ -358,8 +369,8 @@ pub(crate) async fn deactivate(
     let mut order = dependents;
     order.push(extension.to_owned());
     for name in &order {
-        deactivate_one(&mut tx, actor, &site, &rows, name, reason, (name != extension).then_some(extension))
-            .await?;
+        let cascade_of = (name != extension).then_some(extension);
+        deactivate_one(&mut tx, origin, actor, &site, &rows, name, reason, cascade_of).await?;
     }
     notify(&mut tx, site.id).await?;
     tx.commit().await?;
@@ -368,8 +379,10 @@ pub(crate) async fn deactivate(
 
 /// Marks one extension inactive at `site` (in `tx`, under the site's lock), audited; resolves
 /// its open conflicts.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn deactivate_one(
     tx: &mut Transaction<'_, Postgres>,
+    origin: &str,
     actor: &Actor,
     site: &Site,
     rows: &[SiteExtension],
@@ -386,6 +399,11 @@ pub(crate) async fn deactivate_one(
     let entry = AuditEntry::new(actor.audit_name(), "site.extension_deactivated", target(site, name))
         .details(details);
     audit::record(&mut **tx, &entry).await?;
+    let data = json!({
+        "site": site.slug, "extension": name, "old_hash": old_hash, "cascade_of": cascade_of,
+        "actor": actor.audit_name(),
+    });
+    outbox::record(tx, NewEvent { name: "site.extension_deactivated", data: &data, origin }).await?;
     Ok(())
 }
 

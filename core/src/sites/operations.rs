@@ -23,11 +23,13 @@ use crate::plan::catalog::Catalog;
 pub struct Sites<'a> {
     pool: &'a PgPool,
     catalog: &'a Catalog,
+    /// Who makes the changes (a replica, or the CLI): the origin of their outbox events.
+    origin: &'a str,
 }
 
 impl<'a> Sites<'a> {
-    pub(crate) fn new(pool: &'a PgPool, catalog: &'a Catalog) -> Self {
-        Self { pool, catalog }
+    pub(crate) fn new(pool: &'a PgPool, catalog: &'a Catalog, origin: &'a str) -> Self {
+        Self { pool, catalog, origin }
     }
 
     /// The site `site` (slug or id) if `actor` may see it and do `action` there: 404
@@ -85,8 +87,16 @@ impl<'a> Sites<'a> {
         if self.catalog.get(extension).is_none() {
             return Err(SiteError::UnknownExtension(extension.to_owned()));
         }
-        activation::activate(self.pool, self.catalog, actor, site, Candidate::new(extension, config), reason)
-            .await
+        activation::activate(
+            self.pool,
+            self.catalog,
+            self.origin,
+            actor,
+            site,
+            Candidate::new(extension, config),
+            reason,
+        )
+        .await
     }
 
     /// Deactivates `extension` at `site` (and, with `cascade`, what needs it).
@@ -98,7 +108,8 @@ impl<'a> Sites<'a> {
         cascade: bool,
         reason: &str,
     ) -> Result<Deactivation, SiteError> {
-        activation::deactivate(self.pool, self.catalog, actor, site, extension, cascade, reason).await
+        activation::deactivate(self.pool, self.catalog, self.origin, actor, site, extension, cascade, reason)
+            .await
     }
 
     /// Records a sign-off by the calling operator (`Actor::Operator` only).
@@ -110,7 +121,7 @@ impl<'a> Sites<'a> {
         request: &SignoffRequest,
     ) -> Result<Signoff, SiteError> {
         let operator = actor.operator().ok_or(SiteError::OperatorRequired)?;
-        signoffs::sign(self.pool, self.catalog, operator, site, extension, request).await
+        signoffs::sign(self.pool, self.catalog, self.origin, operator, site, extension, request).await
     }
 
     /// Records a sign-off by operator `username` (the CLI, which has the database's
@@ -126,7 +137,7 @@ impl<'a> Sites<'a> {
         if !operator.may_act_on(site.id) {
             return Err(SiteError::UnknownSite(site.slug.clone()));
         }
-        signoffs::sign(self.pool, self.catalog, &operator, site, extension, request).await
+        signoffs::sign(self.pool, self.catalog, self.origin, &operator, site, extension, request).await
     }
 
     /// The sign-offs of `extension` at `site`.
@@ -191,6 +202,6 @@ impl<'a> Sites<'a> {
         id: &str,
         reason: &str,
     ) -> Result<Restore, SiteError> {
-        snapshots::restore(self.pool, self.catalog, actor, site, id, reason).await
+        snapshots::restore(self.pool, self.catalog, self.origin, actor, site, id, reason).await
     }
 }

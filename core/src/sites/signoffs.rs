@@ -12,6 +12,7 @@ use super::error::SiteError;
 use super::site_extensions;
 use super::store::{self, Site, notify};
 use crate::access::{Operator, operators};
+use crate::db::outbox::{self, NewEvent};
 use crate::observe::audit::{self, AuditEntry};
 use crate::plan::catalog::Catalog;
 
@@ -125,6 +126,7 @@ fn from_row(r: Row, active: Option<&str>, proposed: Option<&str>) -> Signoff {
 pub(crate) async fn sign(
     pool: &PgPool,
     catalog: &Catalog,
+    origin: &str,
     operator: &Operator,
     site: &Site,
     extension: &str,
@@ -236,6 +238,12 @@ pub(crate) async fn sign(
         "config_hash": signoff.config_hash, "printed_name": signoff.printed_name,
     }));
     audit::record(&mut *tx, &entry).await?;
+    let data = json!({
+        "site": site.slug, "extension": extension, "signoff_id": signoff.id, "aspect": signoff.aspect,
+        "role": signoff.role, "meaning": signoff.meaning, "config_hash": signoff.config_hash,
+        "operator": operator.username,
+    });
+    outbox::record(&mut tx, NewEvent { name: "site.signoff_recorded", data: &data, origin }).await?;
     notify(&mut tx, site.id).await?;
     tx.commit().await?;
     Ok(signoff)

@@ -177,6 +177,7 @@ fn pairs(snapshot: &Snapshot) -> Result<Vec<(String, Value)>, SiteError> {
 pub(crate) async fn restore(
     pool: &PgPool,
     catalog: &Catalog,
+    origin: &str,
     actor: &Actor,
     site: &Site,
     id: &str,
@@ -194,14 +195,14 @@ pub(crate) async fn restore(
     let keep: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
     let mut deactivated = Vec::new();
     for r in rows.iter().filter(|r| r.is_active() && !keep.contains(&r.extension.as_str())) {
-        activation::deactivate_one(&mut tx, actor, &site, &rows, &r.extension, &reason, None).await?;
+        activation::deactivate_one(&mut tx, origin, actor, &site, &rows, &r.extension, &reason, None).await?;
         deactivated.push(r.extension.clone());
     }
     let activated = if pairs.is_empty() {
         Vec::new()
     } else {
         let candidates: Vec<Candidate> = activation::candidates(catalog, pairs)?;
-        activation::apply(&mut tx, catalog, actor, &site, &candidates, &reason).await?
+        activation::apply(&mut tx, catalog, origin, actor, &site, &candidates, &reason).await?
     };
     store::notify(&mut tx, site.id).await?;
     let entry = AuditEntry::new(actor.audit_name(), "site.snapshot_restored", format!("sites/{}", site.slug))

@@ -48,7 +48,7 @@ impl IntoResponse for SiteError {
 
 /// The site operations over this host's database and compiled-in set.
 pub(super) fn sites(state: &ApiState) -> Sites<'_> {
-    Sites::new(state.controller.pool(), state.controller.catalog())
+    Sites::new(state.controller.pool(), state.controller.catalog(), state.controller.origin())
 }
 
 /// `{site}` for `actor`, who wants to do `action` there.

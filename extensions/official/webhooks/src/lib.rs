@@ -68,8 +68,21 @@ impl Extension for Webhooks {
         })
         .require_role("admin");
 
+        // The host's state-change events come from the outbox, durably and once across
+        // replicas; the bus brings everything else (extensions' events, `extension.unhealthy`).
         let shared = self.shared.clone();
         r.subscribe("*", move |cx: Context, event: Event| {
+            let shared = shared.clone();
+            async move {
+                if event.outbox_id().is_none()
+                    && let Err(e) = on_event(&shared, &cx, &event).await
+                {
+                    tracing::error!(error = %e, event = %event.name, "webhooks: event not enqueued");
+                }
+            }
+        });
+        let shared = self.shared.clone();
+        r.subscribe_durable("*", move |cx: Context, event: Event| {
             let shared = shared.clone();
             async move { on_event(&shared, &cx, &event).await }
         });
@@ -85,20 +98,15 @@ impl Extension for Webhooks {
     }
 }
 
-/// Enqueues the event for every matching subscription and wakes the local worker.
-async fn on_event(shared: &Shared, cx: &Context, event: &Event) {
-    let enqueued = match cx.db() {
-        Ok(db) => queue::enqueue(db, event).await,
-        Err(e) => {
-            tracing::error!(error = %e, event = %event.name, "webhooks: event not enqueued");
-            return;
-        }
-    };
-    match enqueued {
-        Ok(0) => {}
-        Ok(_) => shared.wake.notify_one(),
-        Err(e) => tracing::error!(error = %e, event = %event.name, "webhooks: event not enqueued"),
+/// Enqueues the event for every matching subscription (idempotently: see
+/// [`queue::delivery_id`]) and wakes the local worker.
+async fn on_event(shared: &Shared, cx: &Context, event: &Event) -> Result<(), String> {
+    let db = cx.db().map_err(|e| e.to_string())?;
+    match queue::enqueue(db, event).await.map_err(|e| e.to_string())? {
+        0 => {}
+        _ => shared.wake.notify_one(),
     }
+    Ok(())
 }
 
 annex_core::register_extension!(Webhooks);

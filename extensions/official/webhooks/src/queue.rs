@@ -44,7 +44,8 @@ pub(crate) fn payload(event: &Event) -> String {
 }
 
 /// Enqueues one delivery of `event` per active subscription with a matching pattern; returns
-/// how many.
+/// how many were new. The delivery id is [`delivery_id`] of (event, subscription), so enqueueing
+/// the same event again (a redelivered outbox event, a second replica) adds nothing.
 pub(crate) async fn enqueue(db: &PgPool, event: &Event) -> Result<usize, sqlx::Error> {
     let subscriptions: Vec<(i64, Vec<String>)> =
         sqlx::query_as("select id, events from subscriptions where active").fetch_all(db).await?;
@@ -56,10 +57,11 @@ pub(crate) async fn enqueue(db: &PgPool, event: &Event) -> Result<usize, sqlx::E
     if matching.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = matching.iter().map(|_| new_id()).collect();
-    sqlx::query(
+    let ids: Vec<String> = matching.iter().map(|s| delivery_id(&event.id, *s)).collect();
+    let added = sqlx::query(
         r"insert into deliveries (id, subscription_id, event_id, event, payload)
-          select d, s, $3, $4, $5 from unnest($1::text[], $2::bigint[]) as t(d, s)",
+          select d, s, $3, $4, $5 from unnest($1::text[], $2::bigint[]) as t(d, s)
+          on conflict (id) do nothing",
     )
     .bind(&ids)
     .bind(&matching)
@@ -67,8 +69,20 @@ pub(crate) async fn enqueue(db: &PgPool, event: &Event) -> Result<usize, sqlx::E
     .bind(&event.name)
     .bind(payload(event))
     .execute(db)
-    .await?;
-    Ok(ids.len())
+    .await?
+    .rows_affected();
+    Ok(usize::try_from(added).unwrap_or(usize::MAX))
+}
+
+/// The id of the first delivery of event `event_id` to subscription `subscription` (sent as
+/// `X-Annex-Delivery`): a UUID made from the SHA-256 of the pair, the same on every replica
+/// and every time the event is handled, so a receiver can drop a duplicate by it.
+pub(crate) fn delivery_id(event_id: &str, subscription: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{event_id}/{subscription}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
 }
 
 /// A fresh delivery id.

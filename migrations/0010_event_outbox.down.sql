@@ -1,0 +1,2 @@
+drop table annex.event_cursors;
+drop table annex.event_outbox;
