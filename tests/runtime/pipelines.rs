@@ -499,6 +499,8 @@ async fn a_registry_that_breaks_a_schema_is_refused_and_the_last_good_snapshot_s
     l.pipeline("chat", json!({"pre": ["lab.tag"], "providers": [{"stage": "lab.answer"}]})).await;
     assert_eq!(l.run("chat", json!({})).await.2["answer"]["trail"], json!(["pre"]));
     let db = crate::common::superuser(l.host.database_url()).await;
+    // Read before the change: the reload it causes may finish before the next status read.
+    let reloads = l.api_status().await["reloads"].as_u64().unwrap();
     // Another binary's compiled-in stage, named by no pipeline: not callable here, not an error.
     sqlx::query(
         "insert into annex.pipeline_stages (id, kind, transport, extension, timeout_ms, retry, on_error, breaker)
@@ -508,7 +510,6 @@ async fn a_registry_that_breaks_a_schema_is_refused_and_the_last_good_snapshot_s
     .await
     .unwrap();
     sqlx::query("select pg_notify('annex_pipelines', '')").execute(&db).await.unwrap();
-    let reloads = l.api_status().await["reloads"].as_u64().unwrap();
     assert!(
         until(Duration::from_secs(5), || async { l.api_status().await["reloads"].as_u64() > Some(reloads) })
             .await
