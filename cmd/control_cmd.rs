@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::output::print_json;
 use annex_core::{
     Extension,
     admin::{Admin, ControlError, preflight},
@@ -13,7 +14,6 @@ use annex_core::{
 };
 use anyhow::Context as _;
 use clap::Subcommand;
-use serde::Serialize;
 use serde_json::json;
 
 #[derive(Debug, Subcommand)]
@@ -41,11 +41,6 @@ pub(crate) enum ConfigCommand {
 
 /// Actor recorded in the audit log for changes made with the CLI.
 const ACTOR: &str = "cli";
-
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
 
 /// Turns a refusal into an error whose text lists every schema violation.
 pub(crate) fn refused(e: ControlError) -> anyhow::Error {

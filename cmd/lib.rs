@@ -14,6 +14,7 @@ mod extensions_cmd;
 mod logging;
 mod migrate_cmd;
 mod operators_cmd;
+mod output;
 mod pipelines_cmd;
 mod scaffold;
 mod serve;

@@ -1,6 +1,7 @@
 //! `annex extensions migrate|rollback|migrations|purge`: an extension's database, from the CLI.
 //! Each step prints a progress line as it completes.
 
+use crate::output::table;
 use annex_core::admin::{Admin, MigrationReport, MigrationStep};
 use anyhow::bail;
 use clap::Subcommand;
@@ -157,23 +158,6 @@ fn render(r: &MigrationReport) -> String {
     }
     out.push_str("\nhistory\n");
     out.push_str(&table(&["AT", "ACTION", "VERSION", "DESCRIPTION", "DURATION"], &history));
-    out
-}
-
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
     out
 }
 

@@ -2,13 +2,11 @@
 //! a running server (the same `annex_core::admin::Registry` operations the admin API runs);
 //! `run` posts a payload to a running server's `POST /pipelines/<name>`.
 
-use std::io::Read;
-
+use crate::output::{print_json, read_json, table};
 use annex_core::admin::{Admin, PipelineDef, PipelineInput};
 use annex_core::config::Config;
 use anyhow::Context as _;
 use clap::Subcommand;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 #[derive(Debug, Subcommand)]
@@ -66,7 +64,7 @@ pub(crate) async fn run(config: Config, command: PipelinesCommand) -> anyhow::Re
     let command = match command {
         PipelinesCommand::Run { name, payload_json, url, json } => {
             let base = url.unwrap_or_else(|| format!("http://{}", config.server.bind));
-            return run_remote(&base, &name, read_json(&payload_json)?, json).await;
+            return run_remote(&base, &name, read_json(&payload_json, "the payload")?, json).await;
         }
         other => other,
     };
@@ -109,14 +107,14 @@ async fn dispatch(admin: &Admin, command: PipelinesCommand) -> anyhow::Result<()
             if json {
                 return print_json(&json!({ "pipelines": list, "registry": Value::Null }));
             }
-            let rows = list.iter().map(|p| vec![p.name.clone(), summary(p)]).collect();
-            print!("{}", table(&["NAME", "STAGES"], rows));
+            let rows: Vec<Vec<String>> = list.iter().map(|p| vec![p.name.clone(), summary(p)]).collect();
+            print!("{}", table(&["NAME", "STAGES"], &rows));
             Ok(())
         }
         PipelinesCommand::Show { name, json } => one(&registry.pipeline(&name).await?, json, "pipeline"),
         PipelinesCommand::Set { name, pipeline_json, json } => {
-            let input: PipelineInput =
-                serde_json::from_value(read_json(&pipeline_json)?).context("not a pipeline")?;
+            let input: PipelineInput = serde_json::from_value(read_json(&pipeline_json, "the pipeline")?)
+                .context("not a pipeline")?;
             one(&registry.put_pipeline(CLI, &name, input).await?, json, "stored")
         }
         PipelinesCommand::Remove { name, json } => {
@@ -155,39 +153,4 @@ async fn run_remote(base: &str, name: &str, payload: Value, json: bool) -> anyho
     }
     anyhow::ensure!(status.is_success(), "the pipeline answered {status}");
     Ok(())
-}
-
-pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-/// JSON from the argument, or from standard input when it is `-`.
-pub(crate) fn read_json(arg: &str) -> anyhow::Result<Value> {
-    let text = if arg == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
-        s
-    } else {
-        arg.to_owned()
-    };
-    serde_json::from_str(&text).context("not valid JSON")
-}
-
-/// Left-aligned columns.
-pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }

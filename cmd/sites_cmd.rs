@@ -6,6 +6,7 @@
 
 use std::io::Read;
 
+use crate::output::{print_json, read_json, table};
 use annex_core::access::{Action, Actor};
 use annex_core::admin::Admin;
 use annex_core::config::Config;
@@ -13,7 +14,7 @@ use annex_core::sites::{SignoffRequest, Site, SiteError, Sites};
 use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SitesCommand {
@@ -242,40 +243,6 @@ fn emit(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) -> a
     Ok(())
 }
 
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-fn read_config(arg: &str) -> anyhow::Result<Value> {
-    let text = if arg == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the config from standard input")?;
-        s
-    } else {
-        arg.to_owned()
-    };
-    serde_json::from_str(&text).context("the config is not valid JSON")
-}
-
-/// Left-aligned columns.
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-    for row in std::iter::once(&header).chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn short(hash: &str) -> String {
     hash.chars().take(12).collect()
 }
@@ -296,11 +263,11 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
             if json {
                 return print_json(&json!({ "sites": list }));
             }
-            let rows = list
+            let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|s| vec![s.slug.clone(), s.status.clone(), s.name.clone(), s.id.to_string()])
                 .collect();
-            print!("{}", table(&["SLUG", "STATUS", "NAME", "ID"], rows));
+            print!("{}", table(&["SLUG", "STATUS", "NAME", "ID"], &rows));
             Ok(())
         }
         SitesCommand::Status { site: name, json } => {
@@ -310,7 +277,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                 return print_json(&status);
             }
             println!("site `{}` ({})", status.site, status.status);
-            let rows = status
+            let rows: Vec<Vec<String>> = status
                 .extensions
                 .iter()
                 .map(|e| {
@@ -333,7 +300,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                 "{}",
                 table(
                     &["EXTENSION", "VERSION", "STATE", "HASH", "VALID", "CONFLICTS", "MISSING SIGN-OFFS"],
-                    rows
+                    &rows
                 )
             );
             Ok(())
@@ -343,7 +310,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
         SitesCommand::Validate { site: name, extension, config_json, json } => {
             let s = site(&sites, &name, Action::Validate, json).await?;
             let report = sites
-                .validate(&s, &extension, read_config(&config_json)?)
+                .validate(&s, &extension, read_json(&config_json, "the config")?)
                 .await
                 .map_err(|e| refused(e, json))?;
             if json {
@@ -366,7 +333,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
         }
         SitesCommand::Activate { site: name, extension, config_json, reason, json } => {
             let s = site(&sites, &name, Action::Manage, json).await?;
-            let config = read_config(&config_json)?;
+            let config = read_json(&config_json, "the config")?;
             let done = sites.activate(&cli, &s, &extension, config, &reason).await.map_err(|e| {
                 if !json && let Some(report) = e.report() {
                     for line in report_lines(report) {
@@ -431,7 +398,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
             if json {
                 return print_json(&list);
             }
-            let rows = list
+            let rows: Vec<Vec<String>> = list
                 .signoffs
                 .iter()
                 .map(|s| {
@@ -446,7 +413,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                     ]
                 })
                 .collect();
-            print!("{}", table(&["SIGNED AT", "NAME", "ASPECT", "ROLE", "MEANING", "HASH", "VALID"], rows));
+            print!("{}", table(&["SIGNED AT", "NAME", "ASPECT", "ROLE", "MEANING", "HASH", "VALID"], &rows));
             Ok(())
         }
         SitesCommand::Trail { site: name, extension, limit, before, json } => {
@@ -455,7 +422,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
             if json {
                 return print_json(&trail);
             }
-            let rows = trail
+            let rows: Vec<Vec<String>> = trail
                 .entries
                 .iter()
                 .map(|e| {
@@ -468,7 +435,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                     ]
                 })
                 .collect();
-            print!("{}", table(&["ID", "AT", "ACTOR", "ACTION", "DETAILS"], rows));
+            print!("{}", table(&["ID", "AT", "ACTOR", "ACTION", "DETAILS"], &rows));
             Ok(())
         }
         SitesCommand::Report { site: name, format, json } => {
@@ -506,7 +473,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                 if json {
                     return print_json(&json!({ "snapshots": all }));
                 }
-                let rows = all
+                let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|s| {
                         vec![
@@ -518,7 +485,7 @@ async fn dispatch(sites: Sites<'_>, command: SitesCommand) -> anyhow::Result<()>
                         ]
                     })
                     .collect();
-                print!("{}", table(&["ID", "TAKEN AT", "BY", "EXTENSIONS", "LABEL"], rows));
+                print!("{}", table(&["ID", "TAKEN AT", "BY", "EXTENSIONS", "LABEL"], &rows));
                 return Ok(());
             }
             let s = site(&sites, &name, Action::Manage, json).await?;

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::pipelines_cmd::{print_json, read_json, table};
+use crate::output::{print_json, read_json, table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum StagesCommand {
@@ -112,7 +112,7 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
             if json {
                 return print_json(&json!({ "stages": stages }));
             }
-            let rows = stages
+            let rows: Vec<Vec<String>> = stages
                 .iter()
                 .map(|s| {
                     vec![
@@ -127,7 +127,7 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
                 .collect();
             print!(
                 "{}",
-                table(&["ID", "KIND", "TRANSPORT", "ENABLED", "TIMEOUT_MS", "EXTENSION/SUBJECT"], rows)
+                table(&["ID", "KIND", "TRANSPORT", "ENABLED", "TIMEOUT_MS", "EXTENSION/SUBJECT"], &rows)
             );
             Ok(())
         }
@@ -140,12 +140,13 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
             Ok(())
         }
         StagesCommand::Add { stage_json, json } => {
-            let new: NewStage = serde_json::from_value(read_json(&stage_json)?).context("not a stage")?;
+            let new: NewStage =
+                serde_json::from_value(read_json(&stage_json, "the stage")?).context("not a stage")?;
             one(&registry.add_stage(CLI, new).await?, json, "added")
         }
         StagesCommand::Set { id, change_json, json } => {
-            let change: StageChange =
-                serde_json::from_value(read_json(&change_json)?).context("not a stage change")?;
+            let change: StageChange = serde_json::from_value(read_json(&change_json, "the change")?)
+                .context("not a stage change")?;
             one(&registry.change_stage(CLI, &id, change).await?, json, "changed")
         }
         StagesCommand::Enable { id, json } => {
@@ -167,7 +168,7 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
             if json {
                 return print_json(&json!({ "stage": id, "live": Value::Null, "replicas": rows }));
             }
-            let rows = rows
+            let rows: Vec<Vec<String>> = rows
                 .iter()
                 .map(|h| {
                     vec![
@@ -180,7 +181,7 @@ async fn dispatch(registry: Registry<'_>, command: StagesCommand) -> anyhow::Res
                     ]
                 })
                 .collect();
-            print!("{}", table(&["REPLICA", "CALLS", "FAILURES", "SCORE", "BREAKER", "UPDATED"], rows));
+            print!("{}", table(&["REPLICA", "CALLS", "FAILURES", "SCORE", "BREAKER", "UPDATED"], &rows));
             Ok(())
         }
     }
