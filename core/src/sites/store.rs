@@ -100,6 +100,8 @@ pub(crate) async fn create(pool: &PgPool, actor: &Actor, slug: &str, name: &str)
     let entry = AuditEntry::new(actor.audit_name(), "site.created", format!("sites/{slug}"))
         .details(serde_json::json!({ "id": site.id, "name": site.name }));
     audit::record(&mut *tx, &entry).await?;
+    // The other replicas learn of the new slug now, not at their next resync.
+    notify(&mut tx, site.id).await?;
     tx.commit().await?;
     Ok(site)
 }
