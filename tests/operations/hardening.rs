@@ -495,3 +495,37 @@ async fn promtool_finds_nothing_in_metrics_but_the_fixed_gauge_name() {
     // 3 is promtool's exit code for lint findings; 1 would mean the text did not parse.
     assert_eq!(out.status.code(), Some(3), "{findings:?}");
 }
+
+/// docs/prometheus/annex-rules.yml is valid for Prometheus and its alerts fire when their unit
+/// tests (annex-rules.test.yml) say: extension down, auto-disabled, error rate, breaker open,
+/// webhook backlog. The names they read are checked against what annex exports by
+/// `observe::metrics::dashboard_tests` (with the Grafana dashboard's).
+#[test]
+fn alert_rules_pass_promtool_check_and_unit_tests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus");
+    for args in [["check", "rules", "annex-rules.yml"], ["test", "rules", "annex-rules.test.yml"]] {
+        let out = match Command::new("promtool").args(args).current_dir(dir).output() {
+            Ok(out) => out,
+            Err(e) => {
+                panic!("cannot run promtool ({e}); install it: Debian/Ubuntu `apt-get install prometheus`")
+            }
+        };
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "promtool {}: {said}", args.join(" "));
+        assert!(said.contains("SUCCESS"), "promtool {}: {said}", args.join(" "));
+    }
+    // The test file really tests something: a broken expectation fails.
+    let broken = std::fs::read_to_string(format!("{dir}/annex-rules.test.yml"))
+        .expect("rules tests")
+        .replace("extension: billing", "extension: hello");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(format!("{dir}/annex-rules.yml"), tmp.path().join("annex-rules.yml")).expect("copy rules");
+    std::fs::write(tmp.path().join("broken.test.yml"), broken).expect("write");
+    let out = Command::new("promtool")
+        .args(["test", "rules", "broken.test.yml"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("promtool runs");
+    assert!(!out.status.success(), "a wrong expected alert must fail the rule tests");
+}

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue, prometheus::parse_prometheus};
 
+use serde_json::json;
+
 use crate::support::{Base, host};
 
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
@@ -115,5 +117,105 @@ async fn a_handler_panic_counts_as_a_panic_error_and_a_500() {
     let counted =
         value(&scrape, "extension_requests_total", &[("route", "/ext/base/boom"), ("status", "500")]);
     assert_eq!(counted, Some(1.0));
+    t.shutdown().await;
+}
+
+/// `gauges`: reports its own gauge, and a durable subscriber that refuses events until told.
+#[derive(Clone, Default)]
+struct Gauges {
+    acknowledge: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[annex_core::async_trait]
+impl annex_core::Extension for Gauges {
+    fn metadata(&self) -> annex_core::Metadata {
+        annex_core::Metadata::new("gauges", "1.0.0").description("reports gauges")
+    }
+    fn register(&self, r: &mut annex_core::Registrar) {
+        r.get(
+            "/set/{name}/{value}",
+            |cx: annex_core::Context,
+             axum::extract::Path((name, value)): axum::extract::Path<(String, f64)>| async move {
+                match cx.set_gauge(&name, value) {
+                    Ok(()) => (axum::http::StatusCode::OK, String::new()),
+                    Err(e) => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                }
+            },
+        );
+        let acknowledge = self.acknowledge.clone();
+        r.subscribe_durable("extension.*", move |_cx, _event| {
+            let acknowledge = acknowledge.clone();
+            async move {
+                if acknowledge.load(std::sync::atomic::Ordering::SeqCst) {
+                    Ok(())
+                } else {
+                    Err("not yet".to_owned())
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extension_reports_gauges_and_the_outbox_backlog_of_a_durable_subscriber_is_exported() {
+    let probe = Gauges::default();
+    let t = annex_core::testkit::TestHost::builder()
+        .extension(Base::default())
+        .extension(probe.clone())
+        .config(|c| {
+            c.server.admin_token = Some(crate::support::TOKEN.into());
+            c.extensions.entry("gauges".into()).or_default().permissions = vec!["events:subscribe".into()];
+        })
+        .start()
+        .await
+        .expect("host starts");
+    assert_eq!(t.get("/ext/gauges/set/queue_depth/7.5").await.status(), 200);
+    for bad in ["Bad-Name", "9lives", "x".repeat(65).as_str()] {
+        let res = t.get(&format!("/ext/gauges/set/{bad}/1")).await;
+        assert_eq!(res.status(), 422, "{bad}");
+        assert!(res.text().await.unwrap().contains("is invalid"), "{bad}");
+    }
+    let res = t.get("/ext/gauges/set/nan_gauge/NaN").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("not a finite number"));
+    for i in 1..32 {
+        assert_eq!(t.get(&format!("/ext/gauges/set/g{i}/1")).await.status(), 200, "gauge {i}");
+    }
+    let res = t.get("/ext/gauges/set/one_too_many/1").await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("32 gauges"));
+    assert_eq!(t.get("/ext/gauges/set/queue_depth/3").await.status(), 200, "an existing name may change");
+
+    // A state change while the subscriber refuses: its backlog is exported, then drains.
+    let res = crate::support::admin(&t, reqwest::Method::PUT, "/api/v1/extensions/base/config")
+        .json(&json!({ "greeting": "backlog" }))
+        .send()
+        .await
+        .expect("config put");
+    let status = res.status();
+    assert_eq!(status, 200, "{}", res.text().await.unwrap_or_default());
+    let backlog = |scrape: &Exposition| {
+        value(scrape, "annex_outbox_backlog_events", &[("consumer", "gauges/extension.*")])
+    };
+    let behind = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+        let scrape = parse(&t.get("/metrics").await.text().await.unwrap());
+        backlog(&scrape).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    assert!(behind.is_some(), "the refused event shows as backlog");
+    let scrape = parse(&t.get("/metrics").await.text().await.unwrap());
+    assert_eq!(
+        value(&scrape, "extension_gauge", &[("extension", "gauges"), ("name", "queue_depth")]),
+        Some(3.0)
+    );
+    assert_eq!(label_values(&scrape, "extension_gauge", "name").len(), 32, "no refused gauge is exported");
+
+    probe.acknowledge.store(true, std::sync::atomic::Ordering::SeqCst);
+    let drained = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+        let scrape = parse(&t.get("/metrics").await.text().await.unwrap());
+        backlog(&scrape) == Some(0.0)
+    })
+    .await;
+    assert!(drained.is_some(), "the backlog drains once the subscriber acknowledges");
     t.shutdown().await;
 }

@@ -180,6 +180,17 @@ async fn a_config_change_made_by_the_cli_with_no_server_running_is_delivered_by_
     let got = receiver.of(&id);
     assert_eq!(got[0].body["event"], "extension.config_changed");
     assert_eq!(got[0].body["data"], json!({ "extension": "base", "replica": "cli" }));
+    // The worker reports its backlog (the webhook-backlog alert reads it): drained, so 0.
+    let reported = crate::support::eventually(Duration::from_secs(10), || async {
+        let text = second.get("/metrics").await.text().await.unwrap_or_default();
+        text.lines().any(|l| {
+            l.starts_with("extension_gauge{")
+                && l.contains("name=\"deliveries_pending\"")
+                && l.ends_with(" 0")
+        }) && text.contains("name=\"oldest_pending_seconds\"")
+    })
+    .await;
+    assert!(reported.is_some(), "webhooks reports deliveries_pending and oldest_pending_seconds");
     second.shutdown().await;
 }
 

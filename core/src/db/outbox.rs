@@ -63,6 +63,16 @@ pub(crate) async fn last_id(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select coalesce(max(id), 0)::bigint from annex.event_outbox").fetch_one(pool).await
 }
 
+/// Every durable consumer and how many outbox rows lie after its cursor (not yet acknowledged).
+pub(crate) async fn backlog(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select c.consumer, greatest((select coalesce(max(id), 0) from annex.event_outbox) - c.last_id, 0)
+           from annex.event_cursors c order by c.consumer",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Up to `limit` events after `after`, in id order.
 pub(crate) async fn after(
     conn: &mut PgConnection,

@@ -119,6 +119,40 @@ pub struct SpawnError {
     pub limit: u64,
 }
 
+/// [`Context::set_gauge`] was refused: a bad name, a value that is not a number, or too many
+/// gauges.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GaugeError {
+    /// The name is not 1–64 characters of `a-z`, `0-9` and `_`, starting with a letter.
+    #[error("gauge name {0:?} is invalid: use 1–64 characters of a-z, 0-9 and _, starting with a letter")]
+    InvalidName(String),
+    /// NaN or infinite.
+    #[error("gauge `{name}` got {value}, which is not a finite number")]
+    NotFinite {
+        /// The gauge.
+        name: String,
+        /// The value refused.
+        value: f64,
+    },
+    /// The extension already has [`MAX_GAUGES`] gauges.
+    #[error("extension `{extension}` already reports {MAX_GAUGES} gauges; `{name}` would be one too many")]
+    TooMany {
+        /// The extension.
+        extension: String,
+        /// The gauge refused.
+        name: String,
+    },
+}
+
+/// Gauges one extension may report with [`Context::set_gauge`] (a bound on label values).
+pub const MAX_GAUGES: usize = 32;
+
+fn valid_gauge_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 impl Context {
     pub(crate) fn new(
         name: &str,
@@ -342,6 +376,34 @@ impl Context {
             running,
             limit: limit.unwrap_or(u64::MAX),
         })
+    }
+
+    /// Reports one of the extension's own figures (a queue's depth, the age of its oldest item):
+    /// exported as `extension_gauge{extension="<name>",name="<gauge>"}` at `/metrics` and in the
+    /// admin API's figures. Cheap (a short lock, no label lookup); call it whenever the figure
+    /// changes or on a timer. At most [`MAX_GAUGES`] names per extension.
+    ///
+    /// ```no_run
+    /// # fn f(cx: &annex_core::Context) -> Result<(), annex_core::extension::GaugeError> {
+    /// cx.set_gauge("deliveries_pending", 12.0)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_gauge(&self, name: &str, value: f64) -> Result<(), GaugeError> {
+        if !valid_gauge_name(name) {
+            return Err(GaugeError::InvalidName(name.to_owned()));
+        }
+        if !value.is_finite() {
+            return Err(GaugeError::NotFinite { name: name.to_owned(), value });
+        }
+        let mut gauges = match self.inner.counters.gauges.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if gauges.len() >= MAX_GAUGES && !gauges.contains_key(name) {
+            return Err(GaugeError::TooMany { extension: self.inner.name.clone(), name: name.to_owned() });
+        }
+        gauges.insert(name.to_owned(), value);
+        Ok(())
     }
 
     /// Background tasks still running.

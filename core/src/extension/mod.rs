@@ -25,7 +25,9 @@ pub(crate) mod tasks;
 use async_trait::async_trait;
 
 pub use crate::observe::request_id::RequestId;
-pub use context::{ConfigShapeError, Context, DatabaseUnavailable, SiteTxError, SpawnError};
+pub use context::{
+    ConfigShapeError, Context, DatabaseUnavailable, GaugeError, MAX_GAUGES, SiteTxError, SpawnError,
+};
 pub use entities::{Entities, entity_format};
 pub use error::ApiError;
 pub use events::{Event, QUEUE_CAPACITY, pattern_matches};

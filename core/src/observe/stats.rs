@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) quota_rejections: AtomicU64,
     /// Nanoseconds spent polling the extension's handler and task futures.
     pub(crate) busy_nanos: AtomicU64,
+    /// The extension's own gauges ([`Context::set_gauge`](crate::Context::set_gauge)): set off the
+    /// request path, read when metrics are rendered.
+    pub(crate) gauges: std::sync::Mutex<std::collections::BTreeMap<String, f64>>,
 }
 
 impl Counters {

@@ -113,6 +113,7 @@ async fn auto_disable(controller: &Controller, rt: &Runtime, m: &Managed, reason
     let why = format!("disabled by the health monitor: {reason}");
     match controller.disable(name, true, "host", Some(&why)).await {
         Ok(report) => {
+            m.metrics().error(ErrorType::AutoDisabled);
             let details = json!({ "reason": reason, "last_check": last, "disabled": report.disabled });
             rt.audit(AuditEntry::new("host", "extension.unhealthy", name).details(details)).await;
             rt.publish("extension.unhealthy", json!({ "extension": name, "reason": reason }));

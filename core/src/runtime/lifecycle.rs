@@ -419,6 +419,10 @@ impl Runtime {
             let in_use = m.cx.db().map_or(0, |pool| pool.size().saturating_sub(pool.num_idle() as u32));
             em.set_resource(Resource::DbConnections, f64::from(in_use));
             em.set_resource(Resource::StorageBytes, m.cx.usage().storage_bytes as f64);
+            let gauges = m.cx.counters().gauges.lock().map(|g| g.clone()).unwrap_or_default();
+            for (name, value) in gauges {
+                self.metrics.set_extension_gauge(m.name(), &name, value);
+            }
         }
         self.metrics.set_active(active);
     }

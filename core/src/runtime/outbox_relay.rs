@@ -96,6 +96,9 @@ async fn pass(h: &Runtime, published: &mut i64) -> Result<(), sqlx::Error> {
         }
         while consume(h, &sub).await? {}
     }
+    for (consumer, events) in outbox::backlog(h.pool()).await? {
+        h.metrics().set_outbox_backlog(&consumer, events);
+    }
     Ok(())
 }
 

@@ -28,10 +28,12 @@ pub(crate) enum ErrorType {
     Health,
     /// A request was refused by a quota (concurrency or body size).
     QuotaExceeded,
+    /// The host disabled the extension (failed health checks, too many panics).
+    AutoDisabled,
 }
 
 impl ErrorType {
-    const ALL: [ErrorType; 7] = [
+    const ALL: [ErrorType; 8] = [
         Self::Panic,
         Self::Timeout,
         Self::Handler,
@@ -39,6 +41,7 @@ impl ErrorType {
         Self::RateLimited,
         Self::Health,
         Self::QuotaExceeded,
+        Self::AutoDisabled,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl ErrorType {
             Self::RateLimited => "rate_limited",
             Self::Health => "health",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::AutoDisabled => "auto_disabled",
         }
     }
 }

@@ -47,6 +47,12 @@ pub(crate) struct Families {
     pub(crate) resources: GaugeVec,
     pub(crate) hooks: IntCounterVec,
     pub(crate) hook_duration: HistogramVec,
+    /// `extension_gauge{extension,name}`: the figures an extension reports itself
+    /// ([`Context::set_gauge`](crate::Context::set_gauge)), copied in before each render.
+    pub(crate) gauges: GaugeVec,
+    /// `annex_outbox_backlog_events{consumer}`: outbox rows a durable subscriber has not yet
+    /// acknowledged, set by the outbox relay after each pass.
+    pub(crate) outbox_backlog: IntGaugeVec,
     pub(crate) pipelines: PipelineFamilies,
 }
 
@@ -101,7 +107,7 @@ impl Metrics {
     /// A registry with the families and no extension yet.
     pub(crate) fn empty() -> Self {
         let registry = Registry::new();
-        let families = Families::register(&registry);
+        let (families, _names) = Families::register(&registry);
         Self { registry, families, extensions: BTreeMap::new() }
     }
 
@@ -145,9 +151,26 @@ impl Metrics {
         self.families.requests.with_label_values(&[extension, method, "unmatched", status.as_str()]).inc();
     }
 
+    /// `extension_gauge{extension,name}` = `value`. Called when metrics are rendered.
+    pub(crate) fn set_extension_gauge(&self, extension: &str, name: &str, value: f64) {
+        self.families.gauges.with_label_values(&[extension, name]).set(value);
+    }
+
+    /// `annex_outbox_backlog_events{consumer}` = `events`.
+    pub(crate) fn set_outbox_backlog(&self, consumer: &str, events: i64) {
+        self.families.outbox_backlog.with_label_values(&[consumer]).set(events);
+    }
+
     /// The pipeline families (stages and pipelines resolve their handles from them).
     pub(crate) fn pipelines(&self) -> &PipelineFamilies {
         &self.families.pipelines
+    }
+
+    /// The names of the metric families annex exports (a family with no series yet included;
+    /// histograms without their `_bucket`/`_sum`/`_count`).
+    #[cfg(test)]
+    pub(crate) fn family_names() -> Vec<String> {
+        Families::register(&Registry::new()).1
     }
 
     /// `extensions_active_total`.
@@ -205,7 +228,8 @@ impl Metrics {
 }
 
 impl Families {
-    fn register(registry: &Registry) -> Self {
+    /// Registers every family in `registry`; also returns their names.
+    fn register(registry: &Registry) -> (Self, Vec<String>) {
         let families = Families {
             requests: IntCounterVec::new(
                 Opts::new("extension_requests_total", "Requests served by an extension's routes"),
@@ -246,6 +270,19 @@ impl Families {
                 &["extension", "hook"],
             )
             .expect("static metric definition"),
+            gauges: GaugeVec::new(
+                Opts::new("extension_gauge", "Figures an extension reports itself, by name"),
+                &["extension", "name"],
+            )
+            .expect("static metric definition"),
+            outbox_backlog: IntGaugeVec::new(
+                Opts::new(
+                    "annex_outbox_backlog_events",
+                    "State-change events stored but not yet acknowledged by a durable subscriber",
+                ),
+                &["consumer"],
+            )
+            .expect("static metric definition"),
             pipelines: PipelineFamilies::new(),
         };
         let build_info = IntGaugeVec::new(
@@ -263,19 +300,25 @@ impl Families {
             Box::new(families.resources.clone()),
             Box::new(families.hooks.clone()),
             Box::new(families.hook_duration.clone()),
+            Box::new(families.gauges.clone()),
+            Box::new(families.outbox_backlog.clone()),
             Box::new(build_info),
             Box::new(prometheus::process_collector::ProcessCollector::for_self()),
         ];
         collectors.extend(families.pipelines.collectors());
+        let names = collectors.iter().flat_map(|c| c.desc()).map(|d| d.fq_name.clone()).collect();
         for c in collectors {
             // Names are static and distinct, and the registry is fresh: this cannot fail.
             if let Err(e) = registry.register(c) {
                 tracing::error!(error = %e, "could not register a metric");
             }
         }
-        families
+        (families, names)
     }
 }
+
+#[cfg(test)]
+mod dashboard_tests;
 
 #[cfg(test)]
 mod tests {

@@ -90,6 +90,17 @@ pub(crate) fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// The backlog: deliveries not yet finished (`pending` or `delivering`), and the age in seconds
+/// of the oldest of them (0 when there is none).
+pub(crate) async fn backlog(db: &PgPool) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(
+        "select count(*), coalesce(extract(epoch from now() - min(created_at))::float8, 0)
+           from deliveries where status in ('pending', 'delivering')",
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// Claims up to `limit` due deliveries of active subscriptions for `worker`, leased for
 /// `lease`. Rows locked by another worker's claim are skipped, never waited for, so replicas
 /// share the queue without sending anything twice.

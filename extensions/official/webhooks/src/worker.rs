@@ -16,6 +16,8 @@ use crate::target::{self, GuardedResolver};
 
 /// Deliveries one worker sends at once.
 const BATCH: i64 = 16;
+/// How often the worker reports its backlog (`extension_gauge{extension="webhooks"}`).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the extension shares between its event handler, its handlers and its worker.
 #[derive(Debug, Default)]
@@ -84,7 +86,12 @@ async fn run(
     done: oneshot::Sender<()>,
 ) {
     tracing::info!(worker = %worker, "webhooks: delivery worker started");
+    let mut reported: Option<Instant> = None;
     while !*stop.borrow() {
+        if reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            reported = Some(Instant::now());
+            report_backlog(&cx).await;
+        }
         let settings = Settings::load(&cx);
         shared.resolver.allow_private.store(settings.allow_private_targets, Ordering::Relaxed);
         let claimed = match cx.db() {
@@ -110,6 +117,23 @@ async fn run(
         }
     }
     let _ = done.send(());
+}
+
+/// Sets the gauges `deliveries_pending` and `oldest_pending_seconds`, which the webhook-backlog
+/// alert (docs/prometheus/annex-rules.yml) watches.
+async fn report_backlog(cx: &Context) {
+    let Ok(db) = cx.db() else { return };
+    match queue::backlog(db).await {
+        Ok((pending, oldest)) => {
+            for (name, value) in [("deliveries_pending", pending as f64), ("oldest_pending_seconds", oldest)]
+            {
+                if let Err(e) = cx.set_gauge(name, value) {
+                    tracing::warn!(error = %e, "webhooks: could not report the backlog");
+                }
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "webhooks: could not count the backlog"),
+    }
 }
 
 /// One attempt of one delivery, recorded whatever happens.
