@@ -9,6 +9,7 @@ mod admin_api;
 mod audit_chain;
 mod binary;
 mod cli;
+mod faults;
 mod hardening;
 mod health;
 mod hostile_input;

@@ -101,7 +101,7 @@ impl SetupLock {
 }
 
 /// A private PostgreSQL cluster that annex started or attached to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PrivatePostgres {
     cluster: PathBuf,
     bin: PathBuf,

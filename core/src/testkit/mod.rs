@@ -26,7 +26,7 @@ pub mod nats;
 mod postgres;
 
 pub use host::{TEST_SECRET, TestHost, TestHostBuilder};
-pub use postgres::test_database_url;
+pub use postgres::{PostgresServer, test_database_url};
 
 /// Starts `script` (sh) detached in a process group of its own, with this test process's pid as
 /// `$1` and `args` as `$2`…: a watchdog that outlives the test process to clean up after it.

@@ -93,3 +93,64 @@ fn spawn_watchdog(server: &PrivatePostgres, root: &std::path::Path) {
     let args = [server.cluster_dir().as_os_str(), root.as_os_str()];
     super::spawn_watchdog("annex-test-watchdog", script, &args, "PostgreSQL");
 }
+
+/// A PostgreSQL server of its own (not the process-wide one), for tests that stop and start the
+/// database under a running host: [`stop`](Self::stop) and [`start_again`](Self::start_again)
+/// keep its socket and password, so every URL it handed out works again after a restart.
+/// Removed (and stopped) when the test process exits, however it exits.
+#[derive(Debug)]
+pub struct PostgresServer {
+    root: std::path::PathBuf,
+    server: PrivatePostgres,
+}
+
+impl PostgresServer {
+    /// Initialises and starts a throwaway cluster (a few seconds).
+    pub async fn start() -> Result<Self, HostError> {
+        tokio::task::spawn_blocking(|| {
+            let io =
+                |source| PostgresError::Io { context: "cannot create the test directory".into(), source };
+            let root = tempfile::Builder::new().prefix("annex-pg-").tempdir_in("/tmp").map_err(io)?.keep();
+            std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+            let server = PrivatePostgres::ensure(&root, Durability { throwaway: true })?;
+            spawn_watchdog(&server, &root);
+            Ok::<_, PostgresError>(Self { root, server })
+        })
+        .await
+        .map_err(|e| HostError::Internal(e.to_string()))?
+        .map_err(|e| HostError::Internal(format!("test PostgreSQL could not start: {e}")))
+    }
+
+    /// Creates a fresh, empty database on this server and returns its URL.
+    pub async fn create_database(&self) -> Result<String, HostError> {
+        let name = format!("annex_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = self
+            .server
+            .connect_options("postgres")
+            .connect()
+            .await
+            .map_err(|e| HostError::Database(DbError::Connect(e)))?;
+        sqlx::query(&format!("create database {name}")).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(self.server.url(&name))
+    }
+
+    /// Stops the server (fast shutdown: every session is cut, as in an outage).
+    pub async fn stop(&self) -> Result<(), HostError> {
+        let server = self.server.clone();
+        tokio::task::spawn_blocking(move || server.stop())
+            .await
+            .map_err(|e| HostError::Internal(e.to_string()))?
+            .map_err(|e| HostError::Internal(format!("test PostgreSQL could not stop: {e}")))
+    }
+
+    /// Starts it again on the same directory and socket; waits until it accepts connections.
+    pub async fn start_again(&self) -> Result<(), HostError> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || PrivatePostgres::ensure(&root, Durability { throwaway: true }))
+            .await
+            .map_err(|e| HostError::Internal(e.to_string()))?
+            .map(drop)
+            .map_err(|e| HostError::Internal(format!("test PostgreSQL could not start again: {e}")))
+    }
+}
