@@ -23,25 +23,33 @@ use crate::support::{Base, Server, TOKEN, eventually};
 const SECRET: &str = "a-long-enough-subscription-secret";
 const GRANTS: [&str; 3] = ["database", "events:subscribe", "http:outbound"];
 
-/// One request to the receiver: its `X-Annex-Delivery` and its body.
+/// One request to the receiver: its `X-Annex-Delivery`, its body, and the status it was answered.
 #[derive(Debug, Clone)]
 struct Got {
     delivery: String,
     body: Value,
+    status: u16,
 }
 
-/// An HTTP endpoint on 127.0.0.1 that records every request and answers 200.
+/// An HTTP endpoint on 127.0.0.1 that records every request and answers 200 (or 503 to the first
+/// `fail_first` requests of each delivery).
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
     url: String,
+    fail_first: usize,
 }
 
 impl Receiver {
     async fn start() -> Self {
+        Self::failing(0).await
+    }
+
+    /// A receiver that answers 503 to the first `fail_first` attempts of every delivery.
+    async fn failing(fail_first: usize) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
-        let r = Receiver { url, ..Default::default() };
+        let r = Receiver { url, fail_first, ..Default::default() };
         let app = axum::Router::new().route("/hook", axum::routing::post(receive)).with_state(r.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         r
@@ -69,8 +77,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
     let delivery =
         headers.get("x-annex-delivery").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    r.got.lock().expect("lock").push(Got { delivery, body });
-    StatusCode::OK
+    let mut got = r.got.lock().expect("lock");
+    let earlier = got.iter().filter(|g| g.delivery == delivery).count();
+    let status = if earlier < r.fail_first { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    got.push(Got { delivery, body, status: status.as_u16() });
+    status
 }
 
 /// Fast retries and polls; private targets allowed (the receiver is on loopback).
@@ -395,5 +406,99 @@ async fn serve_killed_with_sigkill_mid_changes_loses_no_event() {
         per_event.values().all(|d| d.len() == 1),
         "one delivery id per (event, subscription): {per_event:?}"
     );
+    let (s, verdict) = call(&server.url, Method::GET, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(verdict["ok"], true, "the audit chain verifies after the kills: {verdict}");
+    server.stop();
+}
+
+/// `annex serve` killed with SIGKILL while deliveries are being retried (the receiver fails the
+/// first three attempts of each): after the restarts, every committed change's delivery is
+/// answered 200 exactly once per (event, subscription) id, retries resume where the dead process
+/// left them (attempts are not reset), and the audit chain verifies.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_killed_during_webhook_retries_loses_no_delivery() {
+    const ROUNDS: usize = 4;
+    let receiver = Receiver::failing(3).await;
+    let url = annex_core::testkit::test_database_url().await.expect("database");
+    let config = tempfile::tempdir().expect("tempdir");
+    let settings = |poll: u64| {
+        json!({ "allow_private_targets": true, "backoff_base_ms": 100, "backoff_max_ms": 400,
+                "poll_interval_ms": poll, "timeout_ms": 1000, "max_attempts": 30 })
+    };
+    let toml = "[extensions.webhooks]\npermissions = [\"database\", \"events:subscribe\", \"http:outbound\"]\n\
+         config = { allow_private_targets = true, backoff_base_ms = 100, backoff_max_ms = 400, poll_interval_ms = 50, timeout_ms = 1000, max_attempts = 30 }\n";
+    std::fs::write(config.path().join("annex.toml"), toml).expect("annex.toml");
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut before = BTreeSet::new();
+    let mut kills_with_failures = 0;
+    for round in 0..ROUNDS {
+        let server = Server::start(serve(&url, config.path()), data.path());
+        if round == 0 {
+            subscribe(&server.url, &receiver.url, &["extension.config_changed"]).await;
+            before = outbox_ids(&url, "extension.config_changed").await;
+        }
+        for i in 0..2u64 {
+            let (s, body) = call(
+                &server.url,
+                Method::PUT,
+                "/api/v1/extensions/webhooks/config",
+                settings(50 + round as u64 * 2 + i),
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+        }
+        // Kill while retries are under way: once a refused attempt of this round's deliveries
+        // arrived.
+        let failures_before = receiver.got().iter().filter(|g| g.status != 200).count();
+        let retrying = eventually(Duration::from_secs(20), || async {
+            receiver.got().iter().filter(|g| g.status != 200).count() > failures_before
+        })
+        .await;
+        assert!(retrying.is_some(), "round {round}: a delivery was refused and is being retried");
+        kills_with_failures += 1;
+        tokio::time::sleep(Duration::from_millis(round as u64 * 40)).await;
+        server.kill();
+    }
+    let server = Server::start(serve(&url, config.path()), data.path());
+    let all: BTreeSet<String> =
+        outbox_ids(&url, "extension.config_changed").await.difference(&before).cloned().collect();
+    receiver
+        .wait_in(&url, "a 200 for every committed change", Duration::from_secs(120), |got| {
+            all.iter().all(|id| got.iter().any(|g| g.status == 200 && g.body["id"] == id.as_str()))
+        })
+        .await;
+    let got: Vec<Got> = receiver
+        .got()
+        .into_iter()
+        .filter(|g| g.body["id"].as_str().is_some_and(|id| all.contains(id)))
+        .collect();
+    let mut accepted: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for g in &got {
+        if g.status == 200 {
+            *accepted.entry(g.delivery.as_str()).or_default() += 1;
+        }
+        ids.entry(g.body["id"].as_str().unwrap_or_default()).or_default().insert(g.delivery.as_str());
+    }
+    let duplicated: usize = accepted.values().map(|n| n - 1).sum();
+    let lost = all.len() - ids.len();
+    let refused = got.iter().filter(|g| g.status != 200).count();
+    println!(
+        "kill -9 during webhook retries: {kills_with_failures} kills mid-retry, {} events, {} requests ({refused} refused by the receiver), {lost} lost, {duplicated} accepted twice",
+        all.len(),
+        got.len()
+    );
+    assert_eq!(lost, 0, "every event was delivered");
+    assert!(ids.values().all(|d| d.len() == 1), "one delivery id per (event, subscription): {ids:?}");
+    assert!(duplicated <= kills_with_failures, "at most one resend per kill: {accepted:?}");
+    // Attempts carried over the kills: no delivery was accepted before its fourth attempt.
+    for (delivery, _) in accepted.iter() {
+        let attempts = got.iter().filter(|g| g.delivery == *delivery).count();
+        assert!(attempts >= 4, "{delivery}: three refusals, then the 200: {attempts}");
+    }
+    let (s, verdict) = call(&server.url, Method::GET, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(verdict["ok"], true, "the audit chain verifies: {verdict}");
     server.stop();
 }
