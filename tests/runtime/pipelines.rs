@@ -697,3 +697,57 @@ async fn the_guardrails_pipeline_denies_a_valid_card_passes_a_bad_checksum_and_m
     assert_eq!((status, &body), (200, &json!({"echo": "order 4111 1111 1111 1112 shipped"})));
     host.shutdown().await;
 }
+
+/// The NATS server restarted under a running host: while it is down the fail-closed remote
+/// validator fails the runs (503 naming it, nothing hangs past the stage timeout); once it is
+/// back, the host's client and the responder reconnect by themselves and runs answer 200 again,
+/// with no restart of annex and no operator action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nats_restart_mid_run_is_survived_by_the_hosts_remote_stages() {
+    let mut server = annex_core::testkit::nats::NatsServer::start().await.expect("own nats-server");
+    let nats = server.url();
+    let host = TestHost::builder()
+        .extension(Lab::default())
+        .config(move |c| {
+            c.server.admin_token = Some(TOKEN.into());
+            c.nats.url = Some(nats);
+        })
+        .start()
+        .await
+        .expect("host starts");
+    let subject = format!("test.{}.guard", uuid::Uuid::new_v4().simple());
+    let _responder = remote_validator(&server.url(), &subject).await;
+    let api = |method: reqwest::Method, path: &str, body: Value| {
+        let req = host.client().request(method, host.url(path)).bearer_auth(TOKEN).json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let guard = json!({"id": "remote.guard", "kind": "validator", "subject": subject, "timeout_ms": 300,
+                       "retry": {"max_attempts": 1}, "breaker": {"cooldown_ms": 1000}});
+    assert_eq!(api(reqwest::Method::POST, "/api/v1/stages", guard).await, 201);
+    let pipeline = json!({"validators": [{"stage": "remote.guard"}], "providers": [{"stage": "lab.answer"}]});
+    assert_eq!(api(reqwest::Method::PUT, "/api/v1/pipelines/guarded", pipeline).await, 200);
+    let run = || async {
+        let started = Instant::now();
+        let res = host.client().post(host.url("/pipelines/guarded")).json(&json!("hi")).send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap_or(Value::Null), started.elapsed())
+    };
+    let ok = until(Duration::from_secs(10), || async { run().await.0 == 200 }).await;
+    assert!(ok, "the remote validator answers before the restart");
+
+    server.stop();
+    let refused = until(Duration::from_secs(10), || async {
+        let (status, body, took) = run().await;
+        assert!(took < Duration::from_secs(3), "a run with NATS down ends by the stage's timeout: {took:?}");
+        status == 503 && body["error"]["stage"] == "remote.guard"
+    })
+    .await;
+    assert!(refused, "with NATS down the fail-closed remote validator fails the run");
+
+    server.restart().await.expect("restarts on the same port");
+    let restarted = Instant::now();
+    let back = until(Duration::from_secs(30), || async { run().await.0 == 200 }).await;
+    eprintln!("runs answered 200 again {:?} after the NATS restart", restarted.elapsed());
+    assert!(back, "remote stages recover without restarting annex");
+    host.shutdown().await;
+}
