@@ -301,6 +301,21 @@ async fn check_migrations_complete(url: &str, data: &std::path::Path, server: &s
         let said = annex(url, data, &["extensions", "migrate", scope]);
         assert!(said.contains(&format!("{scope}: up to date")), "{scope}: nothing left to apply: {said}");
     }
+    // One durable `extension.migrated` event per applied step: written in the step's own
+    // transaction, so none is lost to a kill and none exists for a step that did not commit.
+    let events: Vec<(String, i64)> = sqlx::query_as(
+        "select data->>'extension', (data->'versions'->>0)::bigint from annex.event_outbox
+          where name = 'extension.migrated' order by 1, 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outbox");
+    let steps: Vec<(String, i64)> = versions
+        .iter()
+        .filter(|(s, _)| *s != "annex")
+        .flat_map(|(s, list)| list.iter().map(move |v| (s.clone(), *v)))
+        .collect();
+    assert_eq!(events, steps, "one extension.migrated event per applied step");
     // The audit chain verifies.
     let res = reqwest::Client::new()
         .get(format!("{server}/api/v1/audit/verify"))

@@ -50,14 +50,6 @@ pub(crate) async fn record(tx: &mut PgConnection, event: NewEvent<'_>) -> Result
     Ok(id)
 }
 
-/// Appends one event in a transaction of its own.
-pub(crate) async fn record_alone(pool: &PgPool, event: NewEvent<'_>) -> Result<i64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let id = record(&mut tx, event).await?;
-    tx.commit().await?;
-    Ok(id)
-}
-
 /// The highest id stored (0 for none).
 pub(crate) async fn last_id(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("select coalesce(max(id), 0)::bigint from annex.event_outbox").fetch_one(pool).await

@@ -12,7 +12,6 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::db::isolation::{DEFAULT_POOL_SIZE, Isolator};
-use crate::db::outbox::{self, NewEvent};
 use crate::db::state;
 use crate::entities::migrations as entity_migrations;
 use crate::extension::context::Context;
@@ -315,11 +314,9 @@ impl Runtime {
         if !applied.is_empty() {
             let versions: Vec<i64> = applied.iter().map(|s| s.version).collect();
             let data = serde_json::json!({ "extension": m.name(), "versions": versions });
-            self.audit(AuditEntry::new("host", "extension.migrated", m.name()).details(data.clone())).await;
-            let event = NewEvent { name: "extension.migrated", data: &data, origin: &self.replica };
-            if let Err(e) = outbox::record_alone(&self.pool, event).await {
-                tracing::error!(extension = %m.name(), error = %e, "could not store the extension.migrated event");
-            }
+            // Each step stored its `extension.migrated` outbox event in its own transaction
+            // (annex_api.record_migration, migration 0012).
+            self.audit(AuditEntry::new("host", "extension.migrated", m.name()).details(data)).await;
         }
         if let Err(spare) = m.cx.set_db(pool) {
             spare.close().await;
