@@ -6,6 +6,7 @@
 #
 #   bench/soak.sh                        # 10 minutes (2 of warm-up), ~12 min after the build
 #   MINUTES=3 WARMUP_MIN=1 bench/soak.sh # a short run
+#   ANNEX_BIN=target/release/annex …     # skip the build (the binary must have every feature)
 #
 # The mix (wrk, one Lua script, weighted): the load-test route through every hook point and a
 # middleware (60 %), hello's database read (15 %) and ping (10 %), a guardrails pipeline run
@@ -42,10 +43,14 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v psql >/dev/null || { echo "psql is needed to count database connections (apt-get install postgresql-client)" >&2; exit 1; }
 
-echo "building (release, --all-features)" >&2
-cargo build --release --locked --quiet --all-features --bin annex
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-bin=$target_dir/release/annex
+if [ -n "${ANNEX_BIN:-}" ]; then
+    bin=$ANNEX_BIN  # a binary built with --all-features already
+else
+    echo "building (release, --all-features)" >&2
+    cargo build --release --locked --quiet --all-features --bin annex
+    target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    bin=$target_dir/release/annex
+fi
 
 work=$(mktemp -d /tmp/annex-soak.XXXXXX)
 chmod 755 "$work"  # the private PostgreSQL runs as the postgres user when started as root
@@ -125,15 +130,15 @@ done
 curl -fsS -o /dev/null "$base/ready" || { echo "annex is not ready; its log:" >&2; cat "$work/annex.log" >&2; exit 1; }
 
 api() {  # method path [json]
-    curl -fsS -X "$1" -H "authorization: Bearer $token" -H 'content-type: application/json' \
+    curl -fsS -X "$1" -H 'x-user: soak' -H "authorization: Bearer $token" -H 'content-type: application/json' \
         ${3:+--data "$3"} "$base$2" >/dev/null
 }
 api PUT /api/v1/pipelines/soak '{"pre": ["guardrails.normalize_text"], "validators": [{"stage": "guardrails.pii_guard"}],
     "providers": [{"stage": "guardrails.mock"}], "post": ["guardrails.mask_pii"]}'
-curl -fsS -X POST -H 'content-type: application/json' \
+curl -fsS -X POST -H "authorization: Bearer $token" -H 'content-type: application/json' \
     --data "{\"url\": \"http://127.0.0.1:$RECEIVER_PORT/hook\", \"events\": [\"extension.*\"], \"secret\": \"a-long-enough-soak-secret\"}" \
     "$base/ext/webhooks/subscriptions" >/dev/null
-curl -fsS -X POST -H 'content-type: application/json' --data '{"name": "soak"}' "$base/ext/hello/greetings" >/dev/null || true
+curl -fsS -X POST -H 'x-user: soak' -H 'content-type: application/json' --data '{"name": "soak"}' "$base/ext/hello/greetings" >/dev/null || true
 
 # The mix; `delay` paces each connection (set by DELAY_MS) to hold the target rate.
 cat >"$work/mix.lua" <<LUA
