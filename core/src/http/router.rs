@@ -5,8 +5,8 @@
 //! `/ext/<name>/…`, the original URI kept for the request path, which checks the site's gate)
 //! → routing → (per extension route) the request path of
 //! `request_path.rs` (gate, quotas, rate limit, hooks, middleware, metrics) → handler.
-//! `docs/request-path.md` has the full order. `/metrics` and the admin API (`/api/v1`, bearer
-//! token) sit beside the extensions.
+//! `docs/request-path.md` has the full order. `/metrics`, the admin API (`/api/v1`, bearer
+//! token or console session) and the console (`/admin/`) sit beside the extensions.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::admin::api::{self, ApiState};
+use crate::admin::console;
 use crate::config::admin_token::AdminToken;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::middleware::MiddlewareSet;
@@ -70,6 +71,7 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())))
+        .merge(console::router(ApiState::new(app.runtime, app.admin_token.clone())))
         .merge(pipeline_path::router(app.runtime.clone()));
     // Each extension's routes at their full paths, `/ext/<name>/…`, not a nested router: axum's
     // nesting strips the prefix from every request's URI (a new URI per request) behind one more

@@ -161,6 +161,8 @@ pub(super) fn spec(catalog: &Catalog) -> Value {
                         query_param("target", json!({ "type": "string" }), "exact target, usually an extension name"),
                         query_param("actor", json!({ "type": "string" }), "exact actor: host, cli, admin, config-file, extension:<name>"),
                         query_param("action", json!({ "type": "string" }), "exact action, or a prefix ending in *"),
+                        query_param("since", json!({ "type": "string", "format": "date-time" }), "only entries at or after this time (RFC 3339)"),
+                        query_param("until", json!({ "type": "string", "format": "date-time" }), "only entries before this time (RFC 3339)"),
                         query_param("before", json!({ "type": "integer", "format": "int64" }), "only entries with a smaller id (the previous page's next_before)"),
                         query_param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 500, "default": 50 }), "entries per page")
                     ],
