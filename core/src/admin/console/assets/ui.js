@@ -87,7 +87,9 @@ export async function api(method, path, body) {
   } catch {
     json = { error: { message: text } };
   }
-  if (res.status === 401 && !path.startsWith("/admin/api/session")) {
+  // A 401 `unauthorized` means the session ended; other 401s (a wrong signing password) do not.
+  const code = json && json.error && json.error.code;
+  if (res.status === 401 && code === "unauthorized" && !path.startsWith("/admin/api/session")) {
     session.current = null;
     location.assign("/admin/login");
   }
@@ -122,7 +124,7 @@ export function mayAdminister() {
 /** A note shown to actors who may only look. */
 export function readOnlyNote(what = "this page") {
   return mayAdminister()
-    ? null
+    ? ""
     : h("p", { class: "read-only", id: "read-only" }, `Read-only: your roles let you see ${what}, not change it.`);
 }
 

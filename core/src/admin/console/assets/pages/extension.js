@@ -55,7 +55,8 @@ function build(schema, value, path, controls, groups, required = false) {
     get = () => (control.value === "" ? undefined : JSON.parse(control.value));
   } else if (schema.type === "boolean") {
     control = h("input", { id, name: pointer, type: "checkbox", checked: value === true });
-    get = () => control.checked;
+    // Unchecked stays unset when it was unset: the schema's default applies.
+    get = () => (control.checked ? true : value === undefined ? undefined : false);
   } else if (schema.type === "integer" || schema.type === "number") {
     control = h("input", { id, name: pointer, inputmode: schema.type === "integer" ? "numeric" : "decimal", value: value === undefined ? "" : String(value) });
     // Not a number is sent as written: the server's schema check names the field.
@@ -112,13 +113,21 @@ function healthChart(history) {
   );
 }
 
-function flatten(obj, prefix = "", out = []) {
-  if (obj && typeof obj === "object" && !Array.isArray(obj)) {
-    for (const [k, v] of Object.entries(obj)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
-  } else {
-    out.push([prefix, obj]);
-  }
-  return out;
+/** A metric's samples: `[{label…, value}]` or `[{label…, count, sum}]`, one line each. */
+function series(v) {
+  if (!Array.isArray(v)) return compact(v) || String(v);
+  return h(
+    "ul",
+    { class: "plain" },
+    v.map((sample) => {
+      const labels = Object.entries(sample)
+        .filter(([k]) => !["value", "count", "sum"].includes(k))
+        .map(([k, x]) => `${k}=${x}`)
+        .join(" ");
+      const figure = "value" in sample ? String(sample.value) : `${sample.count} × (sum ${Number(sample.sum).toFixed(3)} s)`;
+      return h("li", {}, labels ? h("span", { class: "muted" }, `${labels}: `) : null, h("strong", {}, figure));
+    }),
+  );
 }
 
 export async function mount(root, [name]) {
@@ -128,7 +137,7 @@ export async function mount(root, [name]) {
   const head = live(
     () => api("GET", base),
     (d) => {
-      const s = d.summary;
+      const s = d.summary || d;
       return [
         h("div", { class: "spread" }, h("h1", { id: "ext-title" }, s.name), h("span", {}, badge(s.state), " ", badge(s.health))),
         h("p", { class: "muted break" }, s.description),
@@ -282,7 +291,7 @@ export async function mount(root, [name]) {
       m.replicas.length
         ? m.replicas.map((r) =>
             h("div", {}, h("h3", {}, `Replica ${r.replica}`), h("p", { class: "muted" }, `as of ${r.at}`),
-              h("dl", { class: "kv" }, flatten(r.figures).map(([k, v]) => [h("dt", {}, k), h("dd", {}, compact(v) || String(v))]))),
+              h("dl", { class: "kv metrics" }, Object.entries(r.figures || {}).map(([k, v]) => [h("dt", {}, k), h("dd", {}, series(v))]))),
           )
         : h("p", { class: "muted" }, "No figures reported yet."),
   );

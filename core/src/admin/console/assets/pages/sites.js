@@ -134,7 +134,9 @@ async function sitePage(root, slug) {
   try {
     const list = await api("GET", "/api/v1/extensions");
     const details = await Promise.all(list.extensions.map((e) => api("GET", `/api/v1/extensions/${seg(e.name)}`).catch(() => null)));
-    candidates = details.filter((d) => d && d.sites && d.sites.site_scoped).map((d) => d.summary.name);
+    // Those declaring site rules (site-scoped, sign-offs, capabilities) first.
+    const siteRules = (d) => d && d.sites && (d.sites.site_scoped || d.sites.signoffs.length || d.sites.provides.length || d.sites.requires_capabilities.length);
+    candidates = [...details.filter(siteRules), ...details.filter((d) => d && !siteRules(d))].map((d) => (d.summary || d).name);
   } catch {
     candidates = [];
   }
@@ -175,7 +177,8 @@ async function sitePage(root, slug) {
       const r = await api("POST", `${base}/extensions/${seg(ext.value)}/validate`, { config: c });
       fill(report, reportView(r));
       validatedFor = key();
-      activateBtn.disabled = !manage || !r.valid;
+      // Missing sign-offs do not block: activating then keeps the config as the proposal to sign.
+      activateBtn.disabled = !manage || (r.errors || []).length + (r.conflicts || []).length > 0;
       activateBtn.title = manage ? "" : "read-only: needs role site-admin or admin";
     } catch (e) {
       fill(report, errorBox(e));
@@ -353,7 +356,7 @@ async function sitePage(root, slug) {
         h("p", { class: "muted" }, "Every active extension with its config, sign-offs and audit trail."),
         h("div", { class: "actions" }, h("a", { class: "button", id: "report-json", href: `${base}/compliance-report`, download: `compliance-${slug}.json` }, "Download JSON"), h("button", { type: "button", onclick: csv }, "Download CSV")),
       ),
-      h("section", { class: "card" }, h("h2", {}, "Snapshots"), snapForm, snapshots.el),
+      h("section", { class: "card", id: "snapshots" }, h("h2", {}, "Snapshots"), snapForm, snapshots.el),
     ),
   );
   status.refresh();
