@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use annex_core::access::{NewOperator, operators};
+use annex_core::stage::{StageKind, StageRequest, StageResult, StageSpec};
 use annex_core::testkit::TestHost;
 use annex_core::testkit::browser::{chrome_capabilities, chromedriver_url};
 use annex_core::{Context, Extension, Metadata, Registrar};
@@ -68,6 +69,33 @@ fn extensions() -> Vec<Declared> {
     ]
 }
 
+/// Pipeline stages: a pre stage with a config schema, and a provider.
+struct Kit;
+
+#[annex_core::async_trait]
+impl Extension for Kit {
+    fn metadata(&self) -> Metadata {
+        Metadata::new("kit", "1.0.0").description("Pipeline stages for the console tests")
+    }
+
+    fn register(&self, r: &mut Registrar) {
+        let schema = json!({"type": "object", "properties": {"max": {"type": "integer", "minimum": 1}},
+                            "additionalProperties": false});
+        r.stage(
+            StageSpec::new("upper", StageKind::Pre).config_schema(schema),
+            |_cx: Context, req: StageRequest| async move {
+                match req.payload.as_str() {
+                    Some(text) => StageResult::modified(text.to_uppercase().into()),
+                    None => StageResult::continue_(),
+                }
+            },
+        );
+        r.stage(StageSpec::new("echo", StageKind::Provider), |_cx: Context, req: StageRequest| async move {
+            StageResult::modified(json!({ "echo": req.payload }))
+        });
+    }
+}
+
 struct Console {
     t: TestHost,
     pool: PgPool,
@@ -84,7 +112,7 @@ impl Console {
         for e in extensions() {
             b = b.extension(e);
         }
-        let t = b.start().await.expect("host starts");
+        let t = b.extension(Kit).start().await.expect("host starts");
         let pool = PgPool::connect(t.database_url()).await.expect("database");
         let driver = chromedriver_url().await.expect("chromedriver starts");
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -544,6 +572,38 @@ async fn a_wrong_password_a_missing_csrf_token_and_a_viewer_are_refused() {
     c.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_is_disabled_and_edited_from_the_pipelines_page() {
+    let c = Console::start().await;
+    c.operator("root", &["admin"]).await;
+    let chat = json!({"pre": ["kit.upper"], "providers": [{"stage": "kit.echo"}], "deadline_ms": 1000});
+    let (s, b) = c.admin(reqwest::Method::PUT, "/api/v1/pipelines/chat", Some(chat)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    c.login("root", PASSWORD).await;
+    c.goto("/admin/#/pipelines").await;
+    c.text_of("#pipelines", "chat").await;
+    c.text_of("#stage-kit-upper", "enabled").await;
+    c.click("#stage-kit-upper button.toggle").await;
+    c.attr_is("#stage-kit-upper", "data-enabled", "false").await;
+    let enabled: bool = c.scalar("select enabled from annex.pipeline_stages where id = 'kit.upper'").await;
+    assert!(!enabled, "disabled in the registry");
+    c.click("#stage-kit-upper button.edit").await;
+    c.type_into("#timeout-kit\\.upper", "450").await;
+    c.type_into("#config-kit\\.upper", r#"{"max": 0}"#).await;
+    c.click("#stage-save").await;
+    c.text_of("#stage-edit .error-box", "max").await;
+    c.type_into("#config-kit\\.upper", r#"{"max": 4}"#).await;
+    c.click("#stage-save").await;
+    c.text_of("#stage-kit-upper", "450 ms").await;
+    let (timeout, config): (i64, Value) =
+        sqlx::query_as("select timeout_ms::bigint, config from annex.pipeline_stages where id = 'kit.upper'")
+            .fetch_one(&c.pool)
+            .await
+            .expect("stage row");
+    assert_eq!((timeout, config), (450, json!({"max": 4})));
+    c.shutdown().await;
+}
+
 /// Writes docs/console/*.png: the main pages at 1280×800 and the overview at 390 px.
 /// `cargo test --all-features --test operations console_screenshots -- --ignored`
 #[tokio::test(flavor = "multi_thread")]
@@ -565,9 +625,28 @@ async fn console_screenshots() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "waits for its sign-offs");
-    let shot = |name: &'static str| {
+    let chat = json!({"pre": ["kit.upper"], "providers": [{"stage": "kit.echo"}], "deadline_ms": 1000});
+    let (s, _) = c.admin(reqwest::Method::PUT, "/api/v1/pipelines/chat", Some(chat)).await;
+    assert_eq!(s, StatusCode::OK);
+    for _ in 0..5 {
+        let res =
+            c.t.client().post(c.t.url("/pipelines/chat")).bearer_auth(TOKEN).json(&json!("hi")).send().await;
+        assert!(res.expect("pipeline call").status().is_success());
+    }
+    for path in ["/api/v1/extensions/shipping/disable", "/api/v1/extensions/shipping/enable"] {
+        c.admin(reqwest::Method::POST, path, None).await;
+    }
+    // A viewport of exactly 1280×800 (the window has a frame around it).
+    let inner =
+        c.browser.execute("return [window.innerWidth, window.innerHeight]", vec![]).await.expect("size");
+    let (iw, ih) = (inner[0].as_u64().unwrap_or(1280) as u32, inner[1].as_u64().unwrap_or(800) as u32);
+    c.browser.set_window_size(1280 + (1280 - iw.min(1280)), 800 + (800 - ih.min(800))).await.expect("resize");
+    let shot = |name: &'static str, top: bool| {
         let (browser, dir) = (c.browser.clone(), dir.clone());
         async move {
+            if top {
+                browser.execute("window.scrollTo(0, 0)", vec![]).await.expect("scroll");
+            }
             tokio::time::sleep(Duration::from_millis(400)).await; // let the last redraw paint
             let png = browser.screenshot().await.expect("screenshot");
             std::fs::write(dir.join(name), png).expect("write png");
@@ -575,31 +654,31 @@ async fn console_screenshots() {
     };
     c.goto("/admin/login").await;
     c.find("#login-form").await;
-    shot("login.png").await;
+    shot("login.png", true).await;
     c.login("ann", PASSWORD).await;
     c.attr_is("#ext-orders", "data-state", "running").await;
-    shot("overview.png").await;
+    shot("overview.png", true).await;
     c.click("#ext-orders a.ext-name").await;
     c.type_into("#cfg_lines", "0").await;
     c.click("#config-save").await;
     c.find("#cfg_lines-error").await;
-    shot("extension.png").await;
+    shot("extension.png", false).await;
     c.goto("/admin/#/audit").await;
     c.find("#audit-entries").await;
-    shot("audit.png").await;
+    shot("audit.png", true).await;
     c.goto("/admin/#/sites/lab").await;
     c.find("#activate-extension").await.select_by_value("esig").await.expect("select");
     c.type_into("#activate-config", r#"{"threshold": 2}"#).await;
     c.click("#validate-btn").await;
     c.find("#validation-report").await;
     c.find("#signoff-form").await;
-    shot("site.png").await;
+    shot("site.png", true).await;
     c.goto("/admin/#/pipelines").await;
-    c.find("main h1").await;
-    shot("pipelines.png").await;
-    c.browser.set_window_size(390, 844).await.expect("phone width");
+    c.text_of("#stage-kit-upper", "%").await;
+    shot("pipelines.png", true).await;
+    c.browser.set_window_size(390 + (1280 - iw.min(1280)), 844).await.expect("phone width");
     c.goto("/admin/#/").await;
     c.attr_is("#ext-orders", "data-state", "running").await;
-    shot("overview-390.png").await;
+    shot("overview-390.png", true).await;
     c.shutdown().await;
 }

@@ -108,7 +108,20 @@ export function toast(message, kind = "ok") {
 /** An error as shown in a page: its message and code. */
 export function errorBox(e) {
   const code = e && e.code ? h("code", {}, e.code) : null;
-  return h("div", { class: "error-box", role: "alert" }, h("strong", {}, "Error: "), e.message || String(e), " ", code);
+  const err = (e && e.body && e.body.error) || {};
+  // Schema errors (`errors`: pointer + message) and pipeline problems, listed under the message.
+  const details = [].concat(err.errors || [], err.problems || []);
+  return h(
+    "div",
+    { class: "error-box", role: "alert" },
+    h("strong", {}, "Error: "),
+    e.message || String(e),
+    " ",
+    code,
+    details.length
+      ? h("ul", { class: "errors" }, details.map((d) => h("li", {}, d.pointer !== undefined ? h("code", {}, d.pointer || "(whole value)") : null, " ", d.message || compact(d))))
+      : null,
+  );
 }
 
 /** "Loading…" */
@@ -257,7 +270,8 @@ export function table(headers, rows, attrs = {}) {
           return h(
             "tr",
             Array.isArray(r) ? {} : r.attrs,
-            cells.map((c, i) => h("td", { "data-label": headers[i] }, c)),
+            // One wrapper per cell: on a phone the cell is a label/value grid of two items.
+            cells.map((c, i) => h("td", { "data-label": headers[i] }, h("div", { class: "cell" }, c))),
           );
         }),
       ),

@@ -50,7 +50,7 @@ export function mount(root, _match, params) {
       page.entries.length
         ? table(
             ["#", "When (UTC)", "Actor", "Action", "Target", "Details"],
-            page.entries.map((e) => ({ attrs: { class: "audit-row", dataset: { id: e.id } }, cells: [String(e.id), e.at, e.actor, h("code", {}, e.action), e.target, h("code", {}, compact(e.details))] })),
+            page.entries.map((e) => ({ attrs: { class: "audit-row", dataset: { id: e.id } }, cells: [String(e.id), h("span", { class: "nowrap" }, e.at.replace("T", " ").replace(/\.\d+Z$/, "")), h("span", { class: "nowrap" }, e.actor), h("code", {}, e.action), e.target, h("code", {}, compact(e.details))] })),
             { id: "audit-entries" },
           )
         : h("p", { class: "muted", id: "audit-empty" }, "No entries match."),

@@ -52,7 +52,7 @@ function editor(stage, done) {
     },
     h("div", { class: "filters" }, field("Timeout (ms)", timeout), field("Retry attempts", attempts), field("Backoff (ms)", backoff)),
     field("Config (JSON)", config),
-    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Save stage")),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "stage-save" }, "Save stage")),
     out,
   );
 }
@@ -85,7 +85,7 @@ export function mount(root) {
           ? table(
               ["Stage", "Kind", "Transport", "Enabled", "Health score", "Breaker", "Timeout / retries", ""],
               d.stages.map(({ stage: s, health: f }) => ({
-                attrs: { id: `stage-${s.id}` },
+                attrs: { id: `stage-${s.id.replace(/[^a-zA-Z0-9_-]/g, "-")}`, dataset: { stage: s.id, enabled: String(s.enabled) } },
                 cells: [
                   [h("strong", {}, s.id), s.extension ? h("div", { class: "muted" }, s.extension) : null],
                   compact(s.kind),
@@ -95,8 +95,8 @@ export function mount(root) {
                   f ? badge(compact(f.breaker)) : "—",
                   `${s.timeout_ms} ms / ${s.retry.max_attempts}`,
                   h("div", { class: "row" },
-                    h("button", { type: "button", disabled: !admin, onclick: () => toggle(s) }, s.enabled ? "Disable" : "Enable"),
-                    h("button", { type: "button", disabled: !admin, onclick: () => edit(s) }, "Edit")),
+                    h("button", { type: "button", class: "toggle", disabled: !admin, onclick: () => toggle(s) }, s.enabled ? "Disable" : "Enable"),
+                    h("button", { type: "button", class: "edit", disabled: !admin, onclick: () => edit(s) }, "Edit")),
                 ],
               })),
               { id: "stages" },
@@ -104,9 +104,19 @@ export function mount(root) {
           : h("p", { class: "muted" }, "No stages registered.")),
       h("section", { class: "card" }, h("h2", {}, "Pipelines"),
         d.pipelines.length
-          ? table(["Pipeline", "Stages", "Deadline"], d.pipelines.map((p) => [h("strong", {}, p.name), h("code", {}, compact(p.stages)), `${p.deadline_ms} ms`]), { id: "pipelines" })
+          ? table(["Pipeline", "Stages", "Deadline"], d.pipelines.map((p) => [
+            h("strong", {}, p.name),
+            h("dl", { class: "kv" }, ["pre", "validators", "providers", "post"].filter((k) => (p[k] || []).length).map((k) => [
+              h("dt", {}, k),
+              h("dd", {}, p[k].map((x) => (typeof x === "string" ? x : x.stage || compact(x))).join(" → ")),
+            ])),
+            `${p.deadline_ms} ms`,
+          ]), { id: "pipelines" })
           : h("p", { class: "muted" }, "No pipelines defined."),
-        d.registry ? h("p", { class: "muted" }, `Registry: ${compact(d.registry)}`) : null),
+        d.registry ? h("h3", {}, "Registry (this replica)") : null,
+        d.registry
+          ? h("dl", { class: "kv registry" }, Object.entries(d.registry).map(([k, v]) => [h("dt", {}, k.replace(/_/g, " ")), h("dd", {}, v === null ? "—" : compact(v) || String(v))]))
+          : null),
     ],
   );
   root.append(h("h1", {}, "Pipelines and stages"), readOnlyNote("pipelines"), editing, section.el);
