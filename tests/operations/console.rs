@@ -96,6 +96,20 @@ impl Extension for Kit {
     }
 }
 
+/// Declares the work-order entities of the runtime tests' fixture (entity API under /ext/shop/).
+struct Shop;
+
+#[annex_core::async_trait]
+impl Extension for Shop {
+    fn metadata(&self) -> Metadata {
+        Metadata::new("shop", "1.0.0").description("Work orders as declared entities")
+    }
+
+    fn entities(&self) -> Option<annex_core::extension::Entities> {
+        Some(annex_core::entities!("tests/runtime/fixtures/workorders.entities.toml"))
+    }
+}
+
 struct Console {
     t: TestHost,
     pool: PgPool,
@@ -112,7 +126,7 @@ impl Console {
         for e in extensions() {
             b = b.extension(e);
         }
-        let t = b.extension(Kit).start().await.expect("host starts");
+        let t = b.extension(Kit).extension(Shop).start().await.expect("host starts");
         let pool = PgPool::connect(t.database_url()).await.expect("database");
         let driver = chromedriver_url().await.expect("chromedriver starts");
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -601,6 +615,38 @@ async fn a_stage_is_disabled_and_edited_from_the_pipelines_page() {
             .await
             .expect("stage row");
     assert_eq!((timeout, config), (450, json!({"max": 4})));
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entity_browser_creates_a_record_through_the_entity_api_and_shows_its_field_errors() {
+    let c = Console::start().await;
+    c.operator("root", &["admin"]).await;
+    c.login("root", PASSWORD).await;
+    c.goto("/admin/#/entities").await;
+    c.text_of("#entity-list", "work_order").await;
+    c.goto("/admin/#/entities?entity=shop.work_order").await;
+    c.text_of("main", "No records.").await;
+    c.click("#record-new").await;
+    c.type_into("#rec-number", "7").await;
+    c.type_into("#rec-title", "ab").await;
+    c.click("#record-form button[type=submit]").await;
+    c.text_of("#rec-title-error", "3").await;
+    let count = "select count(*) from ext_shop.work_order";
+    assert_eq!(c.scalar::<i64>(count).await, 0, "the refused record was not stored");
+    c.type_into("#rec-title", "Replace the pump").await;
+    c.click("#record-form button[type=submit]").await;
+    c.text_of("#records", "Replace the pump").await;
+    let (number, title): (i64, String) =
+        sqlx::query_as("select number::bigint, title from ext_shop.work_order")
+            .fetch_one(&c.pool)
+            .await
+            .expect("row");
+    assert_eq!((number, title.as_str()), (7, "Replace the pump"));
+    // Without the CSRF token the proxy refuses a change.
+    let (status, body) = c.page_fetch("POST", "/admin/api/entities/shop/work_order", false).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(c.scalar::<i64>(count).await, 1);
     c.shutdown().await;
 }
 

@@ -129,7 +129,7 @@ pub(super) async fn require_host(req: Request, next: Next) -> Response {
 }
 
 /// An [`AccessError`] as a response.
-pub(super) fn access_error(e: AccessError) -> Response {
+pub(crate) fn access_error(e: AccessError) -> Response {
     let (status, code) = match &e {
         AccessError::InvalidUsername(_)
         | AccessError::InvalidRole(_)

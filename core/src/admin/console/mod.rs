@@ -8,13 +8,17 @@
 //! | `GET /admin/`, `GET /admin/login` | the page shell (`assets/index.html`) |
 //! | `GET /admin/assets/{file}` | CSS and JS modules |
 //! | `GET`/`POST`/`DELETE /admin/api/session` | who is logged in / log in / log out (`login.rs`) |
+//! | any method on `/admin/api/entities/{extension}/{*rest}` | the entity API as the session's actor (`entities.rs`) |
 //!
 //! Every answer carries a strict `Content-Security-Policy` (`default-src 'self'`, no inline
 //! script or style), `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff` and
 //! `Referrer-Policy: no-referrer`. docs/console.md describes the pages and the session design.
 
+mod entities;
 mod login;
 pub(crate) mod session;
+
+pub(crate) use entities::AppRouter;
 
 use std::sync::Arc;
 
@@ -68,6 +72,7 @@ const INDEX: &str = include_str!("assets/index.html");
 pub(crate) struct ConsoleState {
     pub(crate) api: ApiState,
     pub(crate) attempts: Arc<login::Attempts>,
+    pub(crate) app: std::sync::Weak<std::sync::OnceLock<Router>>,
 }
 
 fn index() -> Response {
@@ -97,14 +102,16 @@ async fn secure_headers(mut res: Response) -> Response {
 }
 
 /// The console's routes, ready to merge into the app.
-pub(crate) fn router(api: ApiState) -> Router {
-    let state = ConsoleState { api, attempts: Arc::new(login::Attempts::new()) };
+/// `app` is filled with the whole application's router once built (for `entities.rs`).
+pub(crate) fn router(api: ApiState, app: &AppRouter) -> Router {
+    let state = ConsoleState { api, attempts: Arc::new(login::Attempts::new()), app: app.weak() };
     Router::new()
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
         .route("/admin/", get(|| async { index() }))
         .route("/admin/login", get(|| async { index() }))
         .route("/admin/assets/{*file}", get(asset))
         .route("/admin/api/session", get(login::current).post(login::login).delete(login::logout))
+        .route("/admin/api/entities/{extension}/{*rest}", axum::routing::any(entities::proxy))
         .layer(middleware::map_response(secure_headers))
         .with_state(state)
 }

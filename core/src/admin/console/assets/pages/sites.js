@@ -93,7 +93,7 @@ async function sitePage(root, slug) {
       h("div", { class: "spread" }, h("h1", { id: "site-title" }, st.site), badge(st.status)),
       st.extensions.length
         ? table(
-            ["Extension", "State", "Active config", "Proposed", "Missing sign-offs", ""],
+            ["Extension", "State", "Config", "Proposed", "Missing sign-offs", ""],
             st.extensions.map((x) => ({
               attrs: { id: `site-ext-${x.extension}`, dataset: { state: x.state } },
               cells: [
@@ -278,7 +278,8 @@ async function sitePage(root, slug) {
           }
         },
       },
-      h("div", { class: "filters" }, field("Aspect and role", pair), field("Meaning", meaning), field("Config signed", hash)),
+      field("Aspect and role", pair),
+      h("div", { class: "filters" }, field("Meaning", meaning), field("Config signed", hash)),
       field("Your password, again", password, "Each signature asks for the password (21 CFR Part 11 §11.200)."),
       field("Notes", notes),
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "sign-btn", disabled: !isOperator || !hashes.length }, "Sign")),
