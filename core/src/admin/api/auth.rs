@@ -41,21 +41,22 @@ pub(crate) fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// `Ok` if the request's `X-CSRF-Token` is `expected` (compared in constant time).
-pub(crate) fn check_csrf(req_headers: &axum::http::HeaderMap, expected: &str) -> Result<(), Response> {
+/// `None` if the request's `X-CSRF-Token` is `expected` (compared in constant time), else the
+/// 403 to answer.
+pub(crate) fn csrf_refusal(req_headers: &axum::http::HeaderMap, expected: &str) -> Option<Response> {
     let forbidden = |code: &'static str, message: &'static str| {
         ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
     };
     let Some(given) = req_headers.get(CSRF_HEADER) else {
-        return Err(forbidden(
+        return Some(forbidden(
             "csrf_required",
             "a change made with the console's session cookie needs the X-CSRF-Token header (GET /admin/api/session gives it)",
         ));
     };
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
+        None
     } else {
-        Err(forbidden("csrf_mismatch", "the X-CSRF-Token header is not this session's token"))
+        Some(forbidden("csrf_mismatch", "the X-CSRF-Token header is not this session's token"))
     }
 }
 
@@ -68,7 +69,7 @@ pub(super) async fn authenticate(State(state): State<ApiState>, mut req: Request
         let actor = match session::actor_of(state.controller.pool(), cookie).await {
             Ok(Some((actor, session))) => {
                 if is_unsafe(req.method())
-                    && let Err(refused) = check_csrf(req.headers(), &session.csrf_token)
+                    && let Some(refused) = csrf_refusal(req.headers(), &session.csrf_token)
                 {
                     return refused;
                 }

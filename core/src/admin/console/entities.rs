@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use super::ConsoleState;
 use super::session;
 use crate::access::Actor;
-use crate::admin::api::auth::{check_csrf, is_unsafe};
+use crate::admin::api::auth::{csrf_refusal, is_unsafe};
 use crate::extension::error::ApiError;
 use crate::extension::hooks::Identity;
 
@@ -67,7 +67,7 @@ pub(super) async fn proxy(
         Err(e) => return crate::admin::api::auth::access_error(e),
     };
     if is_unsafe(req.method())
-        && let Err(refused) = check_csrf(req.headers(), &live.csrf_token)
+        && let Some(refused) = csrf_refusal(req.headers(), &live.csrf_token)
     {
         return refused;
     }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::ConsoleState;
 use super::session::{self, Holder, Session};
 use crate::access::{Action, Actor, operators};
-use crate::admin::api::auth::check_csrf;
+use crate::admin::api::auth::csrf_refusal;
 use crate::extension::error::ApiError;
 use crate::observe::audit::{self, AuditEntry};
 
@@ -190,15 +190,17 @@ pub(super) async fn login(State(state): State<ConsoleState>, headers: HeaderMap,
     res
 }
 
-async fn live(state: &ConsoleState, headers: &HeaderMap) -> Result<(String, Actor, Session), Response> {
+async fn live(state: &ConsoleState, headers: &HeaderMap) -> Result<(String, Actor, Session), Box<Response>> {
     let not_logged_in = || {
         ApiError::new(StatusCode::UNAUTHORIZED, "not_logged_in", "no console session: log in").into_response()
     };
-    let Some(cookie) = session::cookie(headers, session::COOKIE) else { return Err(not_logged_in()) };
+    let Some(cookie) = session::cookie(headers, session::COOKIE) else {
+        return Err(Box::new(not_logged_in()));
+    };
     match session::actor_of(state.api.controller.pool(), cookie).await {
         Ok(Some((actor, session))) => Ok((cookie.to_owned(), actor, session)),
-        Ok(None) => Err(not_logged_in()),
-        Err(e) => Err(internal(e)),
+        Ok(None) => Err(Box::new(not_logged_in())),
+        Err(e) => Err(Box::new(internal(e))),
     }
 }
 
@@ -208,7 +210,7 @@ pub(super) async fn current(State(state): State<ConsoleState>, headers: HeaderMa
         Ok((_, actor, session)) => {
             ([(header::CACHE_CONTROL, "no-store")], Json(whoami(&actor, &session))).into_response()
         }
-        Err(res) => res,
+        Err(res) => *res,
     }
 }
 
@@ -216,9 +218,9 @@ pub(super) async fn current(State(state): State<ConsoleState>, headers: HeaderMa
 pub(super) async fn logout(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     let (cookie, actor, session) = match live(&state, &headers).await {
         Ok(found) => found,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
-    if let Err(refused) = check_csrf(&headers, &session.csrf_token) {
+    if let Some(refused) = csrf_refusal(&headers, &session.csrf_token) {
         return refused;
     }
     let pool = state.api.controller.pool();
