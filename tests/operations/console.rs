@@ -3,7 +3,8 @@
 //! would and then checks what the page shows and what the database holds: login, disable and
 //! re-enable with the dependents warning, a config refused at its field and then saved, the
 //! audit log filtered and verified, sign-offs and activation at a site; refusals: a wrong
-//! password, a change without the CSRF token, a viewer's change. `console_screenshots`
+//! password, a change without the CSRF token, a viewer's change; the pipelines page and the
+//! entity browser. `console_screenshots`
 //! (ignored; run it by name) writes docs/console/*.png.
 
 use std::time::{Duration, Instant};
@@ -722,6 +723,20 @@ async fn console_screenshots() {
     c.goto("/admin/#/pipelines").await;
     c.text_of("#stage-kit-upper", "%").await;
     shot("pipelines.png", true).await;
+    let order =
+        json!({"number": 12, "title": "Replace the pump seal", "status": "in_progress", "cost": 120.5});
+    let res =
+        c.t.client()
+            .post(c.t.url("/ext/shop/entities/work_order"))
+            .bearer_auth(TOKEN)
+            .json(&order)
+            .send()
+            .await;
+    let res = res.expect("create a work order");
+    assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap_or_default());
+    c.goto("/admin/#/entities?entity=shop.work_order").await;
+    c.text_of("#records", "Replace the pump seal").await;
+    shot("entities.png", true).await;
     c.browser.set_window_size(390 + (1280 - iw.min(1280)), 844).await.expect("phone width");
     c.goto("/admin/#/").await;
     c.attr_is("#ext-orders", "data-state", "running").await;

@@ -56,6 +56,13 @@ fn id_of(cookie: &str) -> String {
 pub(crate) async fn create(pool: &PgPool, holder: &Holder) -> Result<(String, Session), sqlx::Error> {
     let cookie = random_hex();
     let csrf = random_hex();
+    // Rows of sessions over for a day are of no use: dropped at each login, so the table stays small.
+    sqlx::query(
+        "delete from annex.admin_sessions where expires_at < now() - interval '1 day' \
+            or revoked_at < now() - interval '1 day' or last_seen < now() - interval '1 day'",
+    )
+    .execute(pool)
+    .await?;
     let (kind, operator) = match holder {
         Holder::Admin => ("admin", None),
         Holder::Operator(id) => ("operator", Some(*id)),

@@ -83,7 +83,7 @@ function recordForm(ext, name, entity, record, done) {
   );
 }
 
-export function mount(root, _m, params) {
+export async function mount(root, _m, params) {
   const chosen = params.get("entity"); // "<extension>.<entity>"
   const filter = params.get("filter") || "";
   const decls = live(declarations, (list) =>
@@ -106,20 +106,34 @@ export function mount(root, _m, params) {
   const [ext, name] = chosen.split(".");
   const detail = h("div", {});
   const filterInput = h("input", { id: "record-filter", value: filter, placeholder: "status = 'open'" });
+  let entity = null;
+  try {
+    const found = (await declarations()).find((d) => d.extension === ext && d.name === name);
+    entity = found ? found.entity : null;
+  } catch {
+    entity = null;
+  }
+  // The columns: the entity's own fields (not the one-to-many lists), at most six.
+  const columns = entity
+    ? Object.entries(entity.fields).filter(([, f]) => !(f.type === "relation" && f.kind === "one-to-many")).map(([k]) => k).slice(0, 6)
+    : [];
   const records = live(
     () => api("GET", `/admin/api/entities/${seg(ext)}/${seg(name)}?per_page=50${filter ? `&filter=${seg(filter)}` : ""}`),
     (page) => {
       const rows = page.items || page.data || page.records || [];
       return rows.length
         ? table(
-            ["id", "Record", ""],
-            rows.map((r) => [h("code", {}, String(r.id)), h("code", {}, compact(r)), h("button", { type: "button", onclick: () => view(r) }, "View / edit")]),
+            ["id", ...columns, ""],
+            rows.map((r) => [
+              h("code", { title: String(r.id) }, String(r.id).slice(0, 8)),
+              ...columns.map((k) => compact(r[k])),
+              h("button", { type: "button", onclick: () => view(r) }, "View / edit"),
+            ]),
             { id: "records" },
           )
         : h("p", { class: "muted" }, "No records.");
     },
   );
-  let entity = null;
   async function view(record) {
     if (!entity) {
       const list = await declarations();
