@@ -59,7 +59,7 @@ pub(super) fn spec(catalog: &Catalog) -> Value {
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Every operation needs `Authorization: Bearer <token>`. Other methods on these paths answer 405 with an `Allow` header." },
+                  "description": "Every operation needs `Authorization: Bearer <token>` (the admin token or an operator's personal token), or the admin console's session cookie `annex_session` (docs/console.md), which must send its `X-CSRF-Token` with every POST, PUT, PATCH and DELETE (else 403 `csrf_required` / `csrf_mismatch`). Host-wide routes are readable by any operator with no site scope and changed only by role `admin`. Other methods on these paths answer 405 with an `Allow` header." },
         "security": [{ "bearer": [] }],
         "paths": {
             "/api/v1/extensions": {
