@@ -22,6 +22,7 @@ pub enum Actor {
 /// | action | who |
 /// |---|---|
 /// | `Read` | any operator whose scope includes the site |
+/// | `Inspect` (host-wide reads: extensions, config, health, metrics, audit, OpenAPI) | any operator with no site scope |
 /// | `Validate` | the same (validation changes nothing) |
 /// | `Sign` | any operator in scope; holding the aspect's role is checked by the sign-off itself |
 /// | `Manage` (activate, deactivate, snapshots, restore) | `admin`, `site-admin` |
@@ -30,6 +31,9 @@ pub enum Actor {
 pub enum Action {
     /// List and look: status, features, sign-offs, reports, audit trails.
     Read,
+    /// Read the host-wide admin API (every extension, its config and health, the audit log):
+    /// what the console shows a `viewer`. Needs no site scope, since it spans every site.
+    Inspect,
     /// Validate a config or combination (changes nothing).
     Validate,
     /// Sign off a compliance aspect.
@@ -81,6 +85,7 @@ impl Actor {
         }
         let allowed = match action {
             Action::Read | Action::Validate | Action::Sign => true,
+            Action::Inspect => o.sites.is_none(),
             Action::Manage => o.has_role("admin") || o.has_role("site-admin"),
             Action::Administer => o.has_role("admin") && o.sites.is_none(),
         };
@@ -89,6 +94,7 @@ impl Actor {
         }
         let needs = match action {
             Action::Manage => "role `site-admin` or `admin`",
+            Action::Inspect => "no site scope (host-wide data spans every site)",
             _ => "role `admin` with no site scope",
         };
         Err(AccessError::Forbidden(format!(
@@ -123,6 +129,8 @@ mod tests {
         assert!(viewer.authorize(Action::Read, Some(site)).is_ok());
         assert!(viewer.authorize(Action::Manage, Some(site)).is_err());
         assert!(viewer.authorize(Action::Administer, None).is_err());
+        assert!(viewer.authorize(Action::Inspect, None).is_ok(), "an unscoped viewer reads the host");
+        assert!(operator(&["viewer"], Some(vec![site])).authorize(Action::Inspect, None).is_err());
         let site_admin = operator(&["site-admin"], Some(vec![site]));
         assert!(site_admin.authorize(Action::Manage, Some(site)).is_ok());
         assert!(site_admin.authorize(Action::Manage, Some(Uuid::new_v4())).is_err());

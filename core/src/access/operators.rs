@@ -274,3 +274,78 @@ pub async fn reauthenticate(
         .map_err(|e| AccessError::Hashing(e.to_string()))?;
     if ok { Ok(()) } else { Err(AccessError::WrongPassword(username)) }
 }
+
+/// The enabled operator with id `id`, if any (a console session's operator).
+pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Operator>, AccessError> {
+    let found = sqlx::query_as::<_, Operator>(&format!(
+        "select {COLUMNS} from annex.operators o where id = $1 and not disabled"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found)
+}
+
+/// Why a password login was refused. The caller answers all three the same way (no user
+/// enumeration); the reason is for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// No operator has this username.
+    UnknownUser,
+    /// The operator is disabled.
+    Disabled,
+    /// The password is not theirs.
+    WrongPassword,
+}
+
+impl LoginRefused {
+    /// `unknown_user`, `disabled` or `wrong_password`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "unknown_user",
+            Self::Disabled => "disabled",
+            Self::WrongPassword => "wrong_password",
+        }
+    }
+}
+
+/// Login with username and password. An unknown username still costs one argon2 verification,
+/// so the answer's timing does not tell which usernames exist.
+pub async fn login(
+    pool: &PgPool,
+    username: &str,
+    password: &str,
+) -> Result<Result<Operator, LoginRefused>, AccessError> {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let row: Option<(Uuid, String, bool)> =
+        sqlx::query_as("select id, password_hash, disabled from annex.operators where username = $1")
+            .bind(username)
+            .fetch_optional(pool)
+            .await?;
+    let (stored, known) = match &row {
+        Some((_, hash, _)) => (hash.clone(), true),
+        None => {
+            let dummy = tokio::task::spawn_blocking(|| {
+                DUMMY.get_or_init(|| password::hash("not a password of anyone").unwrap_or_default()).clone()
+            })
+            .await
+            .map_err(|e| AccessError::Hashing(e.to_string()))?;
+            (dummy, false)
+        }
+    };
+    let given = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&given, &stored))
+        .await
+        .map_err(|e| AccessError::Hashing(e.to_string()))?;
+    let Some((id, _, disabled)) = row else { return Ok(Err(LoginRefused::UnknownUser)) };
+    if !known || !ok {
+        return Ok(Err(LoginRefused::WrongPassword));
+    }
+    if disabled {
+        return Ok(Err(LoginRefused::Disabled));
+    }
+    match by_id(pool, id).await? {
+        Some(operator) => Ok(Ok(operator)),
+        None => Ok(Err(LoginRefused::Disabled)),
+    }
+}

@@ -1,9 +1,10 @@
-//! Operating annex: the admin REST API (`/api/v1`) and [`Admin`], the CLI's connection to the
+//! Operating annex: the admin REST API (`/api/v1`), the console (`/admin/`) and [`Admin`], the CLI's connection to the
 //! database. Both run every extension operation through the one [`Controller`] and answer with
 //! the same documents ([`ExtensionDetails`], [`SwitchReport`], …).
 
 pub(crate) mod api;
 mod client;
+pub(crate) mod console;
 mod migrations;
 
 pub use crate::db::migrate::{MigrationStep, StepAction};

@@ -28,6 +28,7 @@ pub(crate) fn host_migrations() -> Migrations {
         host_migration!(8, "0008_entity_schemas"),
         host_migration!(9, "0009_pipelines"),
         host_migration!(10, "0010_event_outbox"),
+        host_migration!(11, "0011_admin_sessions"),
         host_migration!(12, "0012_durable_migration_events"),
     ])
 }

@@ -5,8 +5,8 @@
 //! `/ext/<name>/…`, the original URI kept for the request path, which checks the site's gate)
 //! → routing → (per extension route) the request path of
 //! `request_path.rs` (gate, quotas, rate limit, hooks, middleware, metrics) → handler.
-//! `docs/request-path.md` has the full order. `/metrics` and the admin API (`/api/v1`, bearer
-//! token) sit beside the extensions.
+//! `docs/request-path.md` has the full order. `/metrics`, the admin API (`/api/v1`, bearer
+//! token or console session) and the console (`/admin/`) sit beside the extensions.
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::admin::api::{self, ApiState};
+use crate::admin::console;
 use crate::config::admin_token::AdminToken;
 use crate::extension::error::ApiError;
 use crate::extension::hooks::middleware::MiddlewareSet;
@@ -62,6 +63,8 @@ pub(crate) fn build(app: &App<'_>) -> Result<Router, String> {
 
 fn build_unchecked(app: &App<'_>) -> Router {
     let state = HostState { runtime: app.runtime.clone(), ready: app.ready.clone() };
+    // The console's entity browser calls the entity API through the finished router.
+    let console_app = console::AppRouter::default();
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -70,6 +73,7 @@ fn build_unchecked(app: &App<'_>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .merge(api::router(ApiState::new(app.runtime, app.admin_token.clone())))
+        .merge(console::router(ApiState::new(app.runtime, app.admin_token.clone()), &console_app))
         .merge(pipeline_path::router(app.runtime.clone()));
     // Each extension's routes at their full paths, `/ext/<name>/…`, not a nested router: axum's
     // nesting strips the prefix from every request's URI (a new URI per request) behind one more
@@ -79,17 +83,20 @@ fn build_unchecked(app: &App<'_>) -> Router {
             router = router.merge(routes);
         }
     }
+    console_app.set(router.clone());
     // Routing happens before a router's layers run, so the site paths are rewritten by a router
     // of their own, outside the one that routes. It also records the original URI first.
     // The outermost steps, request id then the JSON error shape, in one service of ours rather
     // than two axum layers (each a boxed future and a cloned boxed service per request).
-    Router::new().fallback_service(Outermost { inner: router })
+    Router::new().fallback_service(Outermost { inner: router, _console_app: console_app })
 }
 
 /// Request id → JSON error shape → site paths → the router.
 #[derive(Clone)]
 struct Outermost {
     inner: Router,
+    /// Keeps the router the console's entity browser calls alive as long as the app.
+    _console_app: console::AppRouter,
 }
 
 impl tower::Service<Request> for Outermost {

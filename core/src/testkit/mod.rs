@@ -19,8 +19,10 @@
 //! the test process exits, however it exits. Set `DATABASE_URL` to use an existing server
 //! instead: each test then gets a fresh database there.
 //!
-//! NATS (for remote pipeline stages) is a throwaway `nats-server` the same way: [`nats`].
+//! NATS (for remote pipeline stages) is a throwaway `nats-server` the same way: [`nats`]; a
+//! headless Chromium for browser tests comes from one `chromedriver` per process: [`browser`].
 
+pub mod browser;
 mod host;
 pub mod nats;
 mod postgres;

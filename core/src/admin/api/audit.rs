@@ -1,4 +1,4 @@
-//! `GET /api/v1/audit?target=&actor=&action=&before=&limit=`: the audit log, newest first,
+//! `GET /api/v1/audit?target=&actor=&action=&since=&until=&before=&limit=`: the audit log, newest first,
 //! paginated by id (`next_before` is the `before` of the next page). `GET /api/v1/audit/verify`:
 //! its hash chain checked end to end.
 
@@ -26,10 +26,22 @@ pub(super) async fn audit(
     State(state): State<ApiState>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(unknown) =
-        query.keys().find(|k| !["target", "actor", "action", "before", "limit"].contains(&k.as_str()))
+    if let Some(unknown) = query
+        .keys()
+        .find(|k| !["target", "actor", "action", "since", "until", "before", "limit"].contains(&k.as_str()))
     {
-        return invalid(format!("unknown filter `{unknown}`; use target, actor, action, before or limit"));
+        return invalid(format!(
+            "unknown filter `{unknown}`; use target, actor, action, since, until, before or limit"
+        ));
+    }
+    let mut times = [None, None];
+    for (i, key) in ["since", "until"].iter().enumerate() {
+        if let Some(t) = query.get(*key) {
+            match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => times[i] = Some(t.with_timezone(&chrono::Utc)),
+                Err(_) => return invalid(format!("{key} must be an RFC 3339 time (2026-01-31T12:00:00Z)")),
+            }
+        }
     }
     let limit = match query.get("limit").map(|l| l.parse::<i64>()) {
         None => 50,
@@ -55,6 +67,8 @@ pub(super) async fn audit(
            and ($2::text is null or actor = $2)
            and ($3::text is null or action like $3)
            and ($4::bigint is null or id < $4)
+           and ($6::timestamptz is null or at >= $6)
+           and ($7::timestamptz is null or at < $7)
          order by id desc
          limit $5
         "#,
@@ -64,6 +78,8 @@ pub(super) async fn audit(
     .bind(action)
     .bind(before)
     .bind(limit)
+    .bind(times[0])
+    .bind(times[1])
     .fetch_all(state.controller.pool())
     .await;
     let rows = match rows {

@@ -1,16 +1,24 @@
-//! Who is calling the admin API. Every request needs `Authorization: Bearer <token>`: the admin
+//! Who is calling the admin API. A request carries `Authorization: Bearer <token>`: the admin
 //! token (see `config/admin_token.rs`) is [`Actor::Admin`]; an operator's personal token is
-//! [`Actor::Operator`]. The middleware puts the [`Actor`] in the request's extensions, where
-//! handlers take it (`Extension<Actor>`) and ask [`Actor::authorize`] what it may do.
-//! Host-wide routes (extensions, audit, the OpenAPI document) need [`Action::Administer`].
+//! [`Actor::Operator`]. Without a bearer token, the console's session cookie (`annex_session`,
+//! see `admin/console/session.rs`) stands for the actor who logged in; then every unsafe method
+//! (POST, PUT, PATCH, DELETE) must also send `X-CSRF-Token` equal to the session's token, else
+//! 403 `csrf_required` / `csrf_mismatch` (a cookie is an ambient credential; a bearer token is
+//! not, so bearer calls need no CSRF token). The middleware puts the [`Actor`] in the request's
+//! extensions, where handlers take it (`Extension<Actor>`) and ask [`Actor::authorize`] what it
+//! may do. Host-wide routes (extensions, audit, the OpenAPI document) need [`Action::Inspect`]
+//! to read (GET) and [`Action::Administer`] to change.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
+use subtle::ConstantTimeEq;
+
 use crate::access::{AccessError, Action, Actor, operators};
+use crate::admin::console::session;
 use crate::extension::error::ApiError;
 
 fn unauthorized(message: &str) -> Response {
@@ -25,8 +33,58 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// 401 unless the request carries the admin token or an enabled operator's personal token.
+/// The header an unsafe console request carries its session's CSRF token in.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Whether `method` may change something (and so needs the CSRF token under a session).
+pub(crate) fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// `None` if the request's `X-CSRF-Token` is `expected` (compared in constant time), else the
+/// 403 to answer.
+pub(crate) fn csrf_refusal(req_headers: &axum::http::HeaderMap, expected: &str) -> Option<Response> {
+    let forbidden = |code: &'static str, message: &'static str| {
+        ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
+    };
+    let Some(given) = req_headers.get(CSRF_HEADER) else {
+        return Some(forbidden(
+            "csrf_required",
+            "a change made with the console's session cookie needs the X-CSRF-Token header (GET /admin/api/session gives it)",
+        ));
+    };
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        None
+    } else {
+        Some(forbidden("csrf_mismatch", "the X-CSRF-Token header is not this session's token"))
+    }
+}
+
+/// 401 unless the request carries the admin token, an enabled operator's personal token, or
+/// (with no bearer token) a live console session cookie, plus its CSRF token when unsafe.
 pub(super) async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    if bearer(&req).is_none()
+        && let Some(cookie) = session::cookie(req.headers(), session::COOKIE)
+    {
+        let actor = match session::actor_of(state.controller.pool(), cookie).await {
+            Ok(Some((actor, session))) => {
+                if is_unsafe(req.method())
+                    && let Some(refused) = csrf_refusal(req.headers(), &session.csrf_token)
+                {
+                    return refused;
+                }
+                actor
+            }
+            Ok(None) => {
+                return unauthorized(
+                    "the console session has ended (logged out, idle or expired): log in again",
+                );
+            }
+            Err(e) => return access_error(e),
+        };
+        req.extensions_mut().insert(actor);
+        return next.run(req).await;
+    }
     let matched = state.token.matches(req.headers());
     let actor = if matched == Some(true) {
         Actor::Admin
@@ -56,11 +114,13 @@ pub(super) async fn authenticate(State(state): State<ApiState>, mut req: Request
     next.run(req).await
 }
 
-/// 403 unless the caller may administer the whole host (the admin token, or an operator with
-/// role `admin` and no site scope).
-pub(super) async fn require_administer(req: Request, next: Next) -> Response {
+/// 403 unless the caller may use the host-wide route: to read (GET, HEAD), any operator with no
+/// site scope ([`Action::Inspect`]: a `viewer` sees); to change, the admin token or an operator
+/// with role `admin` and no site scope ([`Action::Administer`]).
+pub(super) async fn require_host(req: Request, next: Next) -> Response {
+    let action = if is_unsafe(req.method()) { Action::Administer } else { Action::Inspect };
     let allowed = match req.extensions().get::<Actor>() {
-        Some(actor) => actor.authorize(Action::Administer, None),
+        Some(actor) => actor.authorize(action, None),
         None => Err(AccessError::Forbidden("no caller identified".into())),
     };
     match allowed {
@@ -70,7 +130,7 @@ pub(super) async fn require_administer(req: Request, next: Next) -> Response {
 }
 
 /// An [`AccessError`] as a response.
-pub(super) fn access_error(e: AccessError) -> Response {
+pub(crate) fn access_error(e: AccessError) -> Response {
     let (status, code) = match &e {
         AccessError::InvalidUsername(_)
         | AccessError::InvalidRole(_)

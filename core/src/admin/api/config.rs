@@ -1,11 +1,12 @@
 //! `GET` and `PUT /api/v1/extensions/{name}/config`.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
 use super::ApiState;
+use crate::access::Actor;
 use crate::extension::error::ApiError;
 use crate::runtime::control_error::ControlError;
 use crate::runtime::views::ConfigView;
@@ -22,6 +23,7 @@ pub(super) async fn get_config(
 /// when `apply_config` refuses it (the old config stays).
 pub(super) async fn put_config(
     State(state): State<ApiState>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -35,7 +37,7 @@ pub(super) async fn put_config(
                 .into_response();
         }
     };
-    match state.controller.set_config(&name, config, "admin").await {
+    match state.controller.set_config(&name, config, &actor.audit_name()).await {
         Ok(view) => Json(view).into_response(),
         Err(e) => e.into_response(),
     }

@@ -17,12 +17,13 @@
 //! | `GET /api/v1/pipelines`, `GET`/`PUT`/`DELETE /api/v1/pipelines/{name}` | `pipelines.rs` |
 //!
 //! Every route, the OpenAPI document included, needs `Authorization: Bearer <token>`: the admin
-//! token or an operator's personal token (see `auth.rs`; host-wide routes need role `admin`;
+//! token or an operator's personal token, or the console's session cookie with its CSRF token
+//! (see `auth.rs`; host-wide routes need no site scope to read and role `admin` to change;
 //! site routes authorise in each handler, by role and site scope). The route list below is the
 //! one place routes are declared; the OpenAPI document is checked against it by a test.
 
 mod audit;
-mod auth;
+pub(crate) mod auth;
 mod config;
 mod entities;
 mod error;
@@ -75,9 +76,10 @@ struct Routes {
 }
 
 impl Routes {
-    /// Every route added so far needs [`crate::access::Action::Administer`].
+    /// Every route added so far needs [`crate::access::Action::Inspect`] to read and
+    /// [`crate::access::Action::Administer`] to change.
     fn host_wide(mut self) -> Self {
-        self.router = self.router.route_layer(middleware::from_fn(auth::require_administer));
+        self.router = self.router.route_layer(middleware::from_fn(auth::require_host));
         self
     }
 

@@ -59,7 +59,7 @@ pub(super) fn spec(catalog: &Catalog) -> Value {
     let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "annex admin API", "version": env!("CARGO_PKG_VERSION"),
-                  "description": "Every operation needs `Authorization: Bearer <token>`. Other methods on these paths answer 405 with an `Allow` header." },
+                  "description": "Every operation needs `Authorization: Bearer <token>` (the admin token or an operator's personal token), or the admin console's session cookie `annex_session` (docs/console.md), which must send its `X-CSRF-Token` with every POST, PUT, PATCH and DELETE (else 403 `csrf_required` / `csrf_mismatch`). Host-wide routes are readable by any operator with no site scope and changed only by role `admin`. Other methods on these paths answer 405 with an `Allow` header." },
         "security": [{ "bearer": [] }],
         "paths": {
             "/api/v1/extensions": {
@@ -161,6 +161,8 @@ pub(super) fn spec(catalog: &Catalog) -> Value {
                         query_param("target", json!({ "type": "string" }), "exact target, usually an extension name"),
                         query_param("actor", json!({ "type": "string" }), "exact actor: host, cli, admin, config-file, extension:<name>"),
                         query_param("action", json!({ "type": "string" }), "exact action, or a prefix ending in *"),
+                        query_param("since", json!({ "type": "string", "format": "date-time" }), "only entries at or after this time (RFC 3339)"),
+                        query_param("until", json!({ "type": "string", "format": "date-time" }), "only entries before this time (RFC 3339)"),
                         query_param("before", json!({ "type": "integer", "format": "int64" }), "only entries with a smaller id (the previous page's next_before)"),
                         query_param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 500, "default": 50 }), "entries per page")
                     ],
