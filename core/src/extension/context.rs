@@ -334,6 +334,7 @@ impl Context {
             &self.inner.name,
             self.inner.span.clone(),
             self.inner.counters.clone(),
+            self.inner.limits.clone(),
             limit,
             fut,
         );

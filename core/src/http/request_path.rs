@@ -510,9 +510,8 @@ async fn inner(
         Ok(()) => {
             let req = Request::from_parts(head.into_parts(), body);
             seen.handler_ran = true;
-            let handled = Next::new(ext.middleware.clone(), next, cx.clone()).run(req);
-            // Busy time: the time spent polling this extension's middleware and handler.
-            let response = crate::observe::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
+            // Metered inside: the handler as this extension, each middleware as its owner.
+            let response = Next::new(ext.middleware.clone(), next, cx.clone()).run(req).await;
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());

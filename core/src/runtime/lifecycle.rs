@@ -3,6 +3,7 @@
 //! records every state change. What to start or stop is decided by the controller
 //! (`controller.rs`); this file only knows how.
 
+use crate::limits::cpu::{Throttle, metered};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -431,7 +432,10 @@ pub(crate) async fn lifecycle(
     timeout: Duration,
     call: impl Future<Output = ExtensionResult>,
 ) -> Result<(), String> {
-    let call = panic::catch(call).instrument(m.cx.span().clone());
+    // Charged to the extension (busy time, allocations: what `start` keeps is its memory).
+    let busy = &m.cx.counters().busy_nanos;
+    let call =
+        metered(busy, m.cx.limits(), Throttle::Never, panic::catch(call)).instrument(m.cx.span().clone());
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Err(format!("{step}() timed out after {} ms", timeout.as_millis())),
         Ok(Err(panic)) => {
