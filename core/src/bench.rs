@@ -15,7 +15,7 @@ use crate::config::RateLimitConfig;
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::HookPoint;
 use crate::http::hook_chain::{Chains, FailMode, Head, Registry, run_request_filters};
-use crate::limits::cpu::{Throttle, metered};
+use crate::limits::meter::{Throttle, metered};
 use crate::limits::quota::Limits;
 use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
 use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList};

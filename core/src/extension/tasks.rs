@@ -9,7 +9,7 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::extension::panic;
-use crate::limits::cpu::{Throttle, metered};
+use crate::limits::meter::{Throttle, metered};
 use crate::limits::quota::Limits;
 use crate::observe::stats::Counters;
 

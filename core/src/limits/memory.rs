@@ -26,10 +26,6 @@ impl MemoryQuota {
         self.max.store(max.unwrap_or(NONE), Ordering::Relaxed);
     }
 
-    pub(crate) fn limit(&self) -> Option<u64> {
-        Some(self.max.load(Ordering::Relaxed)).filter(|v| *v != NONE)
-    }
-
     /// `(live, limit)` when `owner` holds more than its quota.
     #[inline]
     pub(crate) fn over(&self, owner: Owner) -> Option<(u64, u64)> {

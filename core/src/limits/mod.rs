@@ -4,5 +4,6 @@
 pub(crate) mod cpu;
 pub(crate) mod error;
 pub(crate) mod memory;
+pub(crate) mod meter;
 pub(crate) mod quota;
 pub(crate) mod rate_limit;

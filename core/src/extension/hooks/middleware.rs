@@ -14,7 +14,7 @@ use crate::extension::gate::Slot;
 use crate::extension::hooks::placement::Placement;
 use crate::extension::hooks::{Hook, HookInfo};
 use crate::extension::panic;
-use crate::limits::cpu::{Throttle, metered};
+use crate::limits::meter::{Throttle, metered};
 use crate::observe::request_id::RequestId;
 use crate::observe::stats::Counters;
 

@@ -10,7 +10,7 @@ use super::{Hook, HookInfo, Scope};
 use crate::extension::context::Context;
 use crate::extension::gate::Slot;
 use crate::extension::panic;
-use crate::limits::cpu::{Throttle, metered};
+use crate::limits::meter::{Throttle, metered};
 use crate::observe::stats::Counters;
 
 /// A hook's prefix (normalised; `None` = every extension route) and whether it reaches beyond

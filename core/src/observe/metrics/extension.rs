@@ -28,10 +28,14 @@ pub(crate) enum ErrorType {
     Health,
     /// A request was refused by a quota (concurrency or body size).
     QuotaExceeded,
+    /// A request was refused because the extension spent its CPU budget (`quotas.cpu_ms_per_s`).
+    CpuQuota,
+    /// A request was refused because the extension holds more than `quotas.max_memory_bytes`.
+    MemoryQuota,
 }
 
 impl ErrorType {
-    const ALL: [ErrorType; 7] = [
+    const ALL: [ErrorType; 9] = [
         Self::Panic,
         Self::Timeout,
         Self::Handler,
@@ -39,6 +43,8 @@ impl ErrorType {
         Self::RateLimited,
         Self::Health,
         Self::QuotaExceeded,
+        Self::CpuQuota,
+        Self::MemoryQuota,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -50,6 +56,8 @@ impl ErrorType {
             Self::RateLimited => "rate_limited",
             Self::Health => "health",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::CpuQuota => "cpu_quota",
+            Self::MemoryQuota => "memory_quota",
         }
     }
 }
@@ -67,15 +75,22 @@ pub(crate) enum Resource {
     DbConnections,
     /// Bytes in the extension's storage directory (wired with storage quotas).
     StorageBytes,
+    /// CPU seconds its code used since start (handlers, tasks, hooks, middleware, lifecycle
+    /// calls): what `quotas.cpu_ms_per_s` budgets.
+    CpuSeconds,
+    /// Live bytes its code allocated and has not freed: what `quotas.max_memory_bytes` bounds.
+    MemoryBytes,
 }
 
 impl Resource {
-    pub(crate) const ALL: [Resource; 5] = [
+    pub(crate) const ALL: [Resource; 7] = [
         Self::InFlightRequests,
         Self::BackgroundTasks,
         Self::BusySeconds,
         Self::DbConnections,
         Self::StorageBytes,
+        Self::CpuSeconds,
+        Self::MemoryBytes,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -85,6 +100,8 @@ impl Resource {
             Self::BusySeconds => "busy_seconds",
             Self::DbConnections => "db_connections",
             Self::StorageBytes => "storage_bytes",
+            Self::CpuSeconds => "cpu_seconds",
+            Self::MemoryBytes => "memory_bytes",
         }
     }
 }
