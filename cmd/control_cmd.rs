@@ -193,6 +193,18 @@ pub(crate) async fn metrics(admin: &Admin, name: &str, json: bool) -> anyhow::Re
     }
     for r in &figures.replicas {
         println!("replica {} at {}", r.replica, r.at);
+        // The quota figures first: CPU seconds used and live bytes held.
+        let resource = |name: &str| {
+            r.figures["extension_resource_usage"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["resource"] == name)
+                .and_then(|s| s["value"].as_f64())
+        };
+        if let (Some(cpu), Some(memory)) = (resource("cpu_seconds"), resource("memory_bytes")) {
+            println!("  cpu_seconds {cpu:.3}  memory_bytes {memory:.0}");
+        }
         if let Some(families) = r.figures.as_object() {
             for (family, series) in families {
                 for s in series.as_array().into_iter().flatten() {

@@ -11,6 +11,10 @@
 //! Run: `cargo bench -p annex-core --features bench --bench request_profiles` (no database).
 
 use annex_core::__bench::RequestPathFixture;
+
+/// The binary's allocator (`cmd/main.rs`): what the quotas' attribution costs is measured with it.
+#[global_allocator]
+static ALLOC: annex_alloc::Accounting = annex_alloc::Accounting;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 

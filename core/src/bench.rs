@@ -15,8 +15,10 @@ use crate::config::RateLimitConfig;
 use crate::extension::gate::{ExtensionState, Slot};
 use crate::extension::hooks::HookPoint;
 use crate::http::hook_chain::{Chains, FailMode, Head, Registry, run_request_filters};
+use crate::limits::meter::{Throttle, metered};
+use crate::limits::quota::Limits;
 use crate::limits::rate_limit::{ClientKey, Decision, RateLimit};
-use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList, measured};
+use crate::observe::metrics::{ErrorType, ExtensionMetrics, HookHandles, Metrics, RouteList};
 
 /// A registry with `extensions` extensions sharing `routes` routes, each route with a few
 /// recorded status codes, as after some traffic.
@@ -91,14 +93,15 @@ impl MetricsFixture {
     pub fn router(&self, name: &str) -> Router {
         let Some(em) = self.metrics.extension(name).cloned() else { return Router::new() };
         let busy = Arc::new(AtomicU64::new(0));
+        let limits = Arc::new(Limits::unlimited());
         let routes =
             (0..64).fold(Router::new(), |r, i| r.route(&format!("/ext/{name}/items{i}/{{id}}"), get(answer)));
         routes.layer(middleware::from_fn(move |req: Request, next: Next| {
             let em: Arc<ExtensionMetrics> = em.clone();
-            let busy = busy.clone();
+            let (busy, limits) = (busy.clone(), limits.clone());
             async move {
                 let meter = em.start(&req);
-                let res = measured(&busy, next.run(req)).await;
+                let res = metered(&busy, &limits, Throttle::Delay, next.run(req)).await;
                 meter.finish(res.status(), false);
                 res
             }

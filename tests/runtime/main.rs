@@ -2,6 +2,10 @@
 //! test kit (one throwaway PostgreSQL for the whole binary, a database of its own per test).
 //! One binary rather than one per file: linking dominates the test build.
 
+/// The accounting allocator, as in the binary: the memory quota tests need it.
+#[global_allocator]
+static ALLOC: annex_alloc::Accounting = annex_alloc::Accounting;
+
 mod common;
 mod scripted;
 
@@ -17,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod permissions;
 mod pipelines;
+mod quotas;
 mod serving;
 mod sites;
 mod startup_validation;

@@ -208,6 +208,13 @@ pub struct QuotaConfig {
     pub max_tasks: Option<u32>,
     /// Bytes in the extension's storage directory.
     pub storage_bytes: Option<u64>,
+    /// Milliseconds of CPU (time spent polling its handlers, tasks, hooks and middleware) per
+    /// second of wall time, over a sliding window; over it, new requests answer 429
+    /// `cpu_quota_exceeded` and its handlers and tasks are delayed.
+    pub cpu_ms_per_s: Option<u32>,
+    /// Live bytes allocated by its code and not freed yet; over it, new requests answer 503
+    /// `memory_quota_exceeded`, and past the health window it is disabled.
+    pub max_memory_bytes: Option<u64>,
 }
 
 /// The configuration could not be read.

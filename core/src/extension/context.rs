@@ -368,6 +368,7 @@ impl Context {
             &self.inner.name,
             self.inner.span.clone(),
             self.inner.counters.clone(),
+            self.inner.limits.clone(),
             limit,
             fut,
         );

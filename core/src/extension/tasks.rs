@@ -1,4 +1,6 @@
-//! Background tasks started by an extension: panic-caught, counted, and aborted when it stops.
+//! Background tasks started by an extension: panic-caught, counted, metered as the extension
+//! (busy time, allocations, CPU budget: delayed while it is spent, never killed), and aborted
+//! when it stops.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -7,6 +9,8 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::extension::panic;
+use crate::limits::meter::{Throttle, metered};
+use crate::limits::quota::Limits;
 use crate::observe::stats::Counters;
 
 #[derive(Debug, Default)]
@@ -21,6 +25,7 @@ impl Tasks {
         extension: &str,
         span: tracing::Span,
         counters: Arc<Counters>,
+        limits: Arc<Limits>,
         limit: Option<u64>,
         fut: F,
     ) -> Result<(), usize>
@@ -37,7 +42,7 @@ impl Tasks {
         let name = extension.to_owned();
         let task = async move {
             if let Err(message) =
-                panic::catch(crate::observe::metrics::measured(&counters.busy_nanos, fut)).await
+                panic::catch(metered(&counters.busy_nanos, &limits, Throttle::Delay, fut)).await
             {
                 Counters::bump(&counters.task_panics);
                 tracing::error!(extension = %name, panic = %message, "background task panicked");

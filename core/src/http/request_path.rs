@@ -190,6 +190,10 @@ enum Refusal<'a> {
     TimedOut(Duration),
     /// The rate limit's bucket is empty.
     RateLimited(&'a RateLimit, Duration),
+    /// The extension spent its CPU budget (`quotas.cpu_ms_per_s`); under it again after this.
+    CpuQuota(u32, Duration),
+    /// The extension holds more live bytes than `quotas.max_memory_bytes`: (live, limit).
+    MemoryQuota(u64, u64),
 }
 
 /// The one place a refusal becomes a response: it is counted once (the extension's counter and
@@ -260,6 +264,32 @@ fn refuse(ext: &ExtensionPath, why: Refusal<'_>) -> Response {
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", timeout_message(name, limit))
                 .into_response()
         }
+        Refusal::CpuQuota(ms_per_s, retry_after) => {
+            Counters::bump(&counters.quota_rejections);
+            ext.metrics.error(ErrorType::CpuQuota);
+            ext.cx.limits().cpu.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let secs = RateLimit::retry_secs(retry_after);
+            let message = format!(
+                "extension `{name}` used its CPU budget (quotas.cpu_ms_per_s = {ms_per_s} ms per second); retry in {secs} s"
+            );
+            let mut res =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "cpu_quota_exceeded", message).into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res
+        }
+        Refusal::MemoryQuota(live, max) => {
+            Counters::bump(&counters.quota_rejections);
+            ext.metrics.error(ErrorType::MemoryQuota);
+            ext.cx.limits().memory.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "memory_quota_exceeded",
+                format!(
+                    "extension `{name}` holds {live} bytes, more than its quota (quotas.max_memory_bytes = {max}); it serves again once it frees memory"
+                ),
+            )
+            .into_response()
+        }
         Refusal::RateLimited(rate, retry_after) => {
             Counters::bump(&counters.rate_limited);
             ext.metrics.error(ErrorType::RateLimited);
@@ -315,6 +345,15 @@ async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
         Ok(_) => return refused(ext, Refusal::Closed, meter),
         Err(why) => return refused(ext, why, meter),
     };
+    // The CPU and memory quotas: one load each when unset.
+    let limits = ext.cx.limits();
+    if let Some(retry_after) = limits.cpu.over() {
+        let ms_per_s = limits.cpu.limit().unwrap_or_default();
+        return refused(ext, Refusal::CpuQuota(ms_per_s, retry_after), meter);
+    }
+    if let Some((live, max)) = limits.memory.over(limits.owner()) {
+        return refused(ext, Refusal::MemoryQuota(live, max), meter);
+    }
     let path = site_path.map_or(uri.path(), |(_, path)| path);
     req.extensions_mut().insert(cx.clone());
     let method = ext.chains.needs_info.then(|| Observed {
@@ -322,7 +361,6 @@ async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
         referer: req.headers().get(header::REFERER).cloned(),
     });
-    let limits = ext.cx.limits();
     let mut seen = Seen::default();
     let mut timed_out = None;
 
@@ -510,9 +548,8 @@ async fn inner(
         Ok(()) => {
             let req = Request::from_parts(head.into_parts(), body);
             seen.handler_ran = true;
-            let handled = Next::new(ext.middleware.clone(), next, cx.clone()).run(req);
-            // Busy time: the time spent polling this extension's middleware and handler.
-            let response = crate::observe::metrics::measured(&ext.cx.counters().busy_nanos, handled).await;
+            // Metered inside: the handler as this extension, each middleware as its owner.
+            let response = Next::new(ext.middleware.clone(), next, cx.clone()).run(req).await;
             match method {
                 Some(method) => {
                     let info = info(rs, method, uri, seen.identity.clone());

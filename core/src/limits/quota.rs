@@ -12,8 +12,12 @@ use std::time::Duration;
 use arc_swap::{ArcSwapOption, Guard};
 use serde::Serialize;
 
+use annex_alloc::Owner;
+
 use crate::config::{ExtensionConfig, QuotaConfig};
+use crate::limits::cpu::CpuBudget;
 use crate::limits::error::LimitsError;
+use crate::limits::memory::MemoryQuota;
 use crate::limits::rate_limit::RateLimit;
 
 const NONE: u64 = u64::MAX;
@@ -30,6 +34,9 @@ pub struct ResourceUsage {
     pub storage_bytes: u64,
     /// Per-client rate-limit buckets held.
     pub rate_limit_keys: u64,
+    /// Live bytes its code allocated and has not freed (0 when the binary's global allocator is
+    /// not `annex_alloc::Accounting`).
+    pub memory_bytes: u64,
 }
 
 /// Validated limits, ready to install.
@@ -51,6 +58,12 @@ pub(crate) struct Limits {
     in_flight: AtomicU64,
     /// Maintained by the storage API.
     pub(crate) storage_used: AtomicU64,
+    /// Whom the accounting allocator charges while this extension's code is polled.
+    owner: Owner,
+    /// `quotas.cpu_ms_per_s`.
+    pub(crate) cpu: CpuBudget,
+    /// `quotas.max_memory_bytes`.
+    pub(crate) memory: MemoryQuota,
 }
 
 /// Holds one in-flight slot; released on drop (also when a timed-out request is dropped).
@@ -83,7 +96,16 @@ impl Limits {
             rate: ArcSwapOption::empty(),
             in_flight: AtomicU64::new(0),
             storage_used: AtomicU64::new(0),
+            owner: Owner::next(),
+            cpu: CpuBudget::default(),
+            memory: MemoryQuota::default(),
         }
+    }
+
+    /// The allocator owner id of this extension.
+    #[inline]
+    pub(crate) fn owner(&self) -> Owner {
+        self.owner
     }
 
     /// Checks an extension's `rate_limit` and `quotas` without applying them.
@@ -100,6 +122,8 @@ impl Limits {
         positive(q.max_concurrent.map(u64::from), "quotas.max_concurrent")?;
         positive(q.timeout_ms, "quotas.timeout_ms")?;
         positive(q.db_connections.map(u64::from), "quotas.db_connections")?;
+        positive(q.cpu_ms_per_s.map(u64::from), "quotas.cpu_ms_per_s")?;
+        positive(q.max_memory_bytes, "quotas.max_memory_bytes")?;
         let rate = config.rate_limit.map(|r| RateLimit::new(extension, r)).transpose()?;
         Ok(Prepared { quotas: q, rate })
     }
@@ -113,6 +137,8 @@ impl Limits {
         self.max_body_bytes.store(opt(q.max_body_bytes), Ordering::Relaxed);
         self.max_tasks.store(opt(q.max_tasks.map(u64::from)), Ordering::Relaxed);
         self.storage_bytes.store(opt(q.storage_bytes), Ordering::Relaxed);
+        self.cpu.set(q.cpu_ms_per_s);
+        self.memory.set(q.max_memory_bytes);
         let current = self.rate.load();
         let unchanged = match (current.as_deref(), &prepared.rate) {
             (Some(old), Some(new)) => old.config == new.config,
@@ -165,6 +191,7 @@ impl Limits {
             tasks: tasks as u64,
             storage_bytes: self.storage_used.load(Ordering::Relaxed),
             rate_limit_keys: self.rate.load().as_deref().map_or(0, |r| r.keys() as u64),
+            memory_bytes: annex_alloc::live_bytes(self.owner),
         }
     }
 }

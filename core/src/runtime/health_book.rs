@@ -1,5 +1,6 @@
-//! The health book: per extension, consecutive failed checks and recent panics, and whether the
-//! configured limits are crossed. The health monitor writes it; an enable resets it.
+//! The health book: per extension, consecutive failed checks, recent panics and what its CPU and
+//! memory quotas did, and whether the configured limits are crossed. The health monitor writes
+//! it; an enable resets it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -16,13 +17,70 @@ struct Track {
     consecutive_failures: u32,
     panics_seen: u64,
     recent_panics: VecDeque<Instant>,
+    /// CPU-quota actions (delayed polls + refused requests) seen at the last round.
+    cpu_seen: u64,
+    /// Whether the CPU quota acted during the last round.
+    cpu_acting: bool,
+    /// Memory-quota refusals seen at the last round.
+    memory_seen: u64,
+    /// Since when it has been over its memory quota, without a break.
+    memory_over_since: Option<Instant>,
+}
+
+/// What the quotas did since the last round.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct QuotaNews {
+    /// The CPU quota started acting this round (it did not during the last one).
+    pub(crate) cpu_started: bool,
+    /// Requests refused by the memory quota since the last round.
+    pub(crate) memory_refused: u64,
+    /// It has been over its memory quota this long (`None`: under it now).
+    pub(crate) memory_over_for: Option<Duration>,
 }
 
 impl HealthBook {
     /// Forgets past failures and panics (when an operator enables the extension again).
     pub(crate) fn reset(&self, name: &str, panics_so_far: u64) {
         let mut tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
-        tracks.insert(name.to_owned(), Track { panics_seen: panics_so_far, ..Track::default() });
+        let old = tracks.remove(name).unwrap_or_default();
+        // Quota totals only grow: keep them, so an enable does not report old actions as new.
+        tracks.insert(
+            name.to_owned(),
+            Track {
+                panics_seen: panics_so_far,
+                cpu_seen: old.cpu_seen,
+                memory_seen: old.memory_seen,
+                ..Track::default()
+            },
+        );
+    }
+
+    /// Records what the quotas did up to now: `cpu_actions` and `memory_refused` are running
+    /// totals, `memory_over` whether it holds more than its memory quota now.
+    pub(crate) fn quotas(
+        &self,
+        name: &str,
+        cpu_actions: u64,
+        memory_refused: u64,
+        memory_over: bool,
+    ) -> QuotaNews {
+        let mut tracks = self.tracks.lock().unwrap_or_else(|p| p.into_inner());
+        let track = tracks.entry(name.to_owned()).or_default();
+        let cpu_acting = cpu_actions > track.cpu_seen;
+        let news = QuotaNews {
+            cpu_started: cpu_acting && !track.cpu_acting,
+            memory_refused: memory_refused.saturating_sub(track.memory_seen),
+            memory_over_for: if memory_over {
+                Some(track.memory_over_since.get_or_insert_with(Instant::now).elapsed())
+            } else {
+                None
+            },
+        };
+        if !memory_over {
+            track.memory_over_since = None;
+        }
+        (track.cpu_seen, track.cpu_acting, track.memory_seen) = (cpu_actions, cpu_acting, memory_refused);
+        news
     }
 
     /// Records one check and the panic total; returns why to disable, if the limits are crossed.

@@ -4,6 +4,7 @@
 //! within `panic_window_ms` (see [`HealthConfig`](crate::config::HealthConfig)).
 
 use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -102,6 +103,74 @@ pub(crate) async fn check(controller: &Controller, rt: &Runtime, m: &Managed) {
     };
     if let Some(reason) = rt.health_book().record(name, failed, m.cx().counters().panics(), &limits) {
         auto_disable(controller, rt, m, &reason, &check).await;
+        return;
+    }
+    quotas(controller, rt, m).await;
+}
+
+/// How long an extension may stay over its memory quota before it is disabled: the health
+/// window, `interval_ms × failure_threshold` (at least one interval).
+pub(crate) fn memory_window(cfg: &crate::config::HealthConfig) -> Duration {
+    Duration::from_millis(cfg.interval_ms.max(10).saturating_mul(u64::from(cfg.failure_threshold.max(1))))
+}
+
+/// The quotas' part of a round: a health-history entry when the CPU quota starts acting or the
+/// memory quota refuses requests, and the auto-disable of an extension over its memory quota
+/// for the whole health window.
+async fn quotas(controller: &Controller, rt: &Runtime, m: &Managed) {
+    let name = m.name();
+    let limits = m.cx().limits();
+    let cpu = &limits.cpu;
+    let cpu_actions = cpu.delayed.load(Ordering::Relaxed) + cpu.refused.load(Ordering::Relaxed);
+    let over = limits.memory.over(limits.owner());
+    let news = rt.health_book().quotas(
+        name,
+        cpu_actions,
+        limits.memory.refused.load(Ordering::Relaxed),
+        over.is_some(),
+    );
+    let row = |status: &str, failure: &str, message: String| HealthCheck {
+        at: String::new(),
+        replica: rt.replica().to_owned(),
+        status: status.to_owned(),
+        message: Some(message),
+        failure: Some(failure.to_owned()),
+        duration_ms: 0.0,
+    };
+    let mut rows = Vec::new();
+    if news.cpu_started {
+        let message = format!(
+            "CPU quota reached (quotas.cpu_ms_per_s = {}): new requests answer 429, its handlers and tasks are delayed",
+            cpu.limit().unwrap_or_default()
+        );
+        rows.push(row("degraded", "cpu_quota", message));
+    }
+    let window = memory_window(&rt.config().health);
+    let disable = match (over, news.memory_over_for) {
+        (Some((live, max)), Some(for_)) => {
+            if news.memory_refused > 0 || for_ >= window {
+                let message = format!(
+                    "memory quota exceeded: {live} bytes live, quotas.max_memory_bytes = {max}; {} requests refused since the last check",
+                    news.memory_refused
+                );
+                rows.push(row("degraded", "memory_quota", message));
+            }
+            (for_ >= window).then(|| {
+                format!(
+                    "memory quota exceeded for {} ms (the health window): {live} bytes live, quotas.max_memory_bytes = {max}",
+                    for_.as_millis()
+                )
+            })
+        }
+        _ => None,
+    };
+    for check in &rows {
+        if let Err(e) = store::record_health(rt.pool(), name, rt.replica(), check).await {
+            tracing::warn!(extension = %name, error = %e, "could not store a quota entry in the health history");
+        }
+    }
+    if let (Some(reason), Some(last)) = (disable, rows.last()) {
+        auto_disable(controller, rt, m, &reason, last).await;
     }
 }
 

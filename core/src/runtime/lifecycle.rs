@@ -3,6 +3,7 @@
 //! records every state change. What to start or stop is decided by the controller
 //! (`controller.rs`); this file only knows how.
 
+use crate::limits::meter::{Throttle, metered};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -413,6 +414,8 @@ impl Runtime {
             em.set_resource(Resource::BackgroundTasks, m.cx.running_tasks() as f64);
             let busy = m.cx.counters().busy_nanos.load(std::sync::atomic::Ordering::Relaxed);
             em.set_resource(Resource::BusySeconds, busy as f64 / 1e9);
+            em.set_resource(Resource::CpuSeconds, busy as f64 / 1e9);
+            em.set_resource(Resource::MemoryBytes, m.cx.usage().memory_bytes as f64);
             let in_use = m.cx.db().map_or(0, |pool| pool.size().saturating_sub(pool.num_idle() as u32));
             em.set_resource(Resource::DbConnections, f64::from(in_use));
             em.set_resource(Resource::StorageBytes, m.cx.usage().storage_bytes as f64);
@@ -432,7 +435,10 @@ pub(crate) async fn lifecycle(
     timeout: Duration,
     call: impl Future<Output = ExtensionResult>,
 ) -> Result<(), String> {
-    let call = panic::catch(call).instrument(m.cx.span().clone());
+    // Charged to the extension (busy time, allocations: what `start` keeps is its memory).
+    let busy = &m.cx.counters().busy_nanos;
+    let call =
+        metered(busy, m.cx.limits(), Throttle::Never, panic::catch(call)).instrument(m.cx.span().clone());
     match tokio::time::timeout(timeout, call).await {
         Err(_) => Err(format!("{step}() timed out after {} ms", timeout.as_millis())),
         Ok(Err(panic)) => {

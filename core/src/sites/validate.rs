@@ -358,7 +358,7 @@ mod tests {
         let cand = Candidate::new("esig", json!({"a": 1}));
         let mut signed = Signed::new();
         signed.insert(("esig".into(), config_hash(&json!({"a": 2})), "esv".into(), "quality-focal".into()));
-        let r = check(&c, "s", &[], &[cand.clone()], &signed, ALL);
+        let r = check(&c, "s", &[], std::slice::from_ref(&cand), &signed, ALL);
         assert_eq!(r.missing_signoffs.len(), 1);
         signed.insert(("esig".into(), cand.hash.clone(), "esv".into(), "quality-focal".into()));
         assert!(check(&c, "s", &[], &[cand], &signed, ALL).valid);

@@ -14,6 +14,7 @@ use crate::extension::gate::Slot;
 use crate::extension::hooks::placement::Placement;
 use crate::extension::hooks::{Hook, HookInfo};
 use crate::extension::panic;
+use crate::limits::meter::{Throttle, metered};
 use crate::observe::request_id::RequestId;
 use crate::observe::stats::Counters;
 
@@ -143,9 +144,13 @@ impl Next {
 }
 
 /// The handler, with its panic caught: the client gets a 500 JSON error with the request id.
+/// Polled as the target extension: its busy time, its allocations, its CPU budget (delayed
+/// while spent).
 async fn call_handler(mut handler: axum::routing::Route, target: &Context, req: Request) -> Response {
     // A `Route` is always ready (`poll_ready` is not needed) and never fails.
-    match panic::catch(tower::Service::call(&mut handler, req)).await {
+    let call = panic::catch(async move { tower::Service::call(&mut handler, req).await });
+    let busy = &target.counters().busy_nanos;
+    match metered(busy, target.limits(), Throttle::Delay, call).await {
         Ok(Ok(res)) => res,
         Ok(Err(never)) => match never {},
         Err(message) => {

@@ -10,6 +10,7 @@ use super::{Hook, HookInfo, Scope};
 use crate::extension::context::Context;
 use crate::extension::gate::Slot;
 use crate::extension::panic;
+use crate::limits::meter::{Throttle, metered};
 use crate::observe::stats::Counters;
 
 /// A hook's prefix (normalised; `None` = every extension route) and whether it reaches beyond
@@ -114,7 +115,10 @@ impl Placement {
         fut: F,
     ) -> (Result<F::Output, String>, Instant) {
         let span = self.cx.span();
-        let caught = panic::catch(fut);
+        // Charged to the owner (busy time, allocations, CPU budget), never delayed: it runs
+        // inside another extension's request.
+        let busy = &self.cx.counters().busy_nanos;
+        let caught = metered(busy, self.cx.limits(), Throttle::Never, panic::catch(fut));
         let out = if span.is_disabled() { caught.await } else { in_span(span, caught).await };
         let ended = Instant::now();
         let nanos = u64::try_from(ended.saturating_duration_since(since).as_nanos()).unwrap_or(u64::MAX);

@@ -28,12 +28,16 @@ pub(crate) enum ErrorType {
     Health,
     /// A request was refused by a quota (concurrency or body size).
     QuotaExceeded,
-    /// The host disabled the extension (failed health checks, too many panics).
+    /// A request was refused because the extension spent its CPU budget (`quotas.cpu_ms_per_s`).
+    CpuQuota,
+    /// A request was refused because the extension holds more than `quotas.max_memory_bytes`.
+    MemoryQuota,
+    /// The host disabled the extension (failed health checks, too many panics, its memory quota).
     AutoDisabled,
 }
 
 impl ErrorType {
-    const ALL: [ErrorType; 8] = [
+    const ALL: [ErrorType; 10] = [
         Self::Panic,
         Self::Timeout,
         Self::Handler,
@@ -41,6 +45,8 @@ impl ErrorType {
         Self::RateLimited,
         Self::Health,
         Self::QuotaExceeded,
+        Self::CpuQuota,
+        Self::MemoryQuota,
         Self::AutoDisabled,
     ];
 
@@ -53,6 +59,8 @@ impl ErrorType {
             Self::RateLimited => "rate_limited",
             Self::Health => "health",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::CpuQuota => "cpu_quota",
+            Self::MemoryQuota => "memory_quota",
             Self::AutoDisabled => "auto_disabled",
         }
     }
@@ -71,15 +79,22 @@ pub(crate) enum Resource {
     DbConnections,
     /// Bytes in the extension's storage directory (wired with storage quotas).
     StorageBytes,
+    /// CPU seconds its code used since start (handlers, tasks, hooks, middleware, lifecycle
+    /// calls): what `quotas.cpu_ms_per_s` budgets.
+    CpuSeconds,
+    /// Live bytes its code allocated and has not freed: what `quotas.max_memory_bytes` bounds.
+    MemoryBytes,
 }
 
 impl Resource {
-    pub(crate) const ALL: [Resource; 5] = [
+    pub(crate) const ALL: [Resource; 7] = [
         Self::InFlightRequests,
         Self::BackgroundTasks,
         Self::BusySeconds,
         Self::DbConnections,
         Self::StorageBytes,
+        Self::CpuSeconds,
+        Self::MemoryBytes,
     ];
 
     pub(crate) fn as_str(self) -> &'static str {
@@ -89,6 +104,8 @@ impl Resource {
             Self::BusySeconds => "busy_seconds",
             Self::DbConnections => "db_connections",
             Self::StorageBytes => "storage_bytes",
+            Self::CpuSeconds => "cpu_seconds",
+            Self::MemoryBytes => "memory_bytes",
         }
     }
 }

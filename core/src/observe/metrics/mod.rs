@@ -10,7 +10,6 @@
 //! no label hashing, no registry lock. Error counters by type and resource gauges are resolved at
 //! start too. Resource gauges are refreshed when `/metrics` is rendered, not on every request.
 
-mod busy;
 mod extension;
 mod pipeline;
 
@@ -26,7 +25,6 @@ use prometheus::{
 };
 use serde_json::{Value, json};
 
-pub(crate) use busy::measured;
 pub(crate) use extension::{ErrorType, ExtensionMetrics, RequestMeter, Resource};
 pub(crate) use pipeline::{CallOutcome, PipelineFamilies, PipelineHandles, RunOutcome, StageHandles};
 
