@@ -19,6 +19,7 @@ mod hello_db;
 mod hooks;
 mod lifecycle;
 mod limits;
+mod misbehaving;
 mod permissions;
 mod pipelines;
 mod quotas;
