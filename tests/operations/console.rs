@@ -20,31 +20,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::TOKEN;
+use crate::support::{Declared, TOKEN};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ASPECT: &str = "electronic-signature-validation";
 /// Every wait for the page is bounded by this.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// An extension made of metadata and an optional config schema.
-struct Declared(Metadata, Option<Value>);
-
-#[annex_core::async_trait]
-impl Extension for Declared {
-    fn metadata(&self) -> Metadata {
-        self.0.clone()
-    }
-
-    fn config_schema(&self) -> Option<Value> {
-        self.1.clone()
-    }
-
-    fn register(&self, r: &mut Registrar) {
-        r.get("/ping", || async { "pong" });
-        r.get("/config", |cx: Context| async move { axum::Json((*cx.config()).clone()) });
-    }
-}
 
 fn extensions() -> Vec<Declared> {
     let orders = json!({

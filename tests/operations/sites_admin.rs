@@ -3,36 +3,17 @@
 //! dependents, site scoping without existence leaks, bad input that writes nothing, reports,
 //! snapshots and restore.
 
+use annex_core::Metadata;
 use annex_core::access::{NewOperator, operators};
 use annex_core::testkit::TestHost;
-use annex_core::{Context, Extension, Metadata, Registrar};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::TOKEN;
+use crate::support::{Declared, TOKEN};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ASPECT: &str = "electronic-signature-validation";
-
-/// An extension made of metadata and an optional config schema.
-struct Declared(Metadata, Option<Value>);
-
-#[annex_core::async_trait]
-impl Extension for Declared {
-    fn metadata(&self) -> Metadata {
-        self.0.clone()
-    }
-
-    fn config_schema(&self) -> Option<Value> {
-        self.1.clone()
-    }
-
-    fn register(&self, r: &mut Registrar) {
-        r.get("/ping", || async { "pong" });
-        r.get("/config", |cx: Context| async move { axum::Json((*cx.config()).clone()) });
-    }
-}
 
 fn extensions() -> Vec<Declared> {
     let lines = json!({ "type": "object", "properties": { "lines": { "type": "integer", "minimum": 1 } },

@@ -184,3 +184,23 @@ impl Server {
         let _ = self.child.wait();
     }
 }
+
+/// An extension made of metadata and an optional config schema, with `GET /ping` and
+/// `GET /config` (the sites and console tests).
+pub(crate) struct Declared(pub(crate) Metadata, pub(crate) Option<Value>);
+
+#[annex_core::async_trait]
+impl Extension for Declared {
+    fn metadata(&self) -> Metadata {
+        self.0.clone()
+    }
+
+    fn config_schema(&self) -> Option<Value> {
+        self.1.clone()
+    }
+
+    fn register(&self, r: &mut Registrar) {
+        r.get("/ping", || async { "pong" });
+        r.get("/config", |cx: Context| async move { Json((*cx.config()).clone()) });
+    }
+}
