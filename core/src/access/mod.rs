@@ -6,6 +6,7 @@ mod actor;
 mod error;
 pub mod operators;
 pub(crate) mod password;
+pub(crate) mod session;
 
 pub use actor::{Action, Actor};
 pub use error::AccessError;

@@ -1,7 +1,7 @@
 //! Who is calling the admin API. A request carries `Authorization: Bearer <token>`: the admin
 //! token (see `config/admin_token.rs`) is [`Actor::Admin`]; an operator's personal token is
 //! [`Actor::Operator`]. Without a bearer token, the console's session cookie (`annex_session`,
-//! see `admin/console/session.rs`) stands for the actor who logged in; then every unsafe method
+//! see `access/session.rs`) stands for the actor who logged in; then every unsafe method
 //! (POST, PUT, PATCH, DELETE) must also send `X-CSRF-Token` equal to the session's token, else
 //! 403 `csrf_required` / `csrf_mismatch` (a cookie is an ambient credential; a bearer token is
 //! not, so bearer calls need no CSRF token). The middleware puts the [`Actor`] in the request's
@@ -18,7 +18,7 @@ use super::ApiState;
 use subtle::ConstantTimeEq;
 
 use crate::access::{AccessError, Action, Actor, operators};
-use crate::admin::console::session;
+use crate::access::session;
 use crate::extension::error::ApiError;
 
 fn unauthorized(message: &str) -> Response {

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
 use super::ConsoleState;
-use super::session;
+use crate::access::session;
 use crate::access::Actor;
 use crate::admin::api::auth::{csrf_refusal, is_unsafe};
 use crate::extension::error::ApiError;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ConsoleState;
-use super::session::{self, Holder, Session};
+use crate::access::session::{self, Holder, Session};
 use crate::access::{Action, Actor, operators};
 use crate::admin::api::auth::csrf_refusal;
 use crate::extension::error::ApiError;

@@ -16,7 +16,6 @@
 
 mod entities;
 mod login;
-pub(crate) mod session;
 
 pub(crate) use entities::AppRouter;
 
