@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use subtle::ConstantTimeEq;
 
-use crate::access::{AccessError, Action, Actor, operators};
 use crate::access::session;
+use crate::access::{AccessError, Action, Actor, operators};
 use crate::extension::error::ApiError;
 
 fn unauthorized(message: &str) -> Response {

@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
 use super::ConsoleState;
-use crate::access::session;
 use crate::access::Actor;
+use crate::access::session;
 use crate::admin::api::auth::{csrf_refusal, is_unsafe};
 use crate::extension::error::ApiError;
 use crate::extension::hooks::Identity;
