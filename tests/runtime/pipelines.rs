@@ -565,11 +565,9 @@ async fn remote_validator(url: &str, subject: &str) -> tokio::task::JoinHandle<(
     })
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_remote_validator_whose_responder_is_gone_fails_by_its_mode_and_no_responders_fails_over_at_once() {
-    let url = annex_core::testkit::nats::test_nats_url().await.expect("a test nats-server");
-    let nats = url.clone();
-    let host = TestHost::builder()
+/// A host with the lab's stages, the admin token, and NATS at `nats`.
+async fn lab_on_nats(nats: String) -> TestHost {
+    TestHost::builder()
         .extension(Lab::default())
         .config(move |c| {
             c.server.admin_token = Some(TOKEN.into());
@@ -577,7 +575,13 @@ async fn a_remote_validator_whose_responder_is_gone_fails_by_its_mode_and_no_res
         })
         .start()
         .await
-        .expect("host starts");
+        .expect("host starts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_validator_whose_responder_is_gone_fails_by_its_mode_and_no_responders_fails_over_at_once() {
+    let url = annex_core::testkit::nats::test_nats_url().await.expect("a test nats-server");
+    let host = lab_on_nats(url.clone()).await;
     let api = |method: reqwest::Method, path: String, body: Value| {
         let req = host.client().request(method, host.url(&path)).bearer_auth(TOKEN).json(&body);
         async move {
@@ -705,16 +709,7 @@ async fn the_guardrails_pipeline_denies_a_valid_card_passes_a_bad_checksum_and_m
 #[tokio::test(flavor = "multi_thread")]
 async fn a_nats_restart_mid_run_is_survived_by_the_hosts_remote_stages() {
     let mut server = annex_core::testkit::nats::NatsServer::start().await.expect("own nats-server");
-    let nats = server.url();
-    let host = TestHost::builder()
-        .extension(Lab::default())
-        .config(move |c| {
-            c.server.admin_token = Some(TOKEN.into());
-            c.nats.url = Some(nats);
-        })
-        .start()
-        .await
-        .expect("host starts");
+    let host = lab_on_nats(server.url()).await;
     let subject = format!("test.{}.guard", uuid::Uuid::new_v4().simple());
     let _responder = remote_validator(&server.url(), &subject).await;
     let api = |method: reqwest::Method, path: &str, body: Value| {
