@@ -12,7 +12,9 @@
 
 use annex_core::__bench::RequestPathFixture;
 
-/// The binary's allocator (`cmd/main.rs`): what the quotas' attribution costs is measured with it.
+/// The binary's allocator (`cmd/main.rs`): what the quotas' attribution costs is measured with it
+/// (against the system allocator with `--features bench-system-alloc`: bench/alloc_cost.sh).
+#[cfg(not(feature = "bench-system-alloc"))]
 #[global_allocator]
 static ALLOC: annex_alloc::Accounting = annex_alloc::Accounting;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -24,8 +26,8 @@ use tower::ServiceExt;
 fn profile_only(spec: &str) {
     let (name, n) = spec.split_once(':').unwrap_or((spec, "10000"));
     let n: usize = n.parse().expect("ANNEX_PROFILE_ONLY=<profile>:<n>");
-    let rt =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    // One thread: no worker to park and wake, so the counts repeat from run to run.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let (app, request): (axum::Router, fn() -> axum::extract::Request) = match name {
             "bare" => (RequestPathFixture::bare_axum(), RequestPathFixture::request),
@@ -37,10 +39,27 @@ fn profile_only(spec: &str) {
             other => panic!("unknown profile {other}"),
         };
         for _ in 0..n {
-            let res = app.clone().oneshot(request()).await.expect("infallible");
+            let res = measured_request(&app, request()).await;
             assert_eq!(res.status(), 200);
         }
     });
+}
+
+/// One request of `profile_only`, each poll of it through [`measured_poll`].
+async fn measured_request(app: &axum::Router, request: axum::extract::Request) -> axum::response::Response {
+    let mut fut = std::pin::pin!(app.clone().oneshot(request));
+    std::future::poll_fn(|cx| measured_poll(fut.as_mut(), cx)).await.expect("infallible")
+}
+
+/// bench/alloc_cost.sh counts the instructions inside this function only (callgrind
+/// `--toggle-collect=*measured_poll*`): the request's own work, without the runtime's timers
+/// and the pool's upkeep between requests, whose share depends on how long the run takes.
+#[inline(never)]
+fn measured_poll<F: std::future::Future>(
+    fut: std::pin::Pin<&mut F>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<F::Output> {
+    fut.poll(cx)
 }
 
 fn bench(c: &mut Criterion) {

@@ -4,11 +4,16 @@
 //!
 //! * The current owner is a `const`-initialised thread-local `Cell<u16>` (0 = the host): setting
 //!   it costs one thread-local write, reading it neither allocates nor initialises lazily.
-//! * Each allocation carries a small header in front of it with its owner, so a response body an
-//!   extension allocated and the host frees is credited to the extension, and `realloc` keeps the
-//!   original owner (it adjusts that owner by the size difference).
+//! * An extension's block of alignment ≤ 8 (nearly all of them) carries its owner in the 8 bytes
+//!   in front of it, and is handed out 8 bytes past a multiple of 16; the host's blocks are asked
+//!   of the system aligned to 16 and carry nothing. So at free time the address alone tells an
+//!   extension's block (`ptr % 16 == 8`) from the host's, and only an extension's pays for its
+//!   owner: a response body an extension allocated and the host frees is credited to the
+//!   extension, and `realloc` keeps the original owner (who is charged the size difference).
+//! * A block of alignment above 8 (rare: cache-padded structures) carries a header of its
+//!   alignment, the owner in its last two bytes, whoever owns it.
 //! * Live bytes are kept in a static array of atomics, one per owner id. The host (owner 0) is not
-//!   counted: its allocations pay the header but no shared atomic.
+//!   counted.
 //!
 //! Use it as the binary's allocator:
 //!
@@ -20,9 +25,10 @@
 //! Without it (a binary with the system allocator) nothing is charged: [`installed`] is `false`
 //! and [`live_bytes`] stays 0.
 //!
-//! Cost per allocation: a thread-local read, one bound check, the 8-byte header (the alignment
-//! for alignments above 8) and, when an extension owns it, one relaxed atomic add; per free, a
-//! header read and (for an extension's block) one relaxed atomic subtract.
+//! Cost: the host's allocation pays a thread-local read and two compares in front of `malloc`,
+//! its free a compare of the alignment and of the address; an extension's allocation pays 8 bytes
+//! more of memory, an out-of-line call, the owner write and one relaxed atomic add, its free the
+//! owner read and one relaxed atomic subtract (bench/alloc_cost.sh measures it per request).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -134,19 +140,28 @@ pub fn installed() -> bool {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Accounting;
 
-/// Bytes in front of an allocation of alignment `align`: room for the owner, and a multiple of
-/// `align` so the caller's pointer keeps its alignment. 8 for the common alignments (≤ 8): the
-/// smallest step, so most blocks stay in malloc's size class or the next one.
-#[inline]
-const fn header(align: usize) -> usize {
-    if align > 8 { align } else { 8 }
-}
+/// Alignment every block of alignment ≤ 8 is asked of the system with: the host's blocks start
+/// at a multiple of 16, an extension's block is handed out 8 bytes into its own (after the
+/// owner), so `ptr % 16 == 8` tells the one from the other at free time.
+const BASE_ALIGN: usize = 16;
+/// The owner word in front of an extension's block of alignment ≤ 8, and the offset that tags it.
+const TAG: usize = 8;
+/// The largest alignment the tag scheme serves; above it every block carries a header.
+const TAGGED_MAX_ALIGN: usize = 8;
 
-/// Whether `size` bytes after a header of `head` bytes, rounded up to `align`, stay within
-/// `isize::MAX` (what a `Layout` requires).
+/// Whether `size` bytes after `head` bytes, rounded up to `align`, stay within `isize::MAX`
+/// (what a `Layout` requires).
 #[inline]
 const fn fits(size: usize, head: usize, align: usize) -> bool {
     size <= isize::MAX as usize - head - align
+}
+
+/// Whether `ptr`, a block of any alignment from this allocator, is an extension's tagged block
+/// (of alignment ≤ 8): every other block starts at a multiple of 16, a tagged one 8 past it, so
+/// bit 3 of the address tells.
+#[inline]
+fn tagged(ptr: *mut u8) -> bool {
+    ptr.addr() & TAG != 0
 }
 
 #[inline]
@@ -163,117 +178,265 @@ fn credit(owner: u16, bytes: usize) {
     }
 }
 
+/// The layout a block of `size` bytes of the host's (alignment ≤ 8) is asked of the system with:
+/// aligned to 16, so its address is never tagged, and at least 16 bytes, so `System` serves it
+/// with `malloc` rather than its aligned path (malloc's smallest block is larger anyway).
+#[inline]
+#[allow(unsafe_code)]
+fn host_layout(size: usize) -> Option<Layout> {
+    if !fits(size, 0, BASE_ALIGN) {
+        return None;
+    }
+    // SAFETY: 16 is a power of two; `size` rounded up to it fits (checked above).
+    Some(unsafe { Layout::from_size_align_unchecked(size.max(BASE_ALIGN), BASE_ALIGN) })
+}
+
+/// The layout an extension's block of `size` bytes (alignment ≤ 8) is asked of the system with:
+/// the owner word, then the block, aligned to 16.
+#[inline]
+#[allow(unsafe_code)]
+fn owned_layout(size: usize) -> Option<Layout> {
+    if !fits(size, TAG, BASE_ALIGN) {
+        return None;
+    }
+    // SAFETY: 16 is a power of two; `size + 8` rounded up to it fits (checked above).
+    Some(unsafe { Layout::from_size_align_unchecked((size + TAG).max(BASE_ALIGN), BASE_ALIGN) })
+}
+
+/// The layout a block of alignment `align` > 8 is asked of the system with: a header of `align`
+/// bytes (the owner in its last two) in front of the block. Rare (cache-padded structures), so
+/// these carry a header whoever owns them.
+#[inline]
+#[allow(unsafe_code)]
+fn headed_layout(size: usize, align: usize) -> Option<Layout> {
+    if !fits(size, align, align) {
+        return None;
+    }
+    // SAFETY: `align` is a power of two (a `Layout`'s); `size + align` rounded up to it fits.
+    Some(unsafe { Layout::from_size_align_unchecked(size + align, align) })
+}
+
+/// [`host_layout`] for a block that was allocated with it (so it fits).
+///
+/// # Safety
+/// `host_layout(size)` is `Some`.
+#[inline]
+#[allow(unsafe_code)]
+unsafe fn host_layout_unchecked(size: usize) -> Layout {
+    // SAFETY: 16 is a power of two; `size` rounded up to it fits (the caller's contract).
+    unsafe { Layout::from_size_align_unchecked(size.max(BASE_ALIGN), BASE_ALIGN) }
+}
+
+/// [`owned_layout`] for a block that was allocated with it (so it fits).
+///
+/// # Safety
+/// `owned_layout(size)` is `Some`.
+#[inline]
+#[allow(unsafe_code)]
+unsafe fn owned_layout_unchecked(size: usize) -> Layout {
+    // SAFETY: 16 is a power of two; `size + 8` rounded up to it fits (the caller's contract).
+    unsafe { Layout::from_size_align_unchecked((size + TAG).max(BASE_ALIGN), BASE_ALIGN) }
+}
+
+/// The paths past the host's own blocks of alignment ≤ 8, which each method serves inline with
+/// an owner or tag check in front of `System` and no stack frame. An extension's block takes
+/// one out-of-line call ([`Accounting::allocate_tagged`]); blocks of alignment above 8 are rare
+/// and take the cold `*_headed` functions.
 #[allow(unsafe_code)]
 impl Accounting {
-    /// The layout asked of the system: the header plus `size`, aligned to at least 8 (so the
-    /// owner field in front of the caller's pointer is aligned); `None` when it would not fit.
-    #[inline]
-    fn outer(layout: Layout) -> Option<(Layout, usize)> {
-        let head = header(layout.align());
-        let align = layout.align().max(8);
-        if !fits(layout.size(), head, align) {
-            return None;
-        }
-        // SAFETY: `align` is a power of two (the larger of two), and `size + head` rounded up
-        // to it does not exceed `isize::MAX` (checked just above).
-        Some((unsafe { Layout::from_size_align_unchecked(layout.size() + head, align) }, head))
-    }
-
-    /// Writes the owner in front of the caller's pointer; returns that pointer.
+    /// Allocates an extension's block of alignment ≤ 8: the owner word, then the caller's
+    /// block, charged to `owner` (≠ 0).
     ///
     /// # Safety
-    /// `base` is a live allocation of the outer layout, with `head` header bytes.
-    #[inline]
-    unsafe fn finish(base: *mut u8, head: usize, owner: u16) -> *mut u8 {
-        // SAFETY: `head` ≤ the outer size, so `base + head` is inside (or one past) the
-        // allocation; the 2 bytes before it are inside the header (head ≥ 8).
+    /// `size` is non-zero.
+    #[inline(never)]
+    unsafe fn allocate_tagged<const ZEROED: bool>(size: usize, owner: u16) -> *mut u8 {
+        let Some(outer) = owned_layout(size) else { return std::ptr::null_mut() };
+        // SAFETY: `outer` is non-zero (at least 16 bytes).
+        let base = unsafe { if ZEROED { System.alloc_zeroed(outer) } else { System.alloc(outer) } };
+        if base.is_null() {
+            return base;
+        }
+        LIVE[owner as usize].fetch_add(size as i64, Ordering::Relaxed);
+        // SAFETY: `base` is a live block of `outer` (≥ size + 8 bytes, 16-aligned): the owner
+        // word is its first 8 bytes, the caller's block starts after them (8-aligned, and 8
+        // past a multiple of 16: tagged). Written after zeroing, outside the caller's block.
         unsafe {
-            let ptr = base.add(head);
+            base.cast::<u64>().write(u64::from(owner));
+            base.add(TAG)
+        }
+    }
+
+    /// Allocates a block of alignment > 8 for `owner` (the host's too): a header of the
+    /// alignment in front, the owner in its last two bytes.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[cold]
+    #[inline(never)]
+    unsafe fn allocate_headed<const ZEROED: bool>(layout: Layout, owner: u16) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        let Some(outer) = headed_layout(size, align) else { return std::ptr::null_mut() };
+        // SAFETY: `outer` is non-zero (size + align).
+        let base = unsafe { if ZEROED { System.alloc_zeroed(outer) } else { System.alloc(outer) } };
+        if base.is_null() {
+            return base;
+        }
+        charge(owner, size);
+        // SAFETY: `base` is a live block of `outer` (size + align bytes, aligned to `align`):
+        // the caller's block starts `align` bytes in (so it is aligned), and the 2 bytes before
+        // it are inside the header (align ≥ 16).
+        unsafe {
+            let ptr = base.add(align);
             ptr.sub(2).cast::<u16>().write_unaligned(owner);
             ptr
         }
     }
 
-    /// The owner stored in front of `ptr` and the system's pointer.
+    /// Frees a block of alignment > 8, crediting its owner.
     ///
     /// # Safety
-    /// `ptr` was returned by this allocator for `layout`.
-    #[inline]
-    unsafe fn open(ptr: *mut u8, layout: Layout) -> (*mut u8, u16) {
-        let head = header(layout.align());
-        // SAFETY: `ptr` is `base + head` of an allocation this allocator made (see `finish`).
-        unsafe { (ptr.sub(head), ptr.sub(2).cast::<u16>().read_unaligned()) }
-    }
-}
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to `System` with a layout that is the caller's plus a header
-// (same or larger alignment), hands out a pointer `header` bytes into that block (aligned as
-// asked: the header is a multiple of the alignment), and gives `System` back exactly the block
-// and outer layout it returned. The size passed to `System` is never zero (header ≥ 8).
-unsafe impl GlobalAlloc for Accounting {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some((outer, head)) = Self::outer(layout) else { return std::ptr::null_mut() };
-        // SAFETY: `outer` has a non-zero size.
-        let base = unsafe { System.alloc(outer) };
-        if base.is_null() {
-            return base;
-        }
-        let owner = current().0;
-        charge(owner, layout.size());
-        // SAFETY: `base` is a live block of `outer`.
-        unsafe { Self::finish(base, head, owner) }
-    }
-
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some((outer, head)) = Self::outer(layout) else { return std::ptr::null_mut() };
-        // SAFETY: `outer` has a non-zero size.
-        let base = unsafe { System.alloc_zeroed(outer) };
-        if base.is_null() {
-            return base;
-        }
-        let owner = current().0;
-        charge(owner, layout.size());
-        // SAFETY: `base` is a live block of `outer`.
-        unsafe { Self::finish(base, head, owner) }
-    }
-
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator with `layout` (the caller's contract).
-        let (base, owner) = unsafe { Self::open(ptr, layout) };
-        credit(owner, layout.size());
-        if let Some((outer, _)) = Self::outer(layout) {
-            // SAFETY: `base` was returned by `System` for `outer` (computed the same way).
+    /// `ptr` came from this allocator with `layout`, of alignment > 8.
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_headed(ptr: *mut u8, layout: Layout) {
+        let (size, align) = (layout.size(), layout.align());
+        // SAFETY: a block of alignment > 8 starts `align` bytes into the system's block, the
+        // owner in the 2 bytes before it.
+        let (base, owner) = unsafe { (ptr.sub(align), ptr.sub(2).cast::<u16>().read_unaligned()) };
+        credit(owner, size);
+        if let Some(outer) = headed_layout(size, align) {
+            // SAFETY: `base` came from `System` with this layout.
             unsafe { System.dealloc(base, outer) }
         }
     }
 
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Some((old_outer, head)) = Self::outer(layout) else { return std::ptr::null_mut() };
-        if !fits(new_size, head, old_outer.align()) {
-            return std::ptr::null_mut();
+    /// Resizes an extension's block (tagged) or a block of alignment > 8; it keeps its owner,
+    /// who is charged or credited the difference.
+    ///
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`], and `ptr` is tagged or of alignment > 8.
+    #[inline(never)]
+    unsafe fn realloc_owned(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let size = layout.size();
+        if layout.align() <= TAGGED_MAX_ALIGN {
+            let (Some(outer), Some(grown)) = (owned_layout(size), owned_layout(new_size)) else {
+                return std::ptr::null_mut();
+            };
+            // SAFETY: a tagged block is an extension's, its system block 8 bytes before it.
+            let base = unsafe { ptr.sub(TAG) };
+            // SAFETY: `base` came from `System` with `outer`; the owner word moves with the
+            // block, and the new block is 16-aligned, so `moved + 8` is tagged again.
+            let moved = unsafe { System.realloc(base, outer, grown.size()) };
+            if moved.is_null() {
+                return moved;
+            }
+            // SAFETY: the owner word was copied with the block.
+            let owner = unsafe { moved.cast::<u64>().read() } as u16;
+            resize(owner, size, new_size);
+            // SAFETY: inside the new block of ≥ new_size + 8 bytes.
+            return unsafe { moved.add(TAG) };
         }
-        let new_outer = new_size + head;
-        // SAFETY: `ptr` came from this allocator with `layout`.
-        let (base, owner) = unsafe { Self::open(ptr, layout) };
-        // SAFETY: `base` is a block of `old_outer` from `System`; `new_outer` is non-zero and,
-        // rounded up to the alignment, does not overflow (checked above). The header moves
-        // with the block, so the owner stays.
-        let moved = unsafe { System.realloc(base, old_outer, new_outer) };
+        let align = layout.align();
+        let (Some(outer), Some(grown)) = (headed_layout(size, align), headed_layout(new_size, align)) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: the block starts `align` bytes into the system's, the owner just before it.
+        let (base, owner) = unsafe { (ptr.sub(align), ptr.sub(2).cast::<u16>().read_unaligned()) };
+        // SAFETY: `base` came from `System` with `outer`; the header moves with the block.
+        let moved = unsafe { System.realloc(base, outer, grown.size()) };
         if moved.is_null() {
             return moved;
         }
-        if new_size >= layout.size() {
-            charge(owner, new_size - layout.size());
-        } else {
-            credit(owner, layout.size() - new_size);
+        resize(owner, size, new_size);
+        // SAFETY: inside the new block of new_size + align bytes.
+        unsafe { moved.add(align) }
+    }
+}
+
+#[allow(unsafe_code)]
+// SAFETY: a block of alignment ≤ 8 is the host's (asked of `System` as it is, aligned to 16, at
+// least 16 bytes) or an extension's (asked with an owner word in front, handed out 8 bytes in);
+// its address tells which, because `System` honours the alignment of 16. A block of larger
+// alignment carries a header of that alignment (so it, too, starts at a multiple of 16). Every
+// method gives `System` back exactly the block and the layout it got from it, computed from
+// the caller's layout the same way; none asks `System` for zero bytes.
+unsafe impl GlobalAlloc for Accounting {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let owner = current().0;
+        if layout.align() > TAGGED_MAX_ALIGN {
+            // SAFETY: `layout` has a non-zero size (the caller's contract).
+            return unsafe { Self::allocate_headed::<false>(layout, owner) };
         }
-        // SAFETY: `moved + head` is inside the new block of `new_outer` bytes.
-        unsafe { moved.add(head) }
+        if owner != 0 {
+            // SAFETY: as above.
+            return unsafe { Self::allocate_tagged::<false>(layout.size(), owner) };
+        }
+        // SAFETY: a non-zero layout (`host_layout` only grows it).
+        host_layout(layout.size()).map_or(std::ptr::null_mut(), |l| unsafe { System.alloc(l) })
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let owner = current().0;
+        if layout.align() > TAGGED_MAX_ALIGN {
+            // SAFETY: `layout` has a non-zero size (the caller's contract).
+            return unsafe { Self::allocate_headed::<true>(layout, owner) };
+        }
+        if owner != 0 {
+            // SAFETY: as above.
+            return unsafe { Self::allocate_tagged::<true>(layout.size(), owner) };
+        }
+        // SAFETY: a non-zero layout (`host_layout` only grows it).
+        host_layout(layout.size()).map_or(std::ptr::null_mut(), |l| unsafe { System.alloc_zeroed(l) })
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let size = layout.size();
+        if tagged(ptr) {
+            // SAFETY: a tagged block is an extension's of alignment ≤ 8: its owner word (≠ 0)
+            // is the 8 bytes before it, at the start of the system's block, which came from
+            // `System` with `owned_layout(size)` (it fitted, or there would be no block).
+            unsafe {
+                let base = ptr.sub(TAG);
+                let owner = base.cast::<u64>().read() as u16;
+                LIVE[owner as usize].fetch_sub(size as i64, Ordering::Relaxed);
+                return System.dealloc(base, owned_layout_unchecked(size));
+            }
+        }
+        if layout.align() > TAGGED_MAX_ALIGN {
+            // SAFETY: `ptr` came from this allocator with `layout`, of alignment > 8.
+            return unsafe { Self::free_headed(ptr, layout) };
+        }
+        // SAFETY: an untagged block of alignment ≤ 8 is the host's, from `System` with
+        // `host_layout(size)` (which fitted, or there would be no block).
+        unsafe { System.dealloc(ptr, host_layout_unchecked(size)) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !tagged(ptr) && layout.align() <= TAGGED_MAX_ALIGN {
+            // The host's block stays the host's, whoever grows it.
+            let Some(grown) = host_layout(new_size) else { return std::ptr::null_mut() };
+            // SAFETY: `ptr` came from `System` with `host_layout(size)`; `grown.size()` is
+            // non-zero and fits at alignment 16. `System` keeps the alignment, so the block
+            // stays untagged.
+            return unsafe { System.realloc(ptr, host_layout_unchecked(layout.size()), grown.size()) };
+        }
+        // SAFETY: the caller's contract; tagged or aligned above 8.
+        unsafe { Self::realloc_owned(ptr, layout, new_size) }
+    }
+}
+
+/// Charges or credits `owner` for a block resized from `old` to `new` bytes.
+#[inline]
+fn resize(owner: u16, old: usize, new: usize) {
+    if new >= old {
+        charge(owner, new - old);
+    } else {
+        credit(owner, old - new);
     }
 }
 
@@ -349,6 +512,44 @@ mod tests {
             unsafe { a.dealloc(shrunk, Layout::from_size_align(10, align).expect("layout")) };
             assert_eq!(live_bytes(owner), 0);
         }
+    }
+
+    #[test]
+    fn an_extensions_block_is_told_from_the_hosts_by_its_address() {
+        let a = Accounting;
+        let owner = fresh();
+        for size in [1, 8, 15, 16, 24, 100, 4096] {
+            for align in [1, 2, 4, 8] {
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                let host = unsafe { a.alloc(layout) };
+                let ext = with_owner(owner, || unsafe { a.alloc(layout) });
+                assert!(!tagged(host) && tagged(ext), "size {size} align {align}");
+                assert_eq!(live_bytes(owner), size as u64);
+                // Each is given back whoever is current when it is freed.
+                with_owner(owner, || unsafe { a.dealloc(host, layout) });
+                assert_eq!(live_bytes(owner), size as u64);
+                unsafe { a.dealloc(ext, layout) };
+                assert_eq!(live_bytes(owner), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_hosts_block_grown_by_an_extension_stays_the_hosts() {
+        let a = Accounting;
+        let owner = fresh();
+        let layout = Layout::from_size_align(10, 1).expect("layout");
+        let ptr = unsafe { a.alloc_zeroed(layout) };
+        unsafe { ptr.write_bytes(7, 10) };
+        let grown = with_owner(owner, || unsafe { a.realloc(ptr, layout, 100_000) });
+        assert!(!grown.is_null() && !tagged(grown));
+        assert_eq!(live_bytes(owner), 0);
+        assert!(unsafe { std::slice::from_raw_parts(grown, 10) }.iter().all(|b| *b == 7));
+        let shrunk = unsafe { a.realloc(grown, Layout::from_size_align(100_000, 1).expect("layout"), 3) };
+        assert!(!tagged(shrunk));
+        assert_eq!(unsafe { shrunk.read() }, 7);
+        unsafe { a.dealloc(shrunk, Layout::from_size_align(3, 1).expect("layout")) };
+        assert_eq!(live_bytes(owner), 0);
     }
 
     #[test]

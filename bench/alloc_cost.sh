@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# What CPU and memory attribution costs on the request path (issue 17): instructions per request
+# of core/benches/request_profiles.rs built twice — with annex-alloc's accounting allocator (as
+# `annex` runs) and with the system allocator (`--features bench-system-alloc`) — counted by
+# callgrind, so the machine's load does not move them.
+#
+#   bench/alloc_cost.sh                      # plain and full, 5 rounds, ~8 min after the two builds
+#   ROUNDS=3 PROFILES=plain bench/alloc_cost.sh
+#
+# Only the request's own work is counted (`--toggle-collect` on the bench's `measured_poll`:
+# every poll of the request's future), not the runtime's timers or the pool's upkeep between
+# requests. Per round and binary, two runs of n₁ and n₂ requests; per request = (count(n₂) −
+# count(n₁)) ÷ (n₂ − n₁), so first-request warm-up cancels out. The rounds alternate the binaries.
+#
+# Two figures per binary:
+# - `glibc default`: as `annex` runs. glibc malloc's own work (its bins and consolidation) moves
+#   by ±1 000 instructions per request between runs of one binary, so the median of the rounds
+#   is reported with the range;
+# - `tcache 65535` (GLIBC_TUNABLES=glibc.malloc.tcache_count=65535): every free block is kept in
+#   malloc's per-thread cache, so malloc's work is the same from run to run and the count repeats
+#   to a few instructions: the cost of the allocators' own code, attribution included.
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+PROFILES=${PROFILES:-plain full}
+N1=${N1:-1000}
+N2=${N2:-3000}
+OUT=${OUT:-target/alloc_cost}
+
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "alloc_cost: valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
+mkdir -p "$OUT"
+
+build() { # <features> <name>
+    echo "building request_profiles ($2)…" >&2
+    local bin
+    bin=$(cargo bench --locked -p annex-core --features "$1" --bench request_profiles --no-run \
+        --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "request_profiles":
+        print(m["executable"])')
+    [ -n "$bin" ] || { echo "alloc_cost: the build of $2 failed" >&2; exit 1; }
+    cp "$bin" "$OUT/$2"
+}
+build bench accounting
+build bench-system-alloc system
+
+# per_request <callgrind file n₁> <callgrind file n₂> → instructions per request
+per_request() {
+    python3 - "$1" "$2" "$((N2 - N1))" <<'PY'
+import re, sys
+def total(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    raise SystemExit(f"no totals in {path}")
+print(round((total(sys.argv[2]) - total(sys.argv[1])) / int(sys.argv[3])))
+PY
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+count() { # <profile> <binary> <tunables> <tag> → instructions per request
+    for n in "$N1" "$N2"; do
+        GLIBC_TUNABLES="$3" ANNEX_PROFILE_ONLY="$1:$n" valgrind --tool=callgrind \
+            --toggle-collect='*measured_poll*' \
+            --callgrind-out-file="$OUT/cg.$1.$2.$4.$n" "$OUT/$2" >/dev/null 2>&1
+    done
+    per_request "$OUT/cg.$1.$2.$4.$N1" "$OUT/cg.$1.$2.$4.$N2"
+}
+
+for profile in $PROFILES; do
+    : >"$OUT/$profile.rounds"
+    for round in $(seq "$ROUNDS"); do
+        for bin in accounting system; do
+            default=$(count "$profile" "$bin" "" default)
+            cached=$(count "$profile" "$bin" glibc.malloc.tcache_count=65535 tcache)
+            echo "$bin $default $cached" >>"$OUT/$profile.rounds"
+            echo "$profile round $round/$ROUNDS $bin: $default instructions per request (glibc default), $cached (tcache 65535)" >&2
+        done
+    done
+done
+
+stat() { # <rounds file> <binary> <column> → "median min–max"
+    local values
+    values=$(awk -v b="$2" -v c="$3" '$1 == b {print $c}' "$1")
+    echo "$(median <<<"$values") $(sort -n <<<"$values" | head -1)–$(sort -n <<<"$values" | tail -1)"
+}
+
+printf '\n%-7s %-11s %14s %13s %8s %14s %13s %8s\n' \
+    profile allocator "glibc default" "min–max" "" "tcache 65535" "min–max" ""
+for profile in $PROFILES; do
+    read -r sd sdr < <(stat "$OUT/$profile.rounds" system 2)
+    read -r sc scr < <(stat "$OUT/$profile.rounds" system 3)
+    read -r ad adr < <(stat "$OUT/$profile.rounds" accounting 2)
+    read -r ac acr < <(stat "$OUT/$profile.rounds" accounting 3)
+    pd=$(awk -v a="$ad" -v s="$sd" 'BEGIN {printf "%+.1f %%", (a - s) * 100 / s}')
+    pc=$(awk -v a="$ac" -v s="$sc" 'BEGIN {printf "%+.1f %%", (a - s) * 100 / s}')
+    printf '%-7s %-11s %14s %13s %8s %14s %13s %8s\n' "$profile" system "$sd" "$sdr" "" "$sc" "$scr" ""
+    printf '%-7s %-11s %14s %13s %8s %14s %13s %8s\n' "$profile" accounting "$ad" "$adr" "$pd" "$ac" "$acr" "$pc"
+done
