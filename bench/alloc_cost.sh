@@ -4,8 +4,8 @@
 # `annex` runs) and with the system allocator (`--features bench-system-alloc`) — counted by
 # callgrind, so the machine's load does not move them.
 #
-#   bench/alloc_cost.sh                      # plain and full, 5 rounds, ~8 min after the two builds
-#   ROUNDS=3 PROFILES=plain bench/alloc_cost.sh
+#   bench/alloc_cost.sh                      # plain and full: ~7 min of callgrind, ~5 of criterion
+#   ROUNDS=3 TIMED_ROUNDS=0 PROFILES=plain bench/alloc_cost.sh
 #
 # Only the request's own work is counted (`--toggle-collect` on the bench's `measured_poll`:
 # every poll of the request's future), not the runtime's timers or the pool's upkeep between
@@ -18,10 +18,16 @@
 #   is reported with the range;
 # - `tcache 65535` (GLIBC_TUNABLES=glibc.malloc.tcache_count=65535): every free block is kept in
 #   malloc's per-thread cache, so malloc's work is the same from run to run and the count repeats
-#   to a few instructions: the cost of the allocators' own code, attribution included.
+#   to within a few per cent of the difference: the cost of the allocators' own code,
+#   attribution included.
+#
+# Then (TIMED_ROUNDS, default 7) the same two binaries under criterion, alternating, 5 s per
+# profile per round: the time per request on this machine, median of the rounds' estimates.
+# Wall-clock figures move with the machine's load, so only their median and its spread count.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
+TIMED_ROUNDS=${TIMED_ROUNDS:-7}
 PROFILES=${PROFILES:-plain full}
 N1=${N1:-1000}
 N2=${N2:-3000}
@@ -101,4 +107,34 @@ for profile in $PROFILES; do
     pc=$(awk -v a="$ac" -v s="$sc" 'BEGIN {printf "%+.1f %%", (a - s) * 100 / s}')
     printf '%-7s %-11s %14s %13s %8s %14s %13s %8s\n' "$profile" system "$sd" "$sdr" "" "$sc" "$scr" ""
     printf '%-7s %-11s %14s %13s %8s %14s %13s %8s\n' "$profile" accounting "$ad" "$adr" "$pd" "$ac" "$acr" "$pc"
+done
+
+[ "$TIMED_ROUNDS" -gt 0 ] || exit 0
+pattern="request_profile/($(tr ' ' '|' <<<"$PROFILES"))\$"
+: >"$OUT/timed.rounds"
+for round in $(seq "$TIMED_ROUNDS"); do
+    for bin in accounting system; do
+        "$OUT/$bin" --bench "$pattern" --warm-up-time 1 --measurement-time 5 --noplot 2>/dev/null \
+            | python3 -c '
+import re, sys
+scale = {"ns": 1, "µs": 1e3, "us": 1e3, "ms": 1e6}
+for line in sys.stdin:
+    m = re.match(r"request_profile/(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+)", line)
+    if m:
+        print(sys.argv[1], m.group(1), round(float(m.group(2)) * scale[m.group(3)]))' "$bin" \
+            | tee -a "$OUT/timed.rounds" | sed "s/^/timed round $round\/$TIMED_ROUNDS: /" >&2
+    done
+done
+printf '\n%-7s %-11s %14s %17s %8s\n' profile allocator "ns/request" "min–max" ""
+for profile in $PROFILES; do
+    for bin in system accounting; do
+        values=$(awk -v b="$bin" -v p="$profile" '$1 == b && $2 == p {print $3}' "$OUT/timed.rounds")
+        m=$(median <<<"$values")
+        range="$(sort -n <<<"$values" | head -1)–$(sort -n <<<"$values" | tail -1)"
+        pct=""
+        if [ "$bin" = system ]; then base=$m; else
+            pct=$(awk -v a="$m" -v s="$base" 'BEGIN {printf "%+.1f %%", (a - s) * 100 / s}')
+        fi
+        printf '%-7s %-11s %14s %17s %8s\n' "$profile" "$bin" "$m" "$range" "$pct"
+    done
 done

@@ -184,14 +184,19 @@ async fn a_spinning_extension_is_held_to_its_cpu_budget_and_its_sibling_stays_fa
     }
 }
 
-/// `/keep` starts a task that keeps `bytes` alive until the extension stops.
-fn hog(bytes: usize) -> Scripted {
+/// `/keep` starts a task that keeps `bytes` alive until the extension stops: half in one large
+/// block (counted exactly), half in 100-byte blocks (sampled), in a `Vec` of its own. `kept` is
+/// set once it all is allocated.
+fn hog(bytes: usize, kept: Arc<AtomicBool>) -> Scripted {
     Scripted::new("hog", move |r| {
+        let kept = kept.clone();
         r.get("/keep", move |cx: annex_core::Context| async move {
             cx.spawn(async move {
-                let kept = vec![0u8; bytes];
+                let large = vec![0u8; bytes / 2];
+                let small: Vec<Vec<u8>> = (0..bytes / 2 / 100).map(|i| vec![i as u8; 100]).collect();
+                kept.store(true, Ordering::SeqCst);
                 std::future::pending::<()>().await;
-                drop(kept);
+                drop((large, small));
             })
             .expect("spawn");
             "keeping"
@@ -203,8 +208,9 @@ fn hog(bytes: usize) -> Scripted {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extension_over_its_memory_quota_is_refused_then_disabled_and_its_memory_freed() {
     const MB: usize = 1 << 20;
+    let kept = Arc::new(AtomicBool::new(false));
     let t = TestHost::builder()
-        .extension(hog(50 * MB))
+        .extension(hog(50 * MB, kept.clone()))
         .extension(pinger("sibling"))
         .config(|c| {
             quotas(c, "hog", QuotaConfig { max_memory_bytes: Some(20 * MB as u64), ..Default::default() });
@@ -217,12 +223,15 @@ async fn an_extension_over_its_memory_quota_is_refused_then_disabled_and_its_mem
     assert!(annex_alloc::installed(), "the test binary runs the accounting allocator");
     assert_eq!(t.get("/ext/hog/ping").await.status(), 200, "under its quota");
     assert_eq!(t.get("/ext/hog/keep").await.status(), 200);
-    let held = eventually(Duration::from_secs(5), || async {
-        let bytes = t.host().usage("hog").expect("usage").memory_bytes;
-        (bytes >= 50 * MB as u64).then_some(bytes)
-    })
-    .await;
-    assert!(held.is_some(), "the 50 MB are charged to the hog");
+    let done =
+        eventually(Duration::from_secs(10), || async { kept.load(Ordering::SeqCst).then_some(()) }).await;
+    assert!(done.is_some(), "the hog allocated what it keeps");
+    let held = t.host().usage("hog").expect("usage").memory_bytes;
+    assert!(held >= 50 * MB as u64, "the 50 MB are charged to the hog: {held}");
+    // Half of it is in 100-byte blocks, which are sampled: the estimate is unbiased, its standard
+    // deviation ≈ √(4 KiB × 25 MiB) ≈ 0.6 % of the whole. (The outer `Vec` is counted too.)
+    let truth = (50 * MB + 25 * MB / 100 * std::mem::size_of::<Vec<u8>>()) as f64;
+    assert!((held as f64 - truth).abs() < truth * 0.05, "memory figure {held} for {truth} bytes held");
     let res = t.get("/ext/hog/ping").await;
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.expect("json");
@@ -290,7 +299,7 @@ async fn bad_quota_values_are_refused_and_a_reload_applies_a_changed_quota() {
         let err = Config::from_toml_str(text).expect_err(text);
         assert!(err.to_string().contains(expect), "{text}: {err}");
     }
-    let t = TestHost::builder().extension(hog(4 << 20)).start().await.expect("host starts");
+    let t = TestHost::builder().extension(hog(4 << 20, Arc::default())).start().await.expect("host starts");
     for (q, key) in [
         (QuotaConfig { cpu_ms_per_s: Some(0), ..Default::default() }, "extensions.hog.quotas.cpu_ms_per_s"),
         (
