@@ -71,9 +71,12 @@ static SEEDS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static CURRENT: Cell<u16> = const { Cell::new(0) };
-    /// Small bytes of extensions this thread may allocate before the next sample point; ≤ 0
-    /// when one is due (0 before the thread's first draw).
+    /// Bytes of extensions this thread may allocate before the next *boundary*: a sample point,
+    /// or a step towards one. Never more than [`sample_bytes`], so a large block always reaches
+    /// the slow path with one compare (0 before the thread's first draw).
     static COUNTDOWN: Cell<i64> = const { Cell::new(0) };
+    /// How far the next sample point lies beyond the boundary (≥ 0; 0: the boundary is one).
+    static CARRY: Cell<i64> = const { Cell::new(0) };
     /// The thread's sampling generator (xorshift64*; 0 until seeded).
     static RNG: Cell<u64> = const { Cell::new(0) };
 }
@@ -164,7 +167,8 @@ pub fn sample_bytes() -> usize {
 
 /// Sets [`sample_bytes`] for the whole process (at least 1; 1 counts every block exactly, at
 /// the cost of tagging every block an extension allocates). Blocks allocated before keep what
-/// they were charged.
+/// they were charged; a thread that allocated for extensions before moves to the new size from
+/// its next sample point (set it at start-up).
 pub fn set_sample_bytes(bytes: usize) {
     SAMPLE.store(bytes.clamp(1, 1 << 40), Ordering::Relaxed);
 }
@@ -325,23 +329,30 @@ fn draw(mean: usize) -> i64 {
     (-u.ln() * mean as f64) as i64 + 1
 }
 
-/// Counts the sample points that fall in `bytes` more small bytes of an extension on this
-/// thread, moving the countdown; the slow path of [`small`].
+/// Counts the sample points among the small bytes that took this thread's countdown to
+/// `countdown` (≤ 0), and moves it past them; the slow path of [`small`]. Sample points lie an
+/// exponential draw apart (mean `mean`); the countdown reaches them in steps of at most `mean`.
 #[cold]
 #[inline(never)]
 fn points(countdown: i64, mean: usize) -> u64 {
-    let mut c = countdown;
+    let step = i64::try_from(mean).unwrap_or(i64::MAX);
+    let (mut c, mut carry) = (countdown, CARRY.try_with(Cell::get).unwrap_or(0));
     let mut hits = 0;
     while c <= 0 {
-        // The thread's first small bytes: its countdown starts with a draw, not a point.
-        if RNG.try_with(Cell::get).unwrap_or(1) == 0 {
-            c += draw(mean);
-            continue;
+        if carry == 0 {
+            // The thread's first small bytes start its first gap; any later boundary with
+            // nothing beyond it is a sample point.
+            if RNG.try_with(Cell::get).unwrap_or(1) != 0 {
+                hits += 1;
+            }
+            carry = draw(mean);
         }
-        hits += 1;
-        c += draw(mean);
+        let next = carry.min(step);
+        carry -= next;
+        c += next;
     }
     let _ = COUNTDOWN.try_with(|cell| cell.set(c));
+    let _ = CARRY.try_with(|cell| cell.set(carry));
     hits
 }
 
@@ -388,17 +399,23 @@ impl Accounting {
         }
     }
 
-    /// Allocates an extension's small block with a sample point in it: tagged, charged
-    /// [`sample_bytes`] per point.
+    /// Allocates an extension's block that took the countdown to `countdown` (≤ 0): a large
+    /// one tagged and charged its size (the countdown untouched: large blocks are not
+    /// sampled), a small one with sample points in it tagged and charged [`sample_bytes`] per
+    /// point, else an untagged one.
     ///
     /// # Safety
     /// `size` is non-zero.
     #[inline(never)]
     unsafe fn allocate_sampled<const ZEROED: bool>(size: usize, owner: u16, countdown: i64) -> *mut u8 {
         let mean = sample_bytes();
+        if size >= mean {
+            // SAFETY: `size` is non-zero.
+            return unsafe { Self::allocate_tagged::<ZEROED>(size, owner, size as u64) };
+        }
         let hits = points(countdown, mean);
         if hits == 0 {
-            // The thread's first draw moved the point past this block.
+            // Only a step towards the next point (or the thread's first draw) fell in it.
             return plain_layout(size).map_or(std::ptr::null_mut(), |l| {
                 // SAFETY: a non-zero layout.
                 unsafe { if ZEROED { System.alloc_zeroed(l) } else { System.alloc(l) } }
@@ -561,10 +578,8 @@ unsafe impl GlobalAlloc for Accounting {
             return unsafe { Self::allocate_trailed::<false>(layout, owner) };
         }
         if owner != 0 {
-            if size >= sample_bytes() {
-                // SAFETY: as above.
-                return unsafe { Self::allocate_tagged::<false>(size, owner, size as u64) };
-            }
+            // The countdown is at most the sample size: a large block always reaches the slow
+            // path here.
             let c = COUNTDOWN.try_with(Cell::get).unwrap_or(1).wrapping_sub(size as i64);
             if c <= 0 {
                 // SAFETY: as above.
@@ -585,10 +600,8 @@ unsafe impl GlobalAlloc for Accounting {
             return unsafe { Self::allocate_trailed::<true>(layout, owner) };
         }
         if owner != 0 {
-            if size >= sample_bytes() {
-                // SAFETY: as above.
-                return unsafe { Self::allocate_tagged::<true>(size, owner, size as u64) };
-            }
+            // The countdown is at most the sample size: a large block always reaches the slow
+            // path here.
             let c = COUNTDOWN.try_with(Cell::get).unwrap_or(1).wrapping_sub(size as i64);
             if c <= 0 {
                 // SAFETY: as above.
