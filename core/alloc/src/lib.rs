@@ -368,12 +368,41 @@ fn small(bytes: usize) -> u64 {
     points(c, sample_bytes())
 }
 
-/// The out-of-line paths: tagged blocks (an extension's large or sampled ones), blocks of
-/// alignment above 8, and growing an untagged block while an extension is current. The host's
-/// blocks and an extension's unsampled small ones take the inlined fast path of each method,
-/// with no stack frame.
+/// The allocation paths. The host's blocks and an extension's unsampled small ones take the
+/// inlined fast path of each method, with no stack frame; tagged blocks (an extension's large
+/// or sampled ones), blocks of alignment above 8, and growing an untagged block while an
+/// extension is current take the out-of-line ones.
 #[allow(unsafe_code)]
 impl Accounting {
+    /// `alloc` (`ZEROED` false) and `alloc_zeroed`: the host's block, or an extension's small
+    /// unsampled one, inline with no stack frame; the rest out of line.
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    #[inline(always)]
+    unsafe fn allocate<const ZEROED: bool>(layout: Layout) -> *mut u8 {
+        let owner = current().0;
+        let size = layout.size();
+        if layout.align() > TAGGED_MAX_ALIGN {
+            // SAFETY: `layout` has a non-zero size (the caller's contract).
+            return unsafe { Self::allocate_trailed::<ZEROED>(layout, owner) };
+        }
+        if owner != 0 {
+            // The countdown is at most the sample size: a large block always reaches the slow
+            // path here.
+            let c = COUNTDOWN.try_with(Cell::get).unwrap_or(1).wrapping_sub(size as i64);
+            if c <= 0 {
+                // SAFETY: as above.
+                return unsafe { Self::allocate_sampled::<ZEROED>(size, owner, c) };
+            }
+            let _ = COUNTDOWN.try_with(|cell| cell.set(c));
+        }
+        plain_layout(size).map_or(std::ptr::null_mut(), |l| {
+            // SAFETY: a non-zero layout (`plain_layout` only grows it).
+            unsafe { if ZEROED { System.alloc_zeroed(l) } else { System.alloc(l) } }
+        })
+    }
+
     /// Allocates a tagged block of `size` bytes (alignment ≤ 8) owned by `owner` (≠ 0),
     /// charged `charged`.
     ///
@@ -571,46 +600,14 @@ impl Accounting {
 unsafe impl GlobalAlloc for Accounting {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let owner = current().0;
-        let size = layout.size();
-        if layout.align() > TAGGED_MAX_ALIGN {
-            // SAFETY: `layout` has a non-zero size (the caller's contract).
-            return unsafe { Self::allocate_trailed::<false>(layout, owner) };
-        }
-        if owner != 0 {
-            // The countdown is at most the sample size: a large block always reaches the slow
-            // path here.
-            let c = COUNTDOWN.try_with(Cell::get).unwrap_or(1).wrapping_sub(size as i64);
-            if c <= 0 {
-                // SAFETY: as above.
-                return unsafe { Self::allocate_sampled::<false>(size, owner, c) };
-            }
-            let _ = COUNTDOWN.try_with(|cell| cell.set(c));
-        }
-        // SAFETY: a non-zero layout (`plain_layout` only grows it).
-        plain_layout(size).map_or(std::ptr::null_mut(), |l| unsafe { System.alloc(l) })
+        // SAFETY: the caller's contract.
+        unsafe { Self::allocate::<false>(layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let owner = current().0;
-        let size = layout.size();
-        if layout.align() > TAGGED_MAX_ALIGN {
-            // SAFETY: `layout` has a non-zero size (the caller's contract).
-            return unsafe { Self::allocate_trailed::<true>(layout, owner) };
-        }
-        if owner != 0 {
-            // The countdown is at most the sample size: a large block always reaches the slow
-            // path here.
-            let c = COUNTDOWN.try_with(Cell::get).unwrap_or(1).wrapping_sub(size as i64);
-            if c <= 0 {
-                // SAFETY: as above.
-                return unsafe { Self::allocate_sampled::<true>(size, owner, c) };
-            }
-            let _ = COUNTDOWN.try_with(|cell| cell.set(c));
-        }
-        // SAFETY: a non-zero layout (`plain_layout` only grows it).
-        plain_layout(size).map_or(std::ptr::null_mut(), |l| unsafe { System.alloc_zeroed(l) })
+        // SAFETY: the caller's contract.
+        unsafe { Self::allocate::<true>(layout) }
     }
 
     #[inline]

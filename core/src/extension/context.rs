@@ -475,11 +475,28 @@ impl Context {
     }
 }
 
+tokio::task_local! {
+    /// The `Context` of the route the current task is serving (set by the request path around
+    /// the middleware and the handler, instead of one more insert into the request's
+    /// extensions, which made axum's map of three grow once per request).
+    static SERVING: Context;
+}
+
+impl Context {
+    /// Runs `fut` (a route's middleware and handler) with this as the `Context` extractors see.
+    pub(crate) fn serving<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        SERVING.scope(self, fut)
+    }
+}
+
+/// The route's `Context`: the one in the request's extensions if something put it there,
+/// else the one the request path is serving.
 impl<S: Send + Sync> FromRequestParts<S> for Context {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Context>().cloned().ok_or_else(|| {
+        let found = parts.extensions.get::<Context>().cloned();
+        found.or_else(|| SERVING.try_with(Clone::clone).ok()).ok_or_else(|| {
             ApiError::internal("this handler asked for an extension Context outside /ext/<name>")
         })
     }

@@ -355,7 +355,6 @@ async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
         return refused(ext, Refusal::MemoryQuota(live, max), meter);
     }
     let path = site_path.map_or(uri.path(), |(_, path)| path);
-    req.extensions_mut().insert(cx.clone());
     let method = ext.chains.needs_info.then(|| Observed {
         method: req.method().clone(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
@@ -377,7 +376,7 @@ async fn run(rs: Arc<RouteState>, mut req: Request, next: Route) -> Response {
                     req = req.map(|body| Body::new(http_body_util::Limited::new(body, max)));
                 }
                 let at = Target { cx: &cx, uri: &uri, path };
-                let inner = inner(&rs, req, next, &at, method.as_ref(), &mut seen);
+                let inner = cx.clone().serving(inner(&rs, req, next, &at, method.as_ref(), &mut seen));
                 match limits.timeout() {
                     None => inner.await,
                     Some(limit) => match tokio::time::timeout(limit, inner).await {
