@@ -6,6 +6,7 @@
 #
 #   bench/alloc_cost.sh                      # plain and full: ~7 min of callgrind, ~5 of criterion
 #   ROUNDS=3 TIMED_ROUNDS=0 PROFILES=plain bench/alloc_cost.sh
+#   ROUNDS=0 bench/alloc_cost.sh             # criterion only
 #
 # Only the request's own work is counted (`--toggle-collect` on the bench's `measured_poll`:
 # every poll of the request's future), not the runtime's timers or the pool's upkeep between
@@ -79,6 +80,7 @@ count() { # <profile> <binary> <tunables> <tag> → instructions per request
 }
 
 for profile in $PROFILES; do
+    [ "$ROUNDS" -gt 0 ] || break
     : >"$OUT/$profile.rounds"
     for round in $(seq "$ROUNDS"); do
         for bin in accounting system; do
@@ -96,9 +98,10 @@ stat() { # <rounds file> <binary> <column> → "median min–max"
     echo "$(median <<<"$values") $(sort -n <<<"$values" | head -1)–$(sort -n <<<"$values" | tail -1)"
 }
 
-printf '\n%-7s %-11s %14s %13s %8s %14s %13s %8s\n' \
+[ "$ROUNDS" -gt 0 ] && printf '\n%-7s %-11s %14s %13s %8s %14s %13s %8s\n' \
     profile allocator "glibc default" "min–max" "" "tcache 65535" "min–max" ""
 for profile in $PROFILES; do
+    [ "$ROUNDS" -gt 0 ] || break
     read -r sd sdr < <(stat "$OUT/$profile.rounds" system 2)
     read -r sc scr < <(stat "$OUT/$profile.rounds" system 3)
     read -r ad adr < <(stat "$OUT/$profile.rounds" accounting 2)
