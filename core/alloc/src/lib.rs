@@ -257,15 +257,16 @@ fn plain_layout(size: usize) -> Option<Layout> {
     Some(unsafe { Layout::from_size_align_unchecked(size.max(BASE_ALIGN), BASE_ALIGN) })
 }
 
-/// [`plain_layout`] for a block that was allocated with it (so it fits).
+/// [`plain_layout`] for a block that was allocated with it (so it fits): the check is left to
+/// the optimiser to drop.
 ///
 /// # Safety
 /// `plain_layout(size)` is `Some`.
 #[inline]
 #[allow(unsafe_code)]
 unsafe fn plain_layout_unchecked(size: usize) -> Layout {
-    // SAFETY: 16 is a power of two; `size` rounded up to it fits (the caller's contract).
-    unsafe { Layout::from_size_align_unchecked(size.max(BASE_ALIGN), BASE_ALIGN) }
+    // SAFETY: the caller's contract.
+    unsafe { plain_layout(size).unwrap_unchecked() }
 }
 
 /// The layout a tagged block of `size` bytes (alignment ≤ 8) is asked of the system with: the
@@ -280,15 +281,16 @@ fn tagged_layout(size: usize) -> Option<Layout> {
     Some(unsafe { Layout::from_size_align_unchecked((size + TAG).max(BASE_ALIGN), BASE_ALIGN) })
 }
 
-/// [`tagged_layout`] for a block that was allocated with it (so it fits).
+/// [`tagged_layout`] for a block that was allocated with it (so it fits): the check is left to
+/// the optimiser to drop.
 ///
 /// # Safety
 /// `tagged_layout(size)` is `Some`.
 #[inline]
 #[allow(unsafe_code)]
 unsafe fn tagged_layout_unchecked(size: usize) -> Layout {
-    // SAFETY: 16 is a power of two; `size + 8` rounded up to it fits (the caller's contract).
-    unsafe { Layout::from_size_align_unchecked((size + TAG).max(BASE_ALIGN), BASE_ALIGN) }
+    // SAFETY: the caller's contract.
+    unsafe { tagged_layout(size).unwrap_unchecked() }
 }
 
 /// Bytes after a block of alignment > 8: its owner.
@@ -810,6 +812,34 @@ mod tests {
         assert!((1_000..5_000).contains(&tagged_blocks), "{tagged_blocks} tagged");
         for p in blocks {
             unsafe { a.dealloc(p, layout(size, 8)) };
+        }
+        assert_eq!(live_bytes(owner), 0);
+    }
+
+    #[test]
+    fn small_blocks_grown_and_shrunk_stay_unbiased_and_freeing_them_gives_zero() {
+        let _sampled = sampled();
+        let a = Accounting;
+        let owner = fresh();
+        // 100 000 blocks of 32 bytes grown to 96, then shrunk to 64: the growth is sampled as
+        // new bytes (tagged blocks keep their charge and gain the points in their growth,
+        // untagged ones may become tagged), the shrink keeps every charge.
+        let (count, small, grown, shrunk) = (100_000, 32, 96, 64);
+        let blocks: Vec<*mut u8> = with_owner(owner, || {
+            (0..count)
+                .map(|_| unsafe { a.alloc(layout(small, 8)) })
+                .map(|p| unsafe { a.realloc(p, layout(small, 8), grown) })
+                .collect()
+        });
+        assert!(blocks.iter().all(|p| !p.is_null()));
+        let truth = (count * grown) as f64;
+        let estimate = live_bytes(owner) as f64;
+        assert!((estimate - truth).abs() < truth * 0.1, "estimate {estimate} of {truth}");
+        let blocks: Vec<*mut u8> =
+            blocks.into_iter().map(|p| unsafe { a.realloc(p, layout(grown, 8), shrunk) }).collect();
+        assert_eq!(live_bytes(owner) as f64, estimate, "a shrink keeps the charges");
+        for p in blocks {
+            unsafe { a.dealloc(p, layout(shrunk, 8)) };
         }
         assert_eq!(live_bytes(owner), 0);
     }

@@ -521,3 +521,37 @@ impl From<DatabaseUnavailable> for ApiError {
         Self::internal(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod extractor_tests {
+    use super::*;
+
+    fn parts() -> Parts {
+        axum::http::Request::new(()).into_parts().0
+    }
+
+    #[tokio::test]
+    async fn the_extractor_finds_the_served_context_and_refuses_outside_a_route() {
+        let outside = Context::from_request_parts(&mut parts(), &()).await;
+        let err = outside.err().expect("no Context outside a route");
+        assert_eq!(err.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+
+        let served = Context::new_test("served");
+        let found = served
+            .serving(async {
+                Context::from_request_parts(&mut parts(), &()).await.map(|c| c.name().to_owned())
+            })
+            .await;
+        assert_eq!(found.ok().as_deref(), Some("served"));
+
+        // One put in the request's extensions wins over the served one.
+        let mut with = parts();
+        with.extensions.insert(Context::new_test("inserted"));
+        let found = Context::new_test("served")
+            .serving(
+                async move { Context::from_request_parts(&mut with, &()).await.map(|c| c.name().to_owned()) },
+            )
+            .await;
+        assert_eq!(found.ok().as_deref(), Some("inserted"));
+    }
+}
